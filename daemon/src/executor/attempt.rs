@@ -1,0 +1,162 @@
+//! What one attempt produces: its outcome or error kind, its log and its
+//! staged outputs.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::StagedOutputs;
+
+/// Why an attempt failed. Each limit breach has its own kind so operators and
+/// retry policies can tell them apart.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AttemptError {
+    /// The attempt burned its fuel; raise `fuel` or make the task cheaper.
+    #[error("fuel exhausted: the attempt used all {limit} units of fuel")]
+    FuelExhausted { limit: u64 },
+    /// The attempt ran past its wall-clock timeout.
+    #[error("deadline exceeded: the attempt ran longer than {timeout_ms} ms")]
+    DeadlineExceeded { timeout_ms: u64 },
+    /// The guest tried to grow linear memory past the cap.
+    #[error("memory limit exceeded: the attempt tried to use more than {limit} bytes of memory")]
+    MemoryLimit { limit: usize },
+    /// The guest wrote more log (log lines, stdout, stderr) than allowed.
+    #[error("log limit exceeded: the attempt wrote more than {limit} bytes of log")]
+    LogLimit { limit: usize },
+    /// The guest staged more dataset bytes than allowed.
+    #[error("output limit exceeded: the attempt staged more than {limit} bytes of dataset writes")]
+    OutputLimit { limit: usize },
+    /// The guest trapped: a panic, stack overflow, `unreachable`, ...
+    #[error("guest trap: {message}")]
+    Trap { message: String },
+    /// The task returned an error.
+    #[error("task error ({}): {message}", if *.retryable { "retryable" } else { "fatal" })]
+    Task { retryable: bool, message: String },
+    /// The host failed (e.g. the store could not be read); retry later.
+    #[error("host error: {message}")]
+    Host { message: String },
+}
+
+/// The kind of an [`AttemptError`], without its details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    FuelExhausted,
+    DeadlineExceeded,
+    MemoryLimit,
+    LogLimit,
+    OutputLimit,
+    Trap,
+    Task,
+    Host,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::FuelExhausted => "fuel exhausted",
+            ErrorKind::DeadlineExceeded => "deadline exceeded",
+            ErrorKind::MemoryLimit => "memory limit exceeded",
+            ErrorKind::LogLimit => "log limit exceeded",
+            ErrorKind::OutputLimit => "output limit exceeded",
+            ErrorKind::Trap => "guest trap",
+            ErrorKind::Task => "task error",
+            ErrorKind::Host => "host error",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl AttemptError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AttemptError::FuelExhausted { .. } => ErrorKind::FuelExhausted,
+            AttemptError::DeadlineExceeded { .. } => ErrorKind::DeadlineExceeded,
+            AttemptError::MemoryLimit { .. } => ErrorKind::MemoryLimit,
+            AttemptError::LogLimit { .. } => ErrorKind::LogLimit,
+            AttemptError::OutputLimit { .. } => ErrorKind::OutputLimit,
+            AttemptError::Trap { .. } => ErrorKind::Trap,
+            AttemptError::Task { .. } => ErrorKind::Task,
+            AttemptError::Host { .. } => ErrorKind::Host,
+        }
+    }
+
+    /// Whether a retry may help. Only a task's own fatal error rules it out:
+    /// a trap or limit breach may pass once the task resumes from its
+    /// checkpoint, and the retry policy bounds how often that is tried.
+    pub fn retryable(&self) -> bool {
+        !matches!(
+            self,
+            AttemptError::Task {
+                retryable: false,
+                ..
+            }
+        )
+    }
+}
+
+/// Where a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogSource {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Stdout,
+    Stderr,
+}
+
+impl LogSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogSource::Trace => "trace",
+            LogSource::Debug => "debug",
+            LogSource::Info => "info",
+            LogSource::Warn => "warn",
+            LogSource::Error => "error",
+            LogSource::Stdout => "stdout",
+            LogSource::Stderr => "stderr",
+        }
+    }
+}
+
+/// One line of an attempt's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Milliseconds since the attempt started.
+    pub at_ms: u64,
+    pub source: LogSource,
+    pub message: String,
+}
+
+/// Everything one attempt produced.
+#[derive(Debug)]
+pub struct AttemptReport {
+    /// The task's summary line, or why the attempt failed.
+    pub result: Result<String, AttemptError>,
+    pub log: Vec<LogLine>,
+    /// Dataset writes to commit if (and only if) the attempt succeeded. Empty
+    /// after a failure.
+    pub outputs: StagedOutputs,
+    /// Fuel burned; `None` when the deadline interrupted the guest, where the
+    /// meter is not reliable.
+    pub fuel_consumed: Option<u64>,
+    /// Peak linear memory, bytes.
+    pub memory_peak: usize,
+    pub elapsed: Duration,
+}
+
+impl AttemptReport {
+    pub fn succeeded(&self) -> bool {
+        self.result.is_ok()
+    }
+}

@@ -1,0 +1,13 @@
+//! The daemon's one `bindgen!`, generated from the WIT package in `wit/`.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "task",
+    // Host functions may trap: that is how a breached log or output limit
+    // ends the attempt.
+    imports: { default: trappable },
+    exports: { default: async },
+});
+
+pub use self::tidemark::task::dataset;
+pub use self::tidemark::task::types::{TriggerKind, Window};

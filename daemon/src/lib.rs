@@ -1,0 +1,12 @@
+//! Tidemark: a workflow scheduler whose tasks are sandboxed WebAssembly
+//! components.
+//!
+//! - [`executor`] runs one task attempt under hard limits.
+//! - [`store`] is the only module that knows the storage engine.
+//! - [`harness`] runs a plugin locally without a daemon (`tidemark task run`).
+//! - [`cli`] is the command line; `main.rs` only calls it.
+
+pub mod cli;
+pub mod executor;
+pub mod harness;
+pub mod store;

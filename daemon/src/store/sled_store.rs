@@ -1,0 +1,193 @@
+use std::ops::Range;
+use std::path::Path;
+
+use super::keys;
+use super::{DatasetEntry, StagedOutputs, StoreError, TaskData, TaskScope};
+
+/// The embedded store: one sled database, one tree per record kind.
+#[derive(Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    checkpoints: sled::Tree,
+    datasets: sled::Tree,
+}
+
+fn backend(op: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
+    move |source| StoreError::Backend { op, source }
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in directory `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Self::with_db(db)
+    }
+
+    /// A store that lives only as long as this value (for `task run` without
+    /// `--data`, and tests).
+    pub fn temporary() -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: "<temporary>".into(),
+                source,
+            })?;
+        Self::with_db(db)
+    }
+
+    fn with_db(db: sled::Db) -> Result<Self, StoreError> {
+        let checkpoints = db.open_tree("checkpoints").map_err(backend("open tree"))?;
+        let datasets = db.open_tree("datasets").map_err(backend("open tree"))?;
+        Ok(SledStore {
+            db,
+            checkpoints,
+            datasets,
+        })
+    }
+
+    fn flush(&self, op: &'static str) -> Result<(), StoreError> {
+        self.db.flush().map(drop).map_err(backend(op))
+    }
+}
+
+impl TaskData for SledStore {
+    fn checkpoint_load(&self, s: &TaskScope) -> Result<Option<Vec<u8>>, StoreError> {
+        const OP: &str = "loading a checkpoint";
+        let key = keys::checkpoint_key(&s.tenant, &s.workflow, &s.task, s.window_start);
+        match self.checkpoints.get(key).map_err(backend(OP))? {
+            None => Ok(None),
+            Some(raw) => keys::decode_value(OP, &raw).map(Some),
+        }
+    }
+
+    fn checkpoint_save(&self, s: &TaskScope, data: &[u8]) -> Result<(), StoreError> {
+        const OP: &str = "saving a checkpoint";
+        let key = keys::checkpoint_key(&s.tenant, &s.workflow, &s.task, s.window_start);
+        self.checkpoints
+            .insert(key, keys::encode_value(data))
+            .map_err(backend(OP))?;
+        // A checkpoint exists to survive a crash: it must be on disk before
+        // the guest moves on.
+        self.flush(OP)
+    }
+
+    fn checkpoint_clear(&self, s: &TaskScope) -> Result<(), StoreError> {
+        const OP: &str = "clearing a checkpoint";
+        let key = keys::checkpoint_key(&s.tenant, &s.workflow, &s.task, s.window_start);
+        self.checkpoints.remove(key).map_err(backend(OP))?;
+        self.flush(OP)
+    }
+
+    fn dataset_get(
+        &self,
+        tenant: &str,
+        dataset: &str,
+        partition: i64,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        const OP: &str = "reading a dataset";
+        let k = keys::dataset_key(tenant, dataset, partition, key);
+        match self.datasets.get(k).map_err(backend(OP))? {
+            None => Ok(None),
+            Some(raw) => keys::decode_value(OP, &raw).map(Some),
+        }
+    }
+
+    fn dataset_scan(
+        &self,
+        tenant: &str,
+        dataset: &str,
+        partitions: Range<i64>,
+        prefix: &str,
+        after: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<DatasetEntry>, StoreError> {
+        const OP: &str = "scanning a dataset";
+        let base = keys::dataset_prefix(tenant, dataset);
+        let end = keys::partition_prefix(tenant, dataset, partitions.end);
+        let mut out = Vec::new();
+        if partitions.is_empty() || limit == 0 {
+            return Ok(out);
+        }
+        // Start at the first key that can match: after `after`, or at the
+        // prefix inside the first partition.
+        let mut start = match after {
+            Some((p, k)) if p >= partitions.start => {
+                let mut s = keys::dataset_key(tenant, dataset, p, k);
+                s.push(0); // strictly after `k`
+                s
+            }
+            _ => keys::dataset_key(tenant, dataset, partitions.start, prefix),
+        };
+        'seek: while start < end {
+            for item in self.datasets.range(start.clone()..end.clone()) {
+                let (k, v) = item.map_err(backend(OP))?;
+                let (partition, key) =
+                    keys::split_dataset_suffix(&k[base.len()..]).ok_or_else(|| {
+                        StoreError::Corrupt {
+                            op: OP,
+                            detail: "undecodable dataset key".into(),
+                        }
+                    })?;
+                if key.starts_with(prefix) {
+                    out.push(DatasetEntry {
+                        partition,
+                        key,
+                        value: keys::decode_value(OP, &v)?,
+                    });
+                    if out.len() == limit {
+                        break 'seek;
+                    }
+                } else if key.as_str() > prefix {
+                    // Past the prefix in this partition: jump to the prefix
+                    // in the next one instead of reading the rest.
+                    match partition.checked_add(1) {
+                        Some(next) => {
+                            start = keys::dataset_key(tenant, dataset, next, prefix);
+                            continue 'seek;
+                        }
+                        None => break 'seek,
+                    }
+                }
+            }
+            break;
+        }
+        Ok(out)
+    }
+
+    fn dataset_commit(
+        &self,
+        tenant: &str,
+        partition: i64,
+        outputs: &StagedOutputs,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "committing dataset writes";
+        let mut batch = sled::Batch::default();
+        for dataset in outputs.datasets() {
+            for old in self
+                .datasets
+                .scan_prefix(keys::partition_prefix(tenant, dataset, partition))
+                .keys()
+            {
+                batch.remove(old.map_err(backend(OP))?);
+            }
+        }
+        for (dataset, key, value) in outputs.iter() {
+            batch.insert(
+                keys::dataset_key(tenant, dataset, partition, key),
+                keys::encode_value(value),
+            );
+        }
+        // One batch on one tree is atomic: readers see the old partition or
+        // the new one, never a mix.
+        self.datasets.apply_batch(batch).map_err(backend(OP))?;
+        self.flush(OP)
+    }
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what building Tidemark needs beyond a Rust toolchain: the
+# wasm32-wasip2 target for the plugins. Safe to run repeatedly.
+set -euo pipefail
+
+if ! command -v cargo >/dev/null; then
+    echo "error: cargo not found; install Rust with rustup first" >&2
+    exit 1
+fi
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    echo "setup: installing the wasm32-wasip2 target" >&2
+    rustup target add wasm32-wasip2
+fi

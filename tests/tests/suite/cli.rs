@@ -1,0 +1,169 @@
+//! `tidemark task run` and `tidemark plugin check`, through the real binary.
+
+use std::process::{Command, Output};
+
+use tidemark_tests::plugins::*;
+use tidemark_tests::{shared_cache_dir, tidemark_bin};
+
+fn tidemark(args: &[&str]) -> Output {
+    Command::new(tidemark_bin())
+        .args(args)
+        .env("TIDEMARK_CACHE_DIR", shared_cache_dir())
+        .output()
+        .expect("running tidemark")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn task_run_prints_log_and_outcome() {
+    let out = tidemark(&[
+        "task",
+        "run",
+        HELLO,
+        "--window",
+        "2024-03-31",
+        "--tz",
+        "Europe/Berlin",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("succeeded: hello"), "{stdout}");
+    // 2024-03-31 in Berlin: 23 hours, from 2024-03-30T23:00Z.
+    assert!(stdout.contains("1711839600000..1711922400000"), "{stdout}");
+}
+
+#[test]
+fn task_run_spells_out_each_limit() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[SPIN, "--timeout", "200ms", "--fuel", "1000000000000000"],
+            "deadline exceeded",
+        ),
+        (&[SPIN, "--fuel", "100000"], "fuel exhausted"),
+        (&[HOG, "--memory", "16MiB"], "memory limit exceeded"),
+        (&[CHATTY, "--log-limit", "32KiB"], "log limit exceeded"),
+        (
+            &[CHATTY, "-p", "mode=output", "--output-limit", "1MiB"],
+            "output limit exceeded",
+        ),
+        (&[PANIC], "guest trap"),
+        (&[FLAKY], "task error (retryable)"),
+    ];
+    for (args, kind) in cases {
+        let mut full = vec!["task", "run"];
+        full.extend_from_slice(args);
+        let out = tidemark(&full);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("failed: {kind}")),
+            "{args:?}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn task_run_json_output() {
+    let out = tidemark(&[
+        "task",
+        "run",
+        FLAKY,
+        "--attempt",
+        "3",
+        "-p",
+        "fail_times=2",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "succeeded");
+    assert_eq!(v["summary"], "succeeded on attempt 3");
+    let out = tidemark(&["task", "run", PANIC, "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "trap");
+}
+
+#[test]
+fn task_run_with_data_dir_keeps_datasets_between_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let base = ["--window", "2024-03-01", "--data", data];
+    for plugin in [ETL_EXTRACT, ETL_TRANSFORM, ETL_LOAD] {
+        let mut args = vec!["task", "run", plugin];
+        args.extend_from_slice(&base);
+        let out = tidemark(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{plugin}: {}",
+            text(&out.stdout)
+        );
+    }
+    // Without --data, transform finds no input.
+    let out = tidemark(&["task", "run", ETL_TRANSFORM, "--window", "2024-03-01"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("no input"));
+}
+
+#[test]
+fn bad_arguments_exit_2_naming_the_argument() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--tz", "Mars/Olympus"], "--tz"),
+        (&["--window", "2024-02-30"], "--window"),
+        (
+            &["--window-start", "2024-03-01T00:00:00Z"],
+            "--window-start and --window-end",
+        ),
+        (
+            &[
+                "--window-start",
+                "2024-03-02T00:00:00Z",
+                "--window-end",
+                "2024-03-01T00:00:00Z",
+            ],
+            "must end after",
+        ),
+        (&["--memory", "lots"], "--memory"),
+        (&["--timeout", "soon"], "--timeout"),
+        (&["-p", "novalue"], "--param"),
+    ];
+    for (args, needle) in cases {
+        let mut full = vec!["task", "run", HELLO];
+        full.extend_from_slice(args);
+        let out = tidemark(&full);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn plugin_check_accepts_plugins_and_rejects_other_files() {
+    let out = tidemark(&["plugin", "check", HELLO]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("implements tidemark:task/task"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, "not wasm").unwrap();
+    let out = tidemark(&["plugin", "check", bogus.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("not a WebAssembly file"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = tidemark(&["plugin", "check", "/nonexistent/x.wasm"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("/nonexistent/x.wasm"));
+}
