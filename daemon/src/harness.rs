@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -95,22 +95,11 @@ pub fn day_window(date: &str, tz: Tz) -> Result<(i64, i64), ArgError> {
     let next = day
         .succ_opt()
         .ok_or_else(|| bad("date out of range".into()))?;
-    let start = local_midnight(day, tz).ok_or_else(|| bad("date out of range".into()))?;
-    let end = local_midnight(next, tz).ok_or_else(|| bad("date out of range".into()))?;
+    let start =
+        crate::schedule::local_midnight(day, tz).ok_or_else(|| bad("date out of range".into()))?;
+    let end =
+        crate::schedule::local_midnight(next, tz).ok_or_else(|| bad("date out of range".into()))?;
     Ok((start, end))
-}
-
-/// Local midnight, or the first instant after it where a zone skips
-/// midnight itself (e.g. America/Santiago on its spring-forward day).
-fn local_midnight(day: NaiveDate, tz: Tz) -> Option<i64> {
-    let mut t = day.and_hms_opt(0, 0, 0)?;
-    for _ in 0..4 {
-        if let Some(dt) = tz.from_local_datetime(&t).earliest() {
-            return Some(dt.timestamp_millis());
-        }
-        t += chrono::Duration::minutes(30);
-    }
-    None
 }
 
 pub fn parse_instant(flag: &'static str, s: &str) -> Result<i64, ArgError> {

@@ -9,4 +9,6 @@
 pub mod cli;
 pub mod executor;
 pub mod harness;
+pub mod schedule;
 pub mod store;
+pub mod workflow;
