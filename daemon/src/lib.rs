@@ -7,8 +7,11 @@
 //! - [`cli`] is the command line; `main.rs` only calls it.
 
 pub mod cli;
+pub mod clock;
 pub mod executor;
 pub mod harness;
+pub mod planner;
+pub mod run;
 pub mod schedule;
 pub mod store;
 pub mod workflow;

@@ -16,9 +16,47 @@ pub fn decode_instant(bytes: &[u8]) -> Option<i64> {
     Some((u64::from_be_bytes(arr) ^ (1 << 63)) as i64)
 }
 
-/// `tenant 0 dataset 0`: the prefix of every entry of one dataset.
+// Record kinds of the `state` tree: the first byte of every key, so one
+// tree (and so one atomic batch) holds everything a state change touches.
+pub const DATASET: u8 = b'd';
+pub const PLUGIN: u8 = b'p';
+pub const WORKFLOW: u8 = b'w';
+pub const CURSOR: u8 = b'c';
+pub const RUN: u8 = b'r';
+pub const WINDOW: u8 = b'i';
+pub const RUN_BY_WINDOW: u8 = b'x';
+pub const ACTIVE: u8 = b'a';
+pub const ATTEMPT: u8 = b't';
+
+/// `kind tenant 0`: the prefix of one tenant's records of one kind.
+pub fn tenant_prefix(kind: u8, tenant: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(tenant.len() + 2);
+    k.push(kind);
+    push_name(&mut k, tenant);
+    k
+}
+
+/// `kind tenant 0 name 0`.
+pub fn named_prefix(kind: u8, tenant: &str, name: &str) -> Vec<u8> {
+    let mut k = tenant_prefix(kind, tenant);
+    push_name(&mut k, name);
+    k
+}
+
+pub fn u64_key(mut prefix: Vec<u8>, n: u64) -> Vec<u8> {
+    prefix.extend_from_slice(&n.to_be_bytes());
+    prefix
+}
+
+pub fn instant_key(mut prefix: Vec<u8>, t: i64) -> Vec<u8> {
+    prefix.extend_from_slice(&instant(t));
+    prefix
+}
+
+/// `d tenant 0 dataset 0`: the prefix of every entry of one dataset.
 pub fn dataset_prefix(tenant: &str, dataset: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(tenant.len() + dataset.len() + 2);
+    let mut k = Vec::with_capacity(tenant.len() + dataset.len() + 3);
+    k.push(DATASET);
     push_name(&mut k, tenant);
     push_name(&mut k, dataset);
     k
@@ -56,7 +94,7 @@ pub fn checkpoint_key(tenant: &str, workflow: &str, task: &str, window_start: i6
     k
 }
 
-fn push_name(k: &mut Vec<u8>, name: &str) {
+pub fn push_name(k: &mut Vec<u8>, name: &str) {
     // Names never contain NUL (validated at every entry point), so the
     // terminator keeps "ab"+"c" apart from "a"+"bc".
     k.extend_from_slice(name.as_bytes());

@@ -8,11 +8,13 @@
 
 mod keys;
 mod sled_store;
+mod state;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 
 pub use sled_store::SledStore;
+pub use state::{AttemptRecord, Changes, PluginMeta, StateStore, StoredWorkflow, WindowRecord};
 
 /// Names one task's state in one window: the scope of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

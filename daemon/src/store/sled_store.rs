@@ -1,18 +1,35 @@
 use std::ops::Range;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::keys;
 use super::{DatasetEntry, StagedOutputs, StoreError, TaskData, TaskScope};
 
-/// The embedded store: one sled database, one tree per record kind.
+/// The embedded store: one sled database. The `state` tree holds every
+/// record a state change touches (runs, window index, cursors, attempts,
+/// dataset partitions) so one atomic batch covers it; checkpoints and plugin
+/// blobs have trees of their own.
 #[derive(Clone)]
 pub struct SledStore {
-    db: sled::Db,
-    checkpoints: sled::Tree,
-    datasets: sled::Tree,
+    pub(super) db: sled::Db,
+    pub(super) checkpoints: sled::Tree,
+    pub(super) state: sled::Tree,
+    pub(super) blobs: sled::Tree,
+    group: Arc<GroupCommit>,
 }
 
-fn backend(op: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
+/// Group commit: a writer applies its batch, then waits for a flush that
+/// started after its write. One flush covers every write before it, so
+/// concurrent writers share flushes instead of paying one each.
+#[derive(Default)]
+struct GroupCommit {
+    written: AtomicU64,
+    flushed: AtomicU64,
+    lock: Mutex<()>,
+}
+
+pub(super) fn backend(op: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
     move |source| StoreError::Backend { op, source }
 }
 
@@ -44,16 +61,57 @@ impl SledStore {
 
     fn with_db(db: sled::Db) -> Result<Self, StoreError> {
         let checkpoints = db.open_tree("checkpoints").map_err(backend("open tree"))?;
-        let datasets = db.open_tree("datasets").map_err(backend("open tree"))?;
+        let state = db.open_tree("state").map_err(backend("open tree"))?;
+        let blobs = db.open_tree("blobs").map_err(backend("open tree"))?;
         Ok(SledStore {
             db,
             checkpoints,
-            datasets,
+            state,
+            blobs,
+            group: Arc::default(),
         })
     }
 
-    fn flush(&self, op: &'static str) -> Result<(), StoreError> {
-        self.db.flush().map(drop).map_err(backend(op))
+    /// Makes every write that returned before this call durable.
+    pub(super) fn flush(&self, op: &'static str) -> Result<(), StoreError> {
+        let mine = self.group.written.fetch_add(1, Ordering::SeqCst) + 1;
+        // A poisoned lock only means another flusher panicked; the counters
+        // are still right.
+        let _guard = self.group.lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self.group.flushed.load(Ordering::SeqCst) >= mine {
+            return Ok(());
+        }
+        let upto = self.group.written.load(Ordering::SeqCst);
+        self.db.flush().map_err(backend(op))?;
+        self.group.flushed.store(upto, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Stages the replacement of `partition` of each dataset in `outputs`.
+    pub(super) fn stage_outputs(
+        &self,
+        batch: &mut sled::Batch,
+        tenant: &str,
+        partition: i64,
+        outputs: &StagedOutputs,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "committing dataset writes";
+        for dataset in outputs.datasets() {
+            for old in self
+                .state
+                .scan_prefix(keys::partition_prefix(tenant, dataset, partition))
+                .keys()
+            {
+                batch.remove(old.map_err(backend(OP))?);
+            }
+        }
+        for (dataset, key, value) in outputs.iter() {
+            batch.insert(
+                keys::dataset_key(tenant, dataset, partition, key),
+                keys::encode_value(value),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -94,7 +152,7 @@ impl TaskData for SledStore {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         const OP: &str = "reading a dataset";
         let k = keys::dataset_key(tenant, dataset, partition, key);
-        match self.datasets.get(k).map_err(backend(OP))? {
+        match self.state.get(k).map_err(backend(OP))? {
             None => Ok(None),
             Some(raw) => keys::decode_value(OP, &raw).map(Some),
         }
@@ -127,7 +185,7 @@ impl TaskData for SledStore {
             _ => keys::dataset_key(tenant, dataset, partitions.start, prefix),
         };
         'seek: while start < end {
-            for item in self.datasets.range(start.clone()..end.clone()) {
+            for item in self.state.range(start.clone()..end.clone()) {
                 let (k, v) = item.map_err(backend(OP))?;
                 let (partition, key) =
                     keys::split_dataset_suffix(&k[base.len()..]).ok_or_else(|| {
@@ -170,24 +228,10 @@ impl TaskData for SledStore {
     ) -> Result<(), StoreError> {
         const OP: &str = "committing dataset writes";
         let mut batch = sled::Batch::default();
-        for dataset in outputs.datasets() {
-            for old in self
-                .datasets
-                .scan_prefix(keys::partition_prefix(tenant, dataset, partition))
-                .keys()
-            {
-                batch.remove(old.map_err(backend(OP))?);
-            }
-        }
-        for (dataset, key, value) in outputs.iter() {
-            batch.insert(
-                keys::dataset_key(tenant, dataset, partition, key),
-                keys::encode_value(value),
-            );
-        }
+        self.stage_outputs(&mut batch, tenant, partition, outputs)?;
         // One batch on one tree is atomic: readers see the old partition or
         // the new one, never a mix.
-        self.datasets.apply_batch(batch).map_err(backend(OP))?;
+        self.state.apply_batch(batch).map_err(backend(OP))?;
         self.flush(OP)
     }
 }

@@ -1,0 +1,442 @@
+//! Engine state: plugins, workflow versions, runs, the per-window index,
+//! live-scheduling cursors and attempt records.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::keys;
+use super::sled_store::{backend, SledStore};
+use super::{StagedOutputs, StoreError, TaskData};
+use crate::executor::{ErrorKind, LogLine};
+use crate::run::{Run, RunState};
+use crate::workflow::{PluginRef, RawWorkflow};
+
+/// A stored plugin version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginMeta {
+    pub name: String,
+    pub version: u32,
+    pub digest: String,
+    pub size: u64,
+    pub created_ms: i64,
+}
+
+/// A stored workflow version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredWorkflow {
+    pub name: String,
+    pub version: u32,
+    pub raw: RawWorkflow,
+    pub created_ms: i64,
+}
+
+/// What happened in one attempt, kept for operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub run_id: u64,
+    pub task: String,
+    pub attempt: u32,
+    pub started_ms: i64,
+    pub ended_ms: i64,
+    /// `None` when the attempt succeeded.
+    pub error_kind: Option<ErrorKind>,
+    /// The summary on success, the error message otherwise.
+    pub message: String,
+    pub fuel: Option<u64>,
+    pub log: Vec<LogLine>,
+}
+
+/// The latest run of one window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowRecord {
+    pub run_id: u64,
+    pub state: RunState,
+}
+
+/// One atomic, durable state change.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub runs: Vec<Run>,
+    /// `(tenant, workflow, start of the last window created live)`.
+    pub cursors: Vec<(String, String, i64)>,
+    pub attempts: Vec<(String, AttemptRecord)>,
+    /// `(tenant, partition, outputs)`: committed with the task's success.
+    pub outputs: Vec<(String, i64, StagedOutputs)>,
+}
+
+/// Everything the engine persists. Implementations make each [`apply`]
+/// atomic and durable before it returns.
+///
+/// [`apply`]: StateStore::apply
+pub trait StateStore: TaskData {
+    /// Stores a plugin; returns the existing version if the newest one has
+    /// the same digest, else a new version.
+    fn plugin_put(
+        &self,
+        tenant: &str,
+        name: &str,
+        digest: &str,
+        wasm: &[u8],
+        now: i64,
+    ) -> Result<PluginMeta, StoreError>;
+    fn plugin_resolve(
+        &self,
+        tenant: &str,
+        plugin: &PluginRef,
+    ) -> Result<Option<PluginMeta>, StoreError>;
+    fn plugin_blob(&self, tenant: &str, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn plugin_list(&self, tenant: &str) -> Result<Vec<PluginMeta>, StoreError>;
+
+    /// Stores a new version unless `raw` equals the newest; returns the
+    /// version in force.
+    fn workflow_put(
+        &self,
+        tenant: &str,
+        raw: &RawWorkflow,
+        now: i64,
+    ) -> Result<StoredWorkflow, StoreError>;
+    /// The given version, or the newest.
+    fn workflow_get(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<StoredWorkflow>, StoreError>;
+    /// The newest version of every workflow of every tenant: `(tenant, wf)`.
+    fn workflows_all(&self) -> Result<Vec<(String, StoredWorkflow)>, StoreError>;
+
+    fn next_run_id(&self) -> Result<u64, StoreError>;
+    fn apply(&self, changes: Changes) -> Result<(), StoreError>;
+    fn run_get(&self, tenant: &str, id: u64) -> Result<Option<Run>, StoreError>;
+    /// Every run that has not ended.
+    fn runs_active(&self) -> Result<Vec<Run>, StoreError>;
+    /// Latest run per window of `workflow`, windows starting in `[from, to)`.
+    fn windows(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, WindowRecord)>, StoreError>;
+    fn window_get(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        start: i64,
+    ) -> Result<Option<WindowRecord>, StoreError>;
+    fn cursor_get(&self, tenant: &str, workflow: &str) -> Result<Option<i64>, StoreError>;
+    fn attempts(&self, tenant: &str, run_id: u64) -> Result<Vec<AttemptRecord>, StoreError>;
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serializing these plain structs cannot fail.
+    keys::encode_value(&serde_json::to_vec(v).unwrap_or_default())
+}
+
+fn decode<T: DeserializeOwned>(op: &'static str, raw: &[u8]) -> Result<T, StoreError> {
+    let bytes = keys::decode_value(op, raw)?;
+    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+        op,
+        detail: e.to_string(),
+    })
+}
+
+impl SledStore {
+    fn get_as<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match self.state.get(key).map_err(backend(op))? {
+            None => Ok(None),
+            Some(v) => decode(op, &v).map(Some),
+        }
+    }
+
+    fn last_with_prefix<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        prefix: Vec<u8>,
+    ) -> Result<Option<T>, StoreError> {
+        match self.state.scan_prefix(prefix).next_back() {
+            None => Ok(None),
+            Some(item) => decode(op, &item.map_err(backend(op))?.1).map(Some),
+        }
+    }
+
+    fn all_with_prefix<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        prefix: Vec<u8>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.state
+            .scan_prefix(prefix)
+            .map(|item| decode(op, &item.map_err(backend(op))?.1))
+            .collect()
+    }
+}
+
+impl StateStore for SledStore {
+    fn plugin_put(
+        &self,
+        tenant: &str,
+        name: &str,
+        digest: &str,
+        wasm: &[u8],
+        now: i64,
+    ) -> Result<PluginMeta, StoreError> {
+        const OP: &str = "storing a plugin";
+        let prefix = keys::named_prefix(keys::PLUGIN, tenant, name);
+        let newest: Option<PluginMeta> = self.last_with_prefix(OP, prefix.clone())?;
+        if let Some(m) = newest.as_ref().filter(|m| m.digest == digest) {
+            return Ok(m.clone());
+        }
+        let meta = PluginMeta {
+            name: name.to_owned(),
+            version: newest.map_or(1, |m| m.version + 1),
+            digest: digest.to_owned(),
+            size: wasm.len() as u64,
+            created_ms: now,
+        };
+        // The blob first: a version record never points at a missing blob.
+        let mut blob_key = keys::tenant_prefix(b'b', tenant);
+        blob_key.extend_from_slice(digest.as_bytes());
+        self.blobs.insert(blob_key, wasm).map_err(backend(OP))?;
+        self.state
+            .insert(keys::u64_key(prefix, meta.version as u64), encode(&meta))
+            .map_err(backend(OP))?;
+        self.flush(OP)?;
+        Ok(meta)
+    }
+
+    fn plugin_resolve(
+        &self,
+        tenant: &str,
+        plugin: &PluginRef,
+    ) -> Result<Option<PluginMeta>, StoreError> {
+        const OP: &str = "resolving a plugin";
+        match plugin {
+            PluginRef::Latest(name) => {
+                self.last_with_prefix(OP, keys::named_prefix(keys::PLUGIN, tenant, name))
+            }
+            PluginRef::Version(name, v) => self.get_as(
+                OP,
+                &keys::u64_key(keys::named_prefix(keys::PLUGIN, tenant, name), *v as u64),
+            ),
+            PluginRef::Digest(d) => Ok(self
+                .plugin_list(tenant)?
+                .into_iter()
+                .find(|m| &m.digest == d)),
+        }
+    }
+
+    fn plugin_blob(&self, tenant: &str, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut key = keys::tenant_prefix(b'b', tenant);
+        key.extend_from_slice(digest.as_bytes());
+        Ok(self
+            .blobs
+            .get(key)
+            .map_err(backend("reading a plugin"))?
+            .map(|v| v.to_vec()))
+    }
+
+    fn plugin_list(&self, tenant: &str) -> Result<Vec<PluginMeta>, StoreError> {
+        self.all_with_prefix("listing plugins", keys::tenant_prefix(keys::PLUGIN, tenant))
+    }
+
+    fn workflow_put(
+        &self,
+        tenant: &str,
+        raw: &RawWorkflow,
+        now: i64,
+    ) -> Result<StoredWorkflow, StoreError> {
+        const OP: &str = "storing a workflow";
+        let prefix = keys::named_prefix(keys::WORKFLOW, tenant, &raw.name);
+        let newest: Option<StoredWorkflow> = self.last_with_prefix(OP, prefix.clone())?;
+        if let Some(w) = newest.as_ref().filter(|w| &w.raw == raw) {
+            return Ok(w.clone());
+        }
+        let wf = StoredWorkflow {
+            name: raw.name.clone(),
+            version: newest.map_or(1, |w| w.version + 1),
+            raw: raw.clone(),
+            created_ms: now,
+        };
+        self.state
+            .insert(keys::u64_key(prefix, wf.version as u64), encode(&wf))
+            .map_err(backend(OP))?;
+        self.flush(OP)?;
+        Ok(wf)
+    }
+
+    fn workflow_get(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<StoredWorkflow>, StoreError> {
+        const OP: &str = "reading a workflow";
+        let prefix = keys::named_prefix(keys::WORKFLOW, tenant, name);
+        match version {
+            Some(v) => self.get_as(OP, &keys::u64_key(prefix, v as u64)),
+            None => self.last_with_prefix(OP, prefix),
+        }
+    }
+
+    fn workflows_all(&self) -> Result<Vec<(String, StoredWorkflow)>, StoreError> {
+        const OP: &str = "listing workflows";
+        let mut out: Vec<(String, StoredWorkflow)> = Vec::new();
+        for item in self.state.scan_prefix([keys::WORKFLOW]) {
+            let (k, v) = item.map_err(backend(OP))?;
+            let tenant = k[1..]
+                .split(|b| *b == 0)
+                .next()
+                .map(|t| String::from_utf8_lossy(t).into_owned())
+                .unwrap_or_default();
+            let wf: StoredWorkflow = decode(OP, &v)?;
+            // Versions come in ascending order: keep the last of each name.
+            match out.last_mut() {
+                Some((t, last)) if *t == tenant && last.name == wf.name => *last = wf,
+                _ => out.push((tenant, wf)),
+            }
+        }
+        Ok(out)
+    }
+
+    fn next_run_id(&self) -> Result<u64, StoreError> {
+        // sled persists the id counter, so ids never repeat across restarts.
+        self.db
+            .generate_id()
+            .map(|id| id + 1)
+            .map_err(backend("allocating a run id"))
+    }
+
+    fn apply(&self, changes: Changes) -> Result<(), StoreError> {
+        const OP: &str = "recording a state change";
+        let mut batch = sled::Batch::default();
+        for run in &changes.runs {
+            let t = &run.tenant;
+            batch.insert(
+                keys::u64_key(keys::tenant_prefix(keys::RUN, t), run.id),
+                encode(run),
+            );
+            let wkey = keys::instant_key(
+                keys::named_prefix(keys::WINDOW, t, &run.workflow),
+                run.window_start,
+            );
+            let current: Option<WindowRecord> = self.get_as(OP, &wkey)?;
+            if current.is_none_or(|c| c.run_id <= run.id) {
+                batch.insert(
+                    wkey,
+                    encode(&WindowRecord {
+                        run_id: run.id,
+                        state: run.state,
+                    }),
+                );
+            }
+            let mut hist = keys::instant_key(
+                keys::named_prefix(keys::RUN_BY_WINDOW, t, &run.workflow),
+                run.window_start,
+            );
+            hist.extend_from_slice(&run.id.to_be_bytes());
+            batch.insert(hist, keys::encode_value(&[]));
+            let active = keys::u64_key(keys::tenant_prefix(keys::ACTIVE, t), run.id);
+            if run.state.is_terminal() {
+                batch.remove(active);
+            } else {
+                batch.insert(active, keys::encode_value(&[]));
+            }
+        }
+        for (tenant, workflow, start) in &changes.cursors {
+            batch.insert(
+                keys::named_prefix(keys::CURSOR, tenant, workflow),
+                encode(start),
+            );
+        }
+        for (tenant, a) in &changes.attempts {
+            let mut k = keys::u64_key(keys::tenant_prefix(keys::ATTEMPT, tenant), a.run_id);
+            keys::push_name(&mut k, &a.task);
+            k.extend_from_slice(&a.attempt.to_be_bytes());
+            batch.insert(k, encode(a));
+        }
+        for (tenant, partition, outputs) in &changes.outputs {
+            self.stage_outputs(&mut batch, tenant, *partition, outputs)?;
+        }
+        self.state.apply_batch(batch).map_err(backend(OP))?;
+        self.flush(OP)
+    }
+
+    fn run_get(&self, tenant: &str, id: u64) -> Result<Option<Run>, StoreError> {
+        self.get_as(
+            "reading a run",
+            &keys::u64_key(keys::tenant_prefix(keys::RUN, tenant), id),
+        )
+    }
+
+    fn runs_active(&self) -> Result<Vec<Run>, StoreError> {
+        const OP: &str = "listing active runs";
+        let mut runs = Vec::new();
+        for item in self.state.scan_prefix([keys::ACTIVE]) {
+            let (k, _) = item.map_err(backend(OP))?;
+            // `a tenant 0 id`: the same key with the run kind byte.
+            let mut rk = k.to_vec();
+            rk[0] = keys::RUN;
+            if let Some(run) = self.get_as::<Run>(OP, &rk)? {
+                runs.push(run);
+            }
+        }
+        Ok(runs)
+    }
+
+    fn windows(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, WindowRecord)>, StoreError> {
+        const OP: &str = "listing windows";
+        let prefix = keys::named_prefix(keys::WINDOW, tenant, workflow);
+        let lo = keys::instant_key(prefix.clone(), from);
+        let hi = keys::instant_key(prefix.clone(), to);
+        let mut out = Vec::new();
+        for item in self.state.range(lo..hi).take(limit) {
+            let (k, v) = item.map_err(backend(OP))?;
+            let start =
+                keys::decode_instant(&k[prefix.len()..]).ok_or_else(|| StoreError::Corrupt {
+                    op: OP,
+                    detail: "window key".into(),
+                })?;
+            out.push((start, decode(OP, &v)?));
+        }
+        Ok(out)
+    }
+
+    fn window_get(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        start: i64,
+    ) -> Result<Option<WindowRecord>, StoreError> {
+        self.get_as(
+            "reading a window",
+            &keys::instant_key(keys::named_prefix(keys::WINDOW, tenant, workflow), start),
+        )
+    }
+
+    fn cursor_get(&self, tenant: &str, workflow: &str) -> Result<Option<i64>, StoreError> {
+        self.get_as(
+            "reading a cursor",
+            &keys::named_prefix(keys::CURSOR, tenant, workflow),
+        )
+    }
+
+    fn attempts(&self, tenant: &str, run_id: u64) -> Result<Vec<AttemptRecord>, StoreError> {
+        self.all_with_prefix(
+            "listing attempts",
+            keys::u64_key(keys::tenant_prefix(keys::ATTEMPT, tenant), run_id),
+        )
+    }
+}
