@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod engine;
 pub mod executor;
 pub mod harness;
 pub mod planner;

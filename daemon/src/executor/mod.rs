@@ -164,6 +164,11 @@ impl Executor {
         Ok(plugin)
     }
 
+    /// A plugin already loaded, by digest.
+    pub fn get(&self, digest: &str) -> Option<Arc<Plugin>> {
+        self.lock_loaded().get(digest).cloned()
+    }
+
     fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Plugin>>> {
         // The map stays consistent even if a holder panicked: entries are
         // inserted whole.

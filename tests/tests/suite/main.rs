@@ -2,6 +2,7 @@
 
 mod cli;
 mod datasets;
+mod engine;
 mod limits;
 mod plugins;
 mod validation;

@@ -1,0 +1,177 @@
+//! One attempt: resolve the plugin, run it, record the outcome durably.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::Inner;
+use crate::executor::{AttemptError, AttemptReport, Invocation, Trigger};
+use crate::run::TaskEvent;
+use crate::schedule::Window;
+use crate::store::{AttemptRecord, TaskData};
+use crate::workflow::{TaskDef, WorkflowDef};
+
+pub(super) struct Job {
+    pub run_id: u64,
+    pub task_index: usize,
+    pub attempt: u32,
+    pub tenant: String,
+    pub workflow: String,
+    pub window: Window,
+    pub timezone: String,
+    pub trigger: Trigger,
+    pub payload: Vec<u8>,
+    pub task: TaskDef,
+    pub def: Arc<WorkflowDef>,
+    pub permit: OwnedSemaphorePermit,
+}
+
+pub(super) async fn run(inner: Arc<Inner>, job: Job) {
+    let started = inner.clock.now_ms();
+    let report = execute(&inner, &job).await;
+    let ended = inner.clock.now_ms();
+    record(&inner, &job, report, started, ended);
+    if let Err(e) = inner.persist().await {
+        tracing::error!(
+            run = job.run_id,
+            task = job.task.name,
+            "recording the attempt failed: {e}"
+        );
+    }
+    drop(job.permit);
+    inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+    inner.wake.notify_one();
+}
+
+async fn execute(inner: &Arc<Inner>, job: &Job) -> AttemptReport {
+    let host_failure = |message: String| AttemptReport {
+        result: Err(AttemptError::Host { message }),
+        log: Vec::new(),
+        outputs: Default::default(),
+        fuel_consumed: None,
+        memory_peak: 0,
+        elapsed: Default::default(),
+    };
+    let meta = match inner.store.plugin_resolve(&job.tenant, &job.task.plugin) {
+        Ok(Some(m)) => m,
+        Ok(None) => return host_failure(format!("plugin {} is not stored", job.task.plugin)),
+        Err(e) => return host_failure(format!("resolving plugin {}: {e}", job.task.plugin)),
+    };
+    let plugin = match inner.executor.get(&meta.digest) {
+        Some(p) => p,
+        None => {
+            let blob = match inner.store.plugin_blob(&job.tenant, &meta.digest) {
+                Ok(Some(b)) => b,
+                Ok(None) => return host_failure(format!("plugin blob {} is missing", meta.digest)),
+                Err(e) => return host_failure(format!("reading plugin {}: {e}", meta.digest)),
+            };
+            let executor = inner.executor.clone();
+            match tokio::task::spawn_blocking(move || executor.load(&blob)).await {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => return host_failure(format!("loading plugin {}: {e}", meta.digest)),
+                Err(e) => return host_failure(format!("loading plugin {}: {e}", meta.digest)),
+            }
+        }
+    };
+    let mut limits = inner.config.limits.clone();
+    if let Some(f) = job.task.fuel {
+        limits.fuel = f;
+    }
+    if let Some(m) = job.task.memory {
+        limits.memory_bytes = m;
+    }
+    if let Some(t) = job.task.timeout {
+        limits.timeout = t;
+    }
+    let inv = Invocation {
+        tenant: job.tenant.clone(),
+        workflow: job.workflow.clone(),
+        task: job.task.name.clone(),
+        run_id: job.run_id.to_string(),
+        window_start_ms: job.window.start,
+        window_end_ms: job.window.end,
+        timezone: job.timezone.clone(),
+        attempt: job.attempt,
+        trigger: job.trigger,
+        params: job.task.params.clone(),
+        payload: job.payload.clone(),
+    };
+    let data: Arc<dyn TaskData> = inner.store.clone();
+    inner.executor.run(&plugin, &inv, &limits, data).await
+}
+
+/// Applies the outcome to the run in memory and stages its records; the
+/// caller persists.
+fn record(inner: &Inner, job: &Job, report: AttemptReport, started: i64, ended: i64) {
+    let mut st = inner.lock();
+    let st = &mut *st;
+    let (error_kind, message) = match &report.result {
+        Ok(summary) => (None, summary.clone()),
+        Err(e) => (Some(e.kind()), e.to_string()),
+    };
+    st.attempts.push((
+        job.tenant.clone(),
+        AttemptRecord {
+            run_id: job.run_id,
+            task: job.task.name.clone(),
+            attempt: job.attempt,
+            started_ms: started,
+            ended_ms: ended,
+            error_kind,
+            message: message.clone(),
+            fuel: report.fuel_consumed,
+            log: report.log,
+        },
+    ));
+    let Some(run) = st.runs.get_mut(&job.run_id) else {
+        tracing::warn!(
+            run = job.run_id,
+            "attempt ended for a run that is no longer active"
+        );
+        return;
+    };
+    let task = &mut run.tasks[job.task_index];
+    match report.result {
+        Ok(_) => {
+            if task.apply(TaskEvent::Succeed).is_ok() {
+                task.last_error = None;
+                // The outputs commit in the same batch as the success.
+                st.outputs
+                    .push((job.tenant.clone(), job.window.start, report.outputs));
+            }
+        }
+        Err(e) => {
+            task.failures += 1;
+            let delay = if e.retryable() {
+                job.task.retry.delay_before(task.failures + 1)
+            } else {
+                None
+            };
+            if task
+                .apply(TaskEvent::Fail {
+                    retry: delay.is_some(),
+                })
+                .is_ok()
+            {
+                task.retry_at = delay.map(|d| ended + d.as_millis() as i64);
+                task.last_error = Some(message);
+            }
+        }
+    }
+    if run.state.is_terminal()
+        && !run
+            .tasks
+            .iter()
+            .any(|t| t.state == crate::run::TaskState::Running)
+    {
+        // A cancelled run whose last attempt just ended.
+        if let Some(run) = st.runs.remove(&job.run_id) {
+            st.dirty.remove(&job.run_id);
+            st.ended.push(run);
+        }
+        return;
+    }
+    st.dirty.insert(job.run_id);
+    let _ = &job.def;
+}

@@ -1,0 +1,287 @@
+//! One scheduling pass: create due live runs, re-check upstream waits, start
+//! queued runs, dispatch ready tasks.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{attempt, Engine, EngineError, EngineState, Inner};
+use crate::executor::Trigger;
+use crate::planner;
+use crate::run::{Run, RunEvent, RunState, TaskEvent};
+use crate::schedule::Schedule;
+
+/// What a pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TickReport {
+    pub created: usize,
+    pub dispatched: usize,
+    /// Runs whose state changed without a dispatch (started, waiting, ended).
+    pub changed: usize,
+    /// When something will be due without any other event.
+    pub next_wake: Option<i64>,
+}
+
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+impl Engine {
+    pub async fn tick(&self) -> Result<TickReport, EngineError> {
+        let inner = &self.inner;
+        let now = inner.clock.now_ms();
+        let mut report = TickReport::default();
+        self.create_live_runs(now, &mut report).await?;
+
+        let mut to_spawn = Vec::new();
+        {
+            let mut st = inner.lock();
+            let st = &mut *st;
+            recheck_upstream(inner, st, now, &mut report);
+            start_queued(inner, st, now, &mut report);
+            dispatch(inner, st, now, &mut report, &mut to_spawn);
+        }
+        // Running marks must be durable before the attempts start.
+        inner.persist().await?;
+        for job in to_spawn {
+            inner.in_flight.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(attempt::run(self.inner.clone(), job));
+        }
+        Ok(report)
+    }
+
+    async fn create_live_runs(&self, now: i64, report: &mut TickReport) -> Result<(), EngineError> {
+        let inner = &self.inner;
+        let heads: Vec<((String, String), super::Loaded)> = inner
+            .lock()
+            .heads
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for ((tenant, name), head) in heads {
+            let def = &head.def;
+            report.next_wake = earliest(report.next_wake, def.schedule.next_tick(now));
+            let cursor = {
+                let cached = inner
+                    .lock()
+                    .cursors
+                    .get(&(tenant.clone(), name.clone()))
+                    .copied();
+                match cached {
+                    Some(c) => c,
+                    None => inner.store.cursor_get(&tenant, &name)?,
+                }
+            };
+            let (due, new_cursor) =
+                planner::due_windows(def, cursor, now, inner.config.max_new_runs_per_tick);
+            if due.len() == inner.config.max_new_runs_per_tick {
+                // More catch-up windows remain: come back at once.
+                report.next_wake = Some(now);
+            }
+            let mut runs = Vec::with_capacity(due.len());
+            for w in due {
+                // A window that already has a run (say, run by hand before it
+                // closed) is not created twice.
+                if inner.store.window_get(&tenant, &name, w.start)?.is_some() {
+                    continue;
+                }
+                let id = inner.store.next_run_id()?;
+                runs.push(Run::new(
+                    id,
+                    &tenant,
+                    def,
+                    head.version,
+                    w,
+                    Trigger::Scheduled,
+                    now,
+                ));
+            }
+            let mut st = inner.lock();
+            st.cursors
+                .insert((tenant.clone(), name.clone()), new_cursor);
+            if let (Some(c), true) = (new_cursor, new_cursor != cursor) {
+                st.cursor_changes.push((tenant.clone(), name.clone(), c));
+            }
+            report.created += runs.len();
+            for r in runs {
+                st.dirty.insert(r.id);
+                st.runs.insert(r.id, r);
+            }
+        }
+        // Created runs and the cursor land in one atomic change: a window is
+        // created exactly once, also across restarts.
+        inner.persist().await
+    }
+}
+
+fn recheck_upstream(inner: &Inner, st: &mut EngineState, now: i64, report: &mut TickReport) {
+    let schedules: HashMap<String, (Schedule, i64)> = st
+        .heads
+        .iter()
+        .map(|((_, name), l)| (name.clone(), (l.def.schedule.clone(), l.def.start)))
+        .collect();
+    let ids: Vec<u64> = st
+        .runs
+        .values()
+        .filter(|r| matches!(r.state, RunState::Queued | RunState::WaitingUpstream))
+        .map(|r| r.id)
+        .collect();
+    for id in ids {
+        let Some(run) = st.runs.get(&id) else {
+            continue;
+        };
+        let Some(def) = inner.def_for(st, run) else {
+            continue;
+        };
+        if def.upstream.is_empty() {
+            continue;
+        }
+        let tenant = run.tenant.clone();
+        let store = inner.store.clone();
+        let waits = planner::upstream_waits(
+            &def,
+            run.window(),
+            &|name| schedules.get(name).cloned(),
+            &|name, start| {
+                store
+                    .window_get(&tenant, name, start)
+                    .ok()
+                    .flatten()
+                    .map(|w| w.state)
+            },
+        );
+        let Some(run) = st.runs.get_mut(&id) else {
+            continue;
+        };
+        let event = if waits.is_empty() {
+            RunEvent::UpstreamReady
+        } else {
+            RunEvent::UpstreamPending
+        };
+        let before = (run.state, run.waiting_on.len());
+        if run.apply(event, now).is_ok() {
+            run.waiting_on = waits;
+            if (run.state, run.waiting_on.len()) != before {
+                st.dirty.insert(id);
+                report.changed += 1;
+            }
+        }
+    }
+}
+
+fn start_queued(inner: &Inner, st: &mut EngineState, now: i64, report: &mut TickReport) {
+    let mut running: HashMap<(String, String), u32> = HashMap::new();
+    for r in st.runs.values().filter(|r| r.state == RunState::Running) {
+        *running
+            .entry((r.tenant.clone(), r.workflow.clone()))
+            .or_default() += 1;
+    }
+    let queued: Vec<u64> = st
+        .runs
+        .values()
+        .filter(|r| r.state == RunState::Queued)
+        .map(|r| r.id)
+        .collect();
+    for id in queued {
+        let Some(run) = st.runs.get(&id) else {
+            continue;
+        };
+        let Some(def) = inner.def_for(st, run) else {
+            continue;
+        };
+        let key = (run.tenant.clone(), run.workflow.clone());
+        let n = running.entry(key).or_default();
+        if *n >= def.max_active_runs {
+            continue;
+        }
+        if let Some(run) = st.runs.get_mut(&id) {
+            if run.apply(RunEvent::Start, now).is_ok() {
+                *n += 1;
+                st.dirty.insert(id);
+                report.changed += 1;
+            }
+        }
+    }
+}
+
+fn dispatch(
+    inner: &Inner,
+    st: &mut EngineState,
+    now: i64,
+    report: &mut TickReport,
+    to_spawn: &mut Vec<attempt::Job>,
+) {
+    let ids: Vec<u64> = st
+        .runs
+        .values()
+        .filter(|r| r.state == RunState::Running)
+        .map(|r| r.id)
+        .collect();
+    for id in ids {
+        let Some(run) = st.runs.get(&id) else {
+            continue;
+        };
+        let Some(def) = inner.def_for(st, run) else {
+            continue;
+        };
+        let Some(run) = st.runs.get_mut(&id) else {
+            continue;
+        };
+        let adv = match run.advance(&def, now) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(run = id, "cannot advance: {e}");
+                continue;
+            }
+        };
+        report.next_wake = earliest(report.next_wake, adv.next_retry_at);
+        let mut touched = adv.finished.is_some();
+        for i in adv.dispatch {
+            let Ok(permit) = inner.slots.clone().try_acquire_owned() else {
+                break;
+            };
+            let task = &mut run.tasks[i];
+            if task.apply(TaskEvent::Start).is_err() {
+                continue;
+            }
+            task.attempts += 1;
+            touched = true;
+            report.dispatched += 1;
+            let Some(task_def) = def.task(&task.name).cloned() else {
+                continue;
+            };
+            to_spawn.push(attempt::Job {
+                run_id: id,
+                task_index: i,
+                attempt: task.attempts,
+                tenant: run.tenant.clone(),
+                workflow: run.workflow.clone(),
+                window: run.window(),
+                timezone: def.schedule.tz().name().to_owned(),
+                trigger: run.trigger,
+                payload: run.payload.clone(),
+                task: task_def,
+                def: Arc::clone(&def),
+                permit,
+            });
+        }
+        if adv.finished.is_some() {
+            report.changed += 1;
+            if let Some(run) = st.runs.remove(&id) {
+                tracing::info!(
+                    run = id,
+                    workflow = run.workflow,
+                    state = run.state.as_str(),
+                    "run ended"
+                );
+                st.dirty.remove(&id);
+                st.ended.push(run);
+            }
+        } else if touched {
+            st.dirty.insert(id);
+        }
+    }
+}

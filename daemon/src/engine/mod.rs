@@ -1,0 +1,602 @@
+//! The engine: turns definitions and time into runs, runs into attempts, and
+//! attempt outcomes into durable state.
+//!
+//! All state lives in memory for speed and in the store for truth. Every
+//! mutation marks its run dirty; [`Inner::persist`] drains the dirty runs
+//! (plus staged attempt records and dataset outputs) into one atomic store
+//! change under a lock, so a later persist always carries a later state, and
+//! whoever mutated waits for a persist before acting. That is how "durable
+//! before acted on" holds with many attempts in flight, and it batches
+//! concurrent completions into one flush.
+
+mod attempt;
+mod driver;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{Notify, Semaphore};
+
+use crate::clock::Clock;
+use crate::executor::{Executor, Limits, PluginError, Trigger};
+use crate::run::{Run, RunEvent, RunState, TaskEvent, TaskState};
+use crate::store::{
+    AttemptRecord, Changes, PluginMeta, StagedOutputs, StateStore, StoreError, StoredWorkflow,
+};
+use crate::workflow::{check_name, Catalog, DefinitionError, PluginRef, RawWorkflow, WorkflowDef};
+
+pub use driver::TickReport;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Attempts running at once, across all workflows.
+    pub max_concurrent_attempts: usize,
+    /// Limits of an attempt unless its task overrides them.
+    pub limits: Limits,
+    /// Live runs created per workflow per tick (catch-up is spread over ticks).
+    pub max_new_runs_per_tick: usize,
+    /// Tenant of every record until tenancy lands.
+    pub tenant: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_concurrent_attempts: 8,
+            limits: Limits::default(),
+            max_new_runs_per_tick: 1000,
+            tenant: "default".into(),
+        }
+    }
+}
+
+/// Why an engine operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("invalid workflow: {0}")]
+    Definition(#[from] DefinitionError),
+    #[error("invalid plugin: {0}")]
+    Plugin(#[from] PluginError),
+    #[error("workflow {0:?} not found")]
+    WorkflowNotFound(String),
+    #[error("run {0} not found")]
+    RunNotFound(u64),
+    #[error("workflow {workflow:?} has no window containing {at}")]
+    NoWindow { workflow: String, at: i64 },
+    #[error("window {start} of workflow {workflow:?} already has an active run ({run_id})")]
+    WindowBusy {
+        workflow: String,
+        start: i64,
+        run_id: u64,
+    },
+    #[error("run {run_id} is {state}; only failed or cancelled runs can be retried")]
+    NotRetryable { run_id: u64, state: &'static str },
+    #[error(transparent)]
+    Transition(#[from] crate::run::InvalidTransition),
+    #[error("background task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// A loaded workflow version.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub version: u32,
+    pub def: Arc<WorkflowDef>,
+}
+
+#[derive(Default)]
+struct EngineState {
+    /// Newest version of each workflow, by `(tenant, name)`.
+    heads: HashMap<(String, String), Loaded>,
+    /// Older versions that active runs still use.
+    versions: HashMap<(String, String, u32), Arc<WorkflowDef>>,
+    cursors: HashMap<(String, String), Option<i64>>,
+    /// Runs that have not ended.
+    runs: BTreeMap<u64, Run>,
+    /// Runs changed in memory since the last persist.
+    dirty: HashSet<u64>,
+    /// Ended runs waiting for their final persist.
+    ended: Vec<Run>,
+    attempts: Vec<(String, AttemptRecord)>,
+    outputs: Vec<(String, i64, StagedOutputs)>,
+    cursor_changes: Vec<(String, String, i64)>,
+}
+
+pub(crate) struct Inner {
+    store: Arc<dyn StateStore>,
+    executor: Arc<Executor>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    state: Mutex<EngineState>,
+    persist_lock: tokio::sync::Mutex<()>,
+    wake: Notify,
+    slots: Arc<Semaphore>,
+    in_flight: AtomicUsize,
+}
+
+/// Cheap to clone; all clones drive the same engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// Validation's view of the store.
+struct StoreCatalog<'a> {
+    store: &'a dyn StateStore,
+    tenant: &'a str,
+}
+
+impl Catalog for StoreCatalog<'_> {
+    fn has_plugin(&self, plugin: &PluginRef) -> bool {
+        matches!(self.store.plugin_resolve(self.tenant, plugin), Ok(Some(_)))
+    }
+
+    fn upstreams(&self, name: &str) -> Option<Vec<String>> {
+        let wf = self.store.workflow_get(self.tenant, name, None).ok()??;
+        Some(wf.raw.upstream.iter().map(|u| u.workflow.clone()).collect())
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, EngineState> {
+        // State is only mutated through whole transitions; a panic in
+        // another holder cannot leave half a transition behind.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes every in-memory change made before this call durable.
+    async fn persist(&self) -> Result<(), EngineError> {
+        let _order = self.persist_lock.lock().await;
+        let changes = {
+            let mut st = self.lock();
+            let mut runs: Vec<Run> = std::mem::take(&mut st.ended);
+            let dirty: Vec<u64> = st.dirty.drain().collect();
+            runs.extend(dirty.iter().filter_map(|id| st.runs.get(id).cloned()));
+            Changes {
+                runs,
+                cursors: std::mem::take(&mut st.cursor_changes),
+                attempts: std::mem::take(&mut st.attempts),
+                outputs: std::mem::take(&mut st.outputs),
+            }
+        };
+        if changes.runs.is_empty() && changes.cursors.is_empty() && changes.attempts.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.apply(changes)).await??;
+        Ok(())
+    }
+
+    fn def_for(&self, st: &EngineState, run: &Run) -> Option<Arc<WorkflowDef>> {
+        let key = (run.tenant.clone(), run.workflow.clone());
+        match st.heads.get(&key) {
+            Some(h) if h.version == run.version => Some(h.def.clone()),
+            _ => st.versions.get(&(key.0, key.1, run.version)).cloned(),
+        }
+    }
+
+    fn load_version(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: u32,
+    ) -> Result<Arc<WorkflowDef>, EngineError> {
+        let stored = self
+            .store
+            .workflow_get(tenant, name, Some(version))?
+            .ok_or_else(|| EngineError::WorkflowNotFound(name.to_owned()))?;
+        let catalog = StoreCatalog {
+            store: self.store.as_ref(),
+            tenant,
+        };
+        Ok(Arc::new(stored.raw.validate(&catalog)?))
+    }
+}
+
+impl Engine {
+    /// Loads workflows and unfinished runs from the store. Attempts that were
+    /// running when the daemon stopped become pending again: they are retried
+    /// (their checkpoints intact) without counting against retry policies.
+    pub async fn open(
+        store: Arc<dyn StateStore>,
+        executor: Arc<Executor>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        let inner = Arc::new(Inner {
+            slots: Arc::new(Semaphore::new(config.max_concurrent_attempts.max(1))),
+            store,
+            executor,
+            clock,
+            config,
+            state: Mutex::new(EngineState::default()),
+            persist_lock: tokio::sync::Mutex::new(()),
+            wake: Notify::new(),
+            in_flight: AtomicUsize::new(0),
+        });
+        let mut heads = HashMap::new();
+        for (tenant, wf) in inner.store.workflows_all()? {
+            match inner.load_version(&tenant, &wf.name, wf.version) {
+                Ok(def) => {
+                    heads.insert(
+                        (tenant, wf.name.clone()),
+                        Loaded {
+                            version: wf.version,
+                            def,
+                        },
+                    );
+                }
+                Err(e) => tracing::error!(tenant, workflow = wf.name, "not scheduling: {e}"),
+            }
+        }
+        let runs = inner.store.runs_active()?;
+        {
+            let mut st = inner.lock();
+            st.heads = heads;
+            for mut run in runs {
+                let mut interrupted = false;
+                for t in &mut run.tasks {
+                    if t.state == TaskState::Running {
+                        t.apply(TaskEvent::Interrupt)
+                            .map_err(|e| StoreError::Corrupt {
+                                op: "recovering runs",
+                                detail: e.to_string(),
+                            })?;
+                        t.last_error =
+                            Some("interrupted: the daemon stopped during the attempt".into());
+                        interrupted = true;
+                    }
+                }
+                if interrupted {
+                    tracing::info!(
+                        run = run.id,
+                        workflow = run.workflow,
+                        "resuming interrupted run"
+                    );
+                    st.dirty.insert(run.id);
+                }
+                let key = (run.tenant.clone(), run.workflow.clone(), run.version);
+                if inner.def_for(&st, &run).is_none() {
+                    match inner.load_version(&key.0, &key.1, key.2) {
+                        Ok(def) => {
+                            st.versions.insert(key, def);
+                        }
+                        Err(e) => {
+                            tracing::error!(run = run.id, "cannot load its workflow version: {e}")
+                        }
+                    }
+                }
+                st.runs.insert(run.id, run);
+            }
+        }
+        inner.persist().await?;
+        Ok(Engine { inner })
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.inner.store
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.inner.config.tenant
+    }
+
+    /// Validates and stores a plugin; returns its version record.
+    pub async fn push_plugin(
+        &self,
+        tenant: &str,
+        name: &str,
+        wasm: Vec<u8>,
+    ) -> Result<PluginMeta, EngineError> {
+        check_name("plugin name", name)?;
+        let executor = self.inner.executor.clone();
+        let (wasm, plugin) = tokio::task::spawn_blocking(move || {
+            let p = executor.load(&wasm);
+            (wasm, p)
+        })
+        .await?;
+        let plugin = plugin?;
+        let now = self.inner.clock.now_ms();
+        Ok(self
+            .inner
+            .store
+            .plugin_put(tenant, name, &plugin.digest, &wasm, now)?)
+    }
+
+    /// Validates and stores a workflow definition (a new version if it
+    /// changed) and schedules it from now on.
+    pub async fn apply_workflow(
+        &self,
+        tenant: &str,
+        raw: RawWorkflow,
+    ) -> Result<StoredWorkflow, EngineError> {
+        let catalog = StoreCatalog {
+            store: self.inner.store.as_ref(),
+            tenant,
+        };
+        let def = Arc::new(raw.validate(&catalog)?);
+        let stored = self
+            .inner
+            .store
+            .workflow_put(tenant, &raw, self.inner.clock.now_ms())?;
+        {
+            let mut st = self.inner.lock();
+            let key = (tenant.to_owned(), raw.name.clone());
+            if let Some(old) = st.heads.insert(
+                key.clone(),
+                Loaded {
+                    version: stored.version,
+                    def,
+                },
+            ) {
+                if old.version != stored.version {
+                    st.versions.insert((key.0, key.1, old.version), old.def);
+                }
+            }
+        }
+        self.inner.wake.notify_one();
+        Ok(stored)
+    }
+
+    pub fn workflow(&self, tenant: &str, name: &str) -> Option<Loaded> {
+        self.inner
+            .lock()
+            .heads
+            .get(&(tenant.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// Creates a run of the window of `workflow` that contains `at`, now.
+    pub async fn run_window(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        at: i64,
+        trigger: Trigger,
+    ) -> Result<Run, EngineError> {
+        let head = self
+            .workflow(tenant, workflow)
+            .ok_or_else(|| EngineError::WorkflowNotFound(workflow.to_owned()))?;
+        let window =
+            head.def
+                .schedule
+                .window_containing(at)
+                .ok_or_else(|| EngineError::NoWindow {
+                    workflow: workflow.to_owned(),
+                    at,
+                })?;
+        if let Some(w) = self
+            .inner
+            .store
+            .window_get(tenant, workflow, window.start)?
+        {
+            if !w.state.is_terminal() {
+                return Err(EngineError::WindowBusy {
+                    workflow: workflow.to_owned(),
+                    start: window.start,
+                    run_id: w.run_id,
+                });
+            }
+        }
+        let id = self.inner.store.next_run_id()?;
+        let run = Run::new(
+            id,
+            tenant,
+            &head.def,
+            head.version,
+            window,
+            trigger,
+            self.inner.clock.now_ms(),
+        );
+        {
+            let mut st = self.inner.lock();
+            if let Some(busy) = st.runs.values().find(|r| {
+                r.tenant == tenant && r.workflow == workflow && r.window_start == window.start
+            }) {
+                return Err(EngineError::WindowBusy {
+                    workflow: workflow.to_owned(),
+                    start: window.start,
+                    run_id: busy.id,
+                });
+            }
+            st.runs.insert(id, run.clone());
+            st.dirty.insert(id);
+        }
+        self.inner.persist().await?;
+        self.inner.wake.notify_one();
+        Ok(run)
+    }
+
+    /// Re-runs a failed or cancelled run from its failed tasks; tasks that
+    /// succeeded are not run again.
+    pub async fn retry_run(&self, tenant: &str, id: u64) -> Result<Run, EngineError> {
+        let mut run = self.run(tenant, id)?.ok_or(EngineError::RunNotFound(id))?;
+        if !matches!(run.state, RunState::Failed | RunState::Cancelled) {
+            return Err(EngineError::NotRetryable {
+                run_id: id,
+                state: run.state.as_str(),
+            });
+        }
+        if let Some(w) = self
+            .inner
+            .store
+            .window_get(tenant, &run.workflow, run.window_start)?
+        {
+            if w.run_id != id && !w.state.is_terminal() {
+                return Err(EngineError::WindowBusy {
+                    workflow: run.workflow.clone(),
+                    start: run.window_start,
+                    run_id: w.run_id,
+                });
+            }
+        }
+        let now = self.inner.clock.now_ms();
+        run.reset_failed(now)?;
+        {
+            let mut st = self.inner.lock();
+            let key = (run.tenant.clone(), run.workflow.clone(), run.version);
+            if self.inner.def_for(&st, &run).is_none() {
+                let def = self.inner.load_version(&key.0, &key.1, key.2)?;
+                st.versions.insert(key, def);
+            }
+            st.runs.insert(id, run.clone());
+            st.dirty.insert(id);
+        }
+        self.inner.persist().await?;
+        self.inner.wake.notify_one();
+        Ok(run)
+    }
+
+    /// Cancels a run that has not ended; attempts in flight finish, their
+    /// results are recorded, and nothing else of the run starts.
+    pub async fn cancel_run(&self, tenant: &str, id: u64) -> Result<Run, EngineError> {
+        let now = self.inner.clock.now_ms();
+        let run = {
+            let mut st = self.inner.lock();
+            let run = match st.runs.get_mut(&id) {
+                Some(r) if r.tenant == tenant => r,
+                _ => return Err(EngineError::RunNotFound(id)),
+            };
+            for t in &mut run.tasks {
+                if matches!(t.state, TaskState::Pending | TaskState::Retrying) {
+                    let _ = t.apply(TaskEvent::Cancel);
+                }
+            }
+            let _ = run.apply(RunEvent::Cancel, now);
+            let run = run.clone();
+            if !run.tasks.iter().any(|t| t.state == TaskState::Running) {
+                st.runs.remove(&id);
+                st.ended.push(run.clone());
+            } else {
+                st.dirty.insert(id);
+            }
+            run
+        };
+        self.inner.persist().await?;
+        Ok(run)
+    }
+
+    /// A run, active or not.
+    pub fn run(&self, tenant: &str, id: u64) -> Result<Option<Run>, EngineError> {
+        if let Some(r) = self
+            .inner
+            .lock()
+            .runs
+            .get(&id)
+            .filter(|r| r.tenant == tenant)
+        {
+            return Ok(Some(r.clone()));
+        }
+        Ok(self.inner.store.run_get(tenant, id)?)
+    }
+
+    /// The latest run of each window of `workflow` starting in `[from, to)`.
+    pub fn runs_of(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Run>, EngineError> {
+        let mut out = Vec::new();
+        for (_, w) in self
+            .inner
+            .store
+            .windows(tenant, workflow, from, to, limit)?
+        {
+            if let Some(r) = self.run(tenant, w.run_id)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn attempts(&self, tenant: &str, run_id: u64) -> Result<Vec<AttemptRecord>, EngineError> {
+        Ok(self.inner.store.attempts(tenant, run_id)?)
+    }
+
+    /// Attempts currently executing.
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Active (not ended) runs.
+    pub fn active_runs(&self) -> usize {
+        self.inner.lock().runs.len()
+    }
+
+    /// Wakes the driver (after an external change).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Drives the engine at the current time until nothing more can happen
+    /// without time passing: every dispatchable attempt ran. For tests and
+    /// benchmarks with a manual clock.
+    pub async fn settle(&self) -> Result<(), EngineError> {
+        loop {
+            let notified = self.inner.wake.notified();
+            let report = self.tick().await?;
+            if report.dispatched == 0
+                && report.created == 0
+                && report.changed == 0
+                && self.in_flight() == 0
+            {
+                return Ok(());
+            }
+            if self.in_flight() > 0 {
+                notified.await;
+            }
+        }
+    }
+
+    /// Runs the driver until `shutdown` completes, then stops dispatching
+    /// and waits up to `grace` for attempts in flight; attempts still running
+    /// after that are retried on the next start.
+    pub async fn run_until(
+        &self,
+        shutdown: impl std::future::Future<Output = ()>,
+        grace: std::time::Duration,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let notified = self.inner.wake.notified();
+            let next = match self.tick().await {
+                Ok(r) => r.next_wake,
+                Err(e) => {
+                    tracing::error!("scheduling pass failed: {e}");
+                    Some(self.inner.clock.now_ms() + 1000)
+                }
+            };
+            let now = self.inner.clock.now_ms();
+            // Even with nothing scheduled, look again within a minute.
+            let at = next.unwrap_or(now + 60_000).min(now + 60_000);
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = notified => {}
+                _ = self.inner.clock.sleep_until(at) => {}
+            }
+        }
+        tracing::info!(
+            in_flight = self.in_flight(),
+            "shutting down: waiting for attempts in flight"
+        );
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            let notified = self.inner.wake.notified();
+            let _ = tokio::time::timeout_at(deadline, notified).await;
+        }
+        if let Err(e) = self.inner.persist().await {
+            tracing::error!("final persist failed: {e}");
+        }
+    }
+}
