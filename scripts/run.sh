@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds Tidemark and runs the example ETL pipeline (extract -> transform ->
-# load) for one day of hourly windows with the local task harness, keeping
-# its datasets in a sled store under ./data/example.
+# Builds Tidemark and starts the daemon with its embedded sled store under
+# ./data/tidemark, the example plugins pushed and the example workflows in
+# examples/ applied. The newest hourly ETL window runs at once, a heartbeat
+# every minute. Stop it with Ctrl-C (graceful shutdown).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,21 +11,13 @@ cargo build --release -p tidemark --bin tidemark
 # The test crate's build script compiles the plugins.
 cargo build --release -p tidemark-tests
 target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-bin="$target/release/tidemark"
 wasm="$target/plugins/wasm32-wasip2/release"
-data="${DATA_DIR:-data/example}"
-mkdir -p "$data"
+plugins="$target/example-plugins"
+mkdir -p "$plugins"
+cp "$wasm/hello.wasm" "$wasm"/etl_*.wasm "$plugins/"
 
-day="${DAY:-2024-03-01}"
-for hour in $(seq -w 0 23); do
-    start="${day}T${hour}:00:00Z"
-    end="$(date -u -d "$start + 1 hour" +%Y-%m-%dT%H:%M:%SZ)"
-    for task in extract transform load; do
-        "$bin" task run "$wasm/etl_$task.wasm" --task "$task" --workflow etl \
-            --window-start "$start" --window-end "$end" --data "$data" >/dev/null
-    done
-    echo "window $start: extract, transform, load succeeded"
-done
-echo "The last window's log:"
-"$bin" task run "$wasm/etl_load.wasm" --task load --workflow etl \
-    --window-start "${day}T23:00:00Z" --window-end "$(date -u -d "${day}T23:00:00Z + 1 hour" +%Y-%m-%dT%H:%M:%SZ)" --data "$data"
+echo "Try, in another terminal:"
+echo "  $target/release/tidemark runs list etl"
+echo "  $target/release/tidemark run-window etl 2024-03-01T10:00:00Z"
+exec "$target/release/tidemark" serve --data "${DATA_DIR:-data/tidemark}" \
+    --listen "${LISTEN:-127.0.0.1:7878}" --plugins "$plugins" --workflows examples

@@ -6,7 +6,9 @@
 //! - [`harness`] runs a plugin locally without a daemon (`tidemark task run`).
 //! - [`cli`] is the command line; `main.rs` only calls it.
 
+pub mod api;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod engine;
 pub mod executor;
@@ -14,5 +16,6 @@ pub mod harness;
 pub mod planner;
 pub mod run;
 pub mod schedule;
+pub mod server;
 pub mod store;
 pub mod workflow;

@@ -1,7 +1,7 @@
 //! One scheduling pass: create due live runs, re-check upstream waits, start
 //! queued runs, dispatch ready tasks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -41,7 +41,7 @@ impl Engine {
             let mut st = inner.lock();
             let st = &mut *st;
             recheck_upstream(inner, st, now, &mut report);
-            start_queued(inner, st, now, &mut report);
+            start_queued(st, now, &mut report);
             dispatch(inner, st, now, &mut report, &mut to_spawn);
         }
         // Running marks must be durable before the attempts start.
@@ -118,16 +118,42 @@ impl Engine {
 }
 
 fn recheck_upstream(inner: &Inner, st: &mut EngineState, now: i64, report: &mut TickReport) {
-    let schedules: HashMap<String, (Schedule, i64)> = st
-        .heads
-        .iter()
-        .map(|((_, name), l)| (name.clone(), (l.def.schedule.clone(), l.def.start)))
-        .collect();
+    // Most workflows have no upstream: skip their runs without a lookup.
+    let mut with_upstream: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for ((tenant, name), l) in &st.heads {
+        if !l.def.upstream.is_empty() {
+            with_upstream
+                .entry(tenant.as_str())
+                .or_default()
+                .insert(name.as_str());
+        }
+    }
+    for ((tenant, name, _), def) in &st.versions {
+        if !def.upstream.is_empty() {
+            with_upstream
+                .entry(tenant.as_str())
+                .or_default()
+                .insert(name.as_str());
+        }
+    }
+    if with_upstream.is_empty() {
+        return;
+    }
     let ids: Vec<u64> = st
         .runs
         .values()
         .filter(|r| matches!(r.state, RunState::Queued | RunState::WaitingUpstream))
+        .filter(|r| {
+            with_upstream
+                .get(r.tenant.as_str())
+                .is_some_and(|w| w.contains(r.workflow.as_str()))
+        })
         .map(|r| r.id)
+        .collect();
+    let schedules: HashMap<String, (Schedule, i64)> = st
+        .heads
+        .iter()
+        .map(|((_, name), l)| (name.clone(), (l.def.schedule.clone(), l.def.start)))
         .collect();
     for id in ids {
         let Some(run) = st.runs.get(&id) else {
@@ -136,9 +162,6 @@ fn recheck_upstream(inner: &Inner, st: &mut EngineState, now: i64, report: &mut 
         let Some(def) = inner.def_for(st, run) else {
             continue;
         };
-        if def.upstream.is_empty() {
-            continue;
-        }
         let tenant = run.tenant.clone();
         let store = inner.store.clone();
         let waits = planner::upstream_waits(
@@ -172,37 +195,49 @@ fn recheck_upstream(inner: &Inner, st: &mut EngineState, now: i64, report: &mut 
     }
 }
 
-fn start_queued(inner: &Inner, st: &mut EngineState, now: i64, report: &mut TickReport) {
-    let mut running: HashMap<(String, String), u32> = HashMap::new();
-    for r in st.runs.values().filter(|r| r.state == RunState::Running) {
-        *running
-            .entry((r.tenant.clone(), r.workflow.clone()))
-            .or_default() += 1;
+fn start_queued(st: &mut EngineState, now: i64, report: &mut TickReport) {
+    // Free run slots per tenant and workflow; the scan over queued runs (in
+    // creation order) stops as soon as no workflow has a free slot.
+    let mut free: HashMap<String, HashMap<String, u32>> = HashMap::new();
+    let mut total_free: u64 = 0;
+    for ((tenant, name), l) in &st.heads {
+        free.entry(tenant.clone())
+            .or_default()
+            .insert(name.clone(), l.def.max_active_runs);
+        total_free += l.def.max_active_runs as u64;
     }
-    let queued: Vec<u64> = st
-        .runs
-        .values()
-        .filter(|r| r.state == RunState::Queued)
-        .map(|r| r.id)
-        .collect();
-    for id in queued {
-        let Some(run) = st.runs.get(&id) else {
-            continue;
-        };
-        let Some(def) = inner.def_for(st, run) else {
-            continue;
-        };
-        let key = (run.tenant.clone(), run.workflow.clone());
-        let n = running.entry(key).or_default();
-        if *n >= def.max_active_runs {
+    for r in st.runs.values().filter(|r| r.state == RunState::Running) {
+        if let Some(n) = free
+            .get_mut(r.tenant.as_str())
+            .and_then(|w| w.get_mut(r.workflow.as_str()))
+        {
+            if *n > 0 {
+                *n -= 1;
+                total_free -= 1;
+            }
+        }
+    }
+    for run in st.runs.values_mut() {
+        if total_free == 0 {
+            break;
+        }
+        if run.state != RunState::Queued {
             continue;
         }
-        if let Some(run) = st.runs.get_mut(&id) {
-            if run.apply(RunEvent::Start, now).is_ok() {
-                *n += 1;
-                st.dirty.insert(id);
-                report.changed += 1;
-            }
+        let Some(n) = free
+            .get_mut(run.tenant.as_str())
+            .and_then(|w| w.get_mut(run.workflow.as_str()))
+        else {
+            continue;
+        };
+        if *n == 0 {
+            continue;
+        }
+        if run.apply(RunEvent::Start, now).is_ok() {
+            *n -= 1;
+            total_free -= 1;
+            st.dirty.insert(run.id);
+            report.changed += 1;
         }
     }
 }

@@ -545,12 +545,12 @@ impl Engine {
     pub async fn settle(&self) -> Result<(), EngineError> {
         loop {
             let notified = self.inner.wake.notified();
+            // An attempt that ends during the pass is only seen by the next
+            // pass, so "nothing happened" needs nothing in flight before it.
+            let busy_before = self.in_flight();
             let report = self.tick().await?;
-            if report.dispatched == 0
-                && report.created == 0
-                && report.changed == 0
-                && self.in_flight() == 0
-            {
+            let quiet = report.dispatched == 0 && report.created == 0 && report.changed == 0;
+            if quiet && busy_before == 0 && self.in_flight() == 0 {
                 return Ok(());
             }
             if self.in_flight() > 0 {

@@ -1,6 +1,7 @@
 //! Tidemark's black-box integration suite: one binary, one module per area.
 
 mod cli;
+mod daemon;
 mod datasets;
 mod engine;
 mod limits;

@@ -8,6 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod remote;
+
+use crate::client::Client;
 use crate::executor::{Invocation, Limits, Trigger};
 use crate::harness::{self, ArgError, HarnessError, ReportJson, RunSpec};
 
@@ -25,18 +28,83 @@ pub const EXIT_INVALID: u8 = 3;
     about = "Workflow scheduler with WebAssembly tasks"
 )]
 pub struct Cli {
+    /// The daemon's address, for commands that talk to it.
+    #[arg(
+        long,
+        global = true,
+        env = "TIDEMARK_SERVER",
+        default_value = "http://127.0.0.1:7878"
+    )]
+    pub server: String,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: scheduler, executor and HTTP API.
+    Serve(ServeArgs),
+    /// Create or update a workflow from a TOML or JSON file.
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
     /// Work with single tasks locally, without a daemon.
     #[command(subcommand)]
     Task(TaskCommand),
-    /// Inspect plugin files.
+    /// Check, push and list plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Inspect runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Run the window of WORKFLOW that contains WINDOW (an RFC 3339 instant) now.
+    RunWindow {
+        workflow: String,
+        window: String,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data directory (the sled store and compiled components).
+    #[arg(long, env = "TIDEMARK_DATA")]
+    pub data: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: std::net::SocketAddr,
+    /// Push every .wasm in this directory at start (name = file stem).
+    #[arg(long)]
+    pub plugins: Option<PathBuf>,
+    /// Apply every .toml in this directory at start.
+    #[arg(long)]
+    pub workflows: Option<PathBuf>,
+    /// Attempts running at once.
+    #[arg(long, default_value_t = 8)]
+    pub max_attempts: usize,
+    /// How long running attempts may finish after SIGTERM, e.g. 30s.
+    #[arg(long, default_value = "30s")]
+    pub grace: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// The latest run of each window of a workflow.
+    List {
+        workflow: String,
+        /// Only runs in this state (queued, running, succeeded, failed, ...).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        output: ListOutput,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListOutput {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +119,13 @@ pub enum PluginCommand {
     Check {
         /// The plugin's `.wasm` component.
         plugin: PathBuf,
+    },
+    /// Upload a plugin to the daemon as NAME (a new version if it changed).
+    Push { name: String, file: PathBuf },
+    /// List the daemon's plugins.
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        output: ListOutput,
     },
 }
 
@@ -136,19 +211,84 @@ pub struct TaskRunArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    let client = || Client::new(&cli.server);
+    let out = |o: ListOutput| {
+        if o == ListOutput::Json {
+            Output::Json
+        } else {
+            Output::Text
+        }
+    };
     match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Apply { file } => remote::apply(&client(), &file),
         Command::Task(TaskCommand::Run(args)) => task_run(*args),
         Command::Plugin(PluginCommand::Check { plugin }) => plugin_check(plugin),
+        Command::Plugin(PluginCommand::Push { name, file }) => {
+            remote::plugin_push(&client(), &name, &file)
+        }
+        Command::Plugin(PluginCommand::List { output }) => {
+            remote::plugin_list(&client(), out(output))
+        }
+        Command::Runs(RunsCommand::List {
+            workflow,
+            state,
+            output,
+        }) => remote::runs_list(&client(), &workflow, state.as_deref(), out(output)),
+        Command::RunWindow {
+            workflow,
+            window,
+            output,
+        } => remote::run_window(&client(), &workflow, &window, output),
     }
 }
 
 fn init_tracing() {
+    let default = if std::env::args().nth(1).as_deref() == Some("serve") {
+        "info"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share")))
+        .map(|d| d.join("tidemark"))
+        .unwrap_or_else(|| PathBuf::from("tidemark-data"))
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let grace = match harness::parse_timeout(&args.grace) {
+        Ok(g) => g,
+        Err(e) => return fail(EXIT_USAGE, &e),
+    };
+    let config = crate::server::ServeConfig {
+        data_dir: args.data.unwrap_or_else(default_data_dir),
+        listen: args.listen,
+        plugins_dir: args.plugins,
+        workflows_dir: args.workflows,
+        max_concurrent_attempts: args.max_attempts.max(1),
+        grace,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_FAILED, &e),
+    };
+    match runtime.block_on(crate::server::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
 }
 
 fn default_cache_dir() -> Option<PathBuf> {

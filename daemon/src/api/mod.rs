@@ -1,0 +1,232 @@
+//! The HTTP API under `/api/v1` (axum). One error shape everywhere:
+//! `{"error": {"code", "message", "details"}}`. Clients see a safe message;
+//! internal causes go to the log.
+
+mod error;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub use error::ApiError;
+
+use crate::engine::Engine;
+use crate::executor::Trigger;
+use crate::workflow::RawWorkflow;
+
+/// Largest plugin upload (interpreters compiled to components are big).
+pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
+/// Largest other request body.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+}
+
+/// The router, apart from any socket, so tests can call it directly.
+pub fn app(engine: Engine) -> Router {
+    let state = Arc::new(AppState { engine });
+    let plugins = Router::new()
+        .route("/api/v1/plugins/{name}", put(push_plugin))
+        .layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/v1/plugins", get(list_plugins))
+        .route("/api/v1/workflows", post(apply_workflow))
+        .route("/api/v1/workflows/{name}", get(get_workflow))
+        .route(
+            "/api/v1/workflows/{name}/runs",
+            get(list_runs).post(run_window),
+        )
+        .route("/api/v1/runs/{id}", get(get_run))
+        .route("/api/v1/runs/{id}/retry", post(retry_run))
+        .route("/api/v1/runs/{id}/cancel", post(cancel_run))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(plugins)
+        .with_state(state)
+}
+
+type Api<T> = Result<T, ApiError>;
+
+async fn push_plugin(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Api<(StatusCode, Json<Value>)> {
+    let tenant = s.engine.tenant().to_owned();
+    let meta = s.engine.push_plugin(&tenant, &name, body.to_vec()).await?;
+    Ok((StatusCode::CREATED, Json(json!(meta))))
+}
+
+async fn list_plugins(State(s): State<Arc<AppState>>) -> Api<Json<Value>> {
+    let plugins = s
+        .engine
+        .store()
+        .plugin_list(s.engine.tenant())
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "plugins": plugins })))
+}
+
+async fn apply_workflow(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Api<Json<Value>> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let is_json = content_type.contains("json")
+        || (!content_type.contains("toml") && body.trim_ascii_start().starts_with(b"{"));
+    let raw = if is_json {
+        RawWorkflow::from_json(&body)
+    } else {
+        let text = std::str::from_utf8(&body).map_err(|e| {
+            ApiError::bad_request("invalid_workflow", format!("TOML must be UTF-8: {e}"))
+        })?;
+        RawWorkflow::from_toml(text)
+    }
+    .map_err(|e| ApiError::bad_request("invalid_workflow", e.to_string()))?;
+    let tenant = s.engine.tenant().to_owned();
+    let stored = s.engine.apply_workflow(&tenant, raw).await?;
+    Ok(Json(
+        json!({ "name": stored.name, "version": stored.version }),
+    ))
+}
+
+async fn get_workflow(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Api<Json<Value>> {
+    let wf = s
+        .engine
+        .store()
+        .workflow_get(s.engine.tenant(), &name, None)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("workflow {name:?} not found")))?;
+    Ok(Json(
+        json!({ "name": wf.name, "version": wf.version, "created_ms": wf.created_ms, "definition": wf.raw }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct RunsQuery {
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+    state: Option<String>,
+}
+
+/// An instant given as milliseconds or RFC 3339.
+fn instant(name: &str, s: &str) -> Api<i64> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|d| d.timestamp_millis())
+        .map_err(|e| {
+            ApiError::bad_request(
+                "invalid_argument",
+                format!("{name}: {s:?} is not an RFC 3339 instant or milliseconds ({e})"),
+            )
+        })
+}
+
+async fn list_runs(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(q): Query<RunsQuery>,
+) -> Api<Json<Value>> {
+    let tenant = s.engine.tenant();
+    if s.engine.workflow(tenant, &name).is_none() {
+        return Err(ApiError::not_found(format!("workflow {name:?} not found")));
+    }
+    let from = q
+        .from
+        .as_deref()
+        .map(|v| instant("from", v))
+        .transpose()?
+        .unwrap_or(i64::MIN);
+    let to =
+        q.to.as_deref()
+            .map(|v| instant("to", v))
+            .transpose()?
+            .unwrap_or(i64::MAX);
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(v) => Some(crate::run::RunState::parse(v).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_argument",
+                format!("state: {v:?} is not a run state"),
+            )
+        })?),
+    };
+    let limit = q.limit.unwrap_or(1000).min(10_000);
+    let runs: Vec<_> = s
+        .engine
+        .runs_of(tenant, &name, from, to, usize::MAX)?
+        .into_iter()
+        .filter(|r| state.is_none_or(|st| r.state == st))
+        .take(limit)
+        .collect();
+    Ok(Json(json!({ "runs": runs })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunWindowBody {
+    /// Any instant inside the window to run.
+    window: String,
+}
+
+async fn run_window(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Api<(StatusCode, Json<Value>)> {
+    let req: RunWindowBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    let at = instant("window", &req.window)?;
+    let tenant = s.engine.tenant().to_owned();
+    let run = s
+        .engine
+        .run_window(&tenant, &name, at, Trigger::Manual)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(run))))
+}
+
+fn run_id(id: &str) -> Api<u64> {
+    id.parse().map_err(|_| {
+        ApiError::bad_request("invalid_argument", format!("run id {id:?} is not a number"))
+    })
+}
+
+async fn get_run(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Api<Json<Value>> {
+    let id = run_id(&id)?;
+    let tenant = s.engine.tenant();
+    let run = s
+        .engine
+        .run(tenant, id)?
+        .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
+    let attempts = s.engine.attempts(tenant, id)?;
+    Ok(Json(json!({ "run": run, "attempts": attempts })))
+}
+
+async fn retry_run(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Api<Json<Value>> {
+    let id = run_id(&id)?;
+    let tenant = s.engine.tenant().to_owned();
+    Ok(Json(json!(s.engine.retry_run(&tenant, id).await?)))
+}
+
+async fn cancel_run(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Api<Json<Value>> {
+    let id = run_id(&id)?;
+    let tenant = s.engine.tenant().to_owned();
+    Ok(Json(json!(s.engine.cancel_run(&tenant, id).await?)))
+}

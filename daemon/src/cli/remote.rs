@@ -1,0 +1,169 @@
+//! Commands that talk to a running daemon over its API.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::{json, Value};
+
+use super::{fail, Output, EXIT_FAILED, EXIT_INVALID};
+use crate::client::Client;
+
+fn print_json(v: &Value) -> ExitCode {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => {
+            println!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}
+
+fn time(ms: &Value) -> String {
+    ms.as_i64()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+pub fn plugin_push(client: &Client, name: &str, file: &Path) -> ExitCode {
+    let wasm = match std::fs::read(file) {
+        Ok(w) => w,
+        Err(e) => {
+            return fail(
+                EXIT_INVALID,
+                &crate::harness::HarnessError::Read {
+                    path: file.display().to_string(),
+                    source: e,
+                },
+            )
+        }
+    };
+    match client.send_bytes(
+        "PUT",
+        &format!("/api/v1/plugins/{name}"),
+        "application/wasm",
+        &wasm,
+    ) {
+        Ok(v) => {
+            println!(
+                "plugin {} version {} ({})",
+                v["name"].as_str().unwrap_or(name),
+                v["version"],
+                v["digest"].as_str().unwrap_or("")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}
+
+pub fn plugin_list(client: &Client, output: Output) -> ExitCode {
+    match client.get("/api/v1/plugins") {
+        Ok(v) if output == Output::Json => print_json(&v),
+        Ok(v) => {
+            println!("{:<24} {:>7} {:>10}  DIGEST", "NAME", "VERSION", "BYTES");
+            for p in v["plugins"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<24} {:>7} {:>10}  {}",
+                    p["name"].as_str().unwrap_or(""),
+                    p["version"],
+                    p["size"],
+                    p["digest"].as_str().unwrap_or("")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}
+
+pub fn apply(client: &Client, file: &Path) -> ExitCode {
+    let body = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            return fail(
+                EXIT_INVALID,
+                &crate::harness::HarnessError::Read {
+                    path: file.display().to_string(),
+                    source: e,
+                },
+            )
+        }
+    };
+    let content_type = if file.extension().is_some_and(|e| e == "json") {
+        "application/json"
+    } else {
+        "application/toml"
+    };
+    match client.send_bytes("POST", "/api/v1/workflows", content_type, &body) {
+        Ok(v) => {
+            println!(
+                "workflow {} version {}",
+                v["name"].as_str().unwrap_or("?"),
+                v["version"]
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}
+
+pub fn runs_list(client: &Client, workflow: &str, state: Option<&str>, output: Output) -> ExitCode {
+    let mut path = format!("/api/v1/workflows/{workflow}/runs");
+    if let Some(s) = state {
+        path.push_str(&format!("?state={s}"));
+    }
+    match client.get(&path) {
+        Ok(v) if output == Output::Json => print_json(&v),
+        Ok(v) => {
+            println!(
+                "{:<10} {:<21} {:<17} {:<10} TASKS",
+                "RUN", "WINDOW", "STATE", "TRIGGER"
+            );
+            for r in v["runs"].as_array().into_iter().flatten() {
+                let tasks: Vec<String> = r["tasks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        format!(
+                            "{}={}",
+                            t["name"].as_str().unwrap_or("?"),
+                            t["state"].as_str().unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{:<10} {:<21} {:<17} {:<10} {}",
+                    r["id"].to_string(),
+                    time(&r["window_start"]),
+                    r["state"].as_str().unwrap_or("?"),
+                    r["trigger"].as_str().unwrap_or("?"),
+                    tasks.join(" ")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}
+
+pub fn run_window(client: &Client, workflow: &str, window: &str, output: Output) -> ExitCode {
+    match client.post_json(
+        &format!("/api/v1/workflows/{workflow}/runs"),
+        &json!({ "window": window }),
+    ) {
+        Ok(v) if output == Output::Json => print_json(&v),
+        Ok(v) => {
+            println!(
+                "run {} of {} for window {} .. {}",
+                v["id"],
+                workflow,
+                time(&v["window_start"]),
+                time(&v["window_end"])
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}

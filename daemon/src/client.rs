@@ -1,0 +1,84 @@
+//! A small blocking client of the daemon's API for the CLI. Errors carry the
+//! server's message.
+
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{message} (HTTP {status}, {code})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("cannot reach the daemon at {server}: {message}")]
+    Transport { server: String, message: String },
+    #[error("unexpected response from {server}: {message}")]
+    Response { server: String, message: String },
+}
+
+pub struct Client {
+    server: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(server: &str) -> Self {
+        Client {
+            server: server.trim_end_matches('/').to_owned(),
+            agent: ureq::AgentBuilder::new().build(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server)
+    }
+
+    fn finish(&self, r: Result<ureq::Response, ureq::Error>) -> Result<Value, ClientError> {
+        match r {
+            Ok(resp) => resp.into_json().map_err(|e| ClientError::Response {
+                server: self.server.clone(),
+                message: e.to_string(),
+            }),
+            Err(ureq::Error::Status(status, resp)) => {
+                let body: Value = resp.into_json().unwrap_or(Value::Null);
+                let err = &body["error"];
+                Err(ClientError::Api {
+                    status,
+                    code: err["code"].as_str().unwrap_or("unknown").to_owned(),
+                    message: err["message"]
+                        .as_str()
+                        .unwrap_or("the server gave no message")
+                        .to_owned(),
+                })
+            }
+            Err(e) => Err(ClientError::Transport {
+                server: self.server.clone(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value, ClientError> {
+        self.finish(self.agent.get(&self.url(path)).call())
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        self.finish(self.agent.post(&self.url(path)).send_json(body))
+    }
+
+    pub fn send_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Value, ClientError> {
+        self.finish(
+            self.agent
+                .request(method, &self.url(path))
+                .set("Content-Type", content_type)
+                .send_bytes(body),
+        )
+    }
+}

@@ -1,0 +1,202 @@
+//! `tidemark serve`: the daemon. Opens the embedded store, optionally loads
+//! plugins and workflow files, serves the API and drives the engine until
+//! SIGTERM/SIGINT, then shuts down gracefully.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::SystemClock;
+use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::executor::{Executor, ExecutorConfig, ExecutorError};
+use crate::store::{SledStore, StoreError};
+use crate::workflow::RawWorkflow;
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Push every `*.wasm` here at start (name = file stem, `_` → `-`).
+    pub plugins_dir: Option<PathBuf>,
+    /// Apply every `*.toml` here at start.
+    pub workflows_dir: Option<PathBuf>,
+    pub max_concurrent_attempts: usize,
+    /// How long running attempts may finish after a shutdown signal.
+    pub grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("opening the store in {path}: {source}")]
+    Store { path: String, source: StoreError },
+    #[error(transparent)]
+    Executor(#[from] ExecutorError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{path}: {message}")]
+    Preload { path: String, message: String },
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("serving HTTP: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+fn files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, ServeError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| ServeError::Preload {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+async fn preload(engine: &Engine, cfg: &ServeConfig) -> Result<(), ServeError> {
+    let tenant = engine.tenant().to_owned();
+    if let Some(dir) = &cfg.plugins_dir {
+        for path in files(dir, "wasm")? {
+            let bad = |message: String| ServeError::Preload {
+                path: path.display().to_string(),
+                message,
+            };
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().replace('_', "-"))
+                .unwrap_or_default();
+            let wasm = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
+            let meta = engine
+                .push_plugin(&tenant, &name, wasm)
+                .await
+                .map_err(|e| bad(e.to_string()))?;
+            tracing::info!(plugin = name, version = meta.version, "plugin loaded");
+        }
+    }
+    if let Some(dir) = &cfg.workflows_dir {
+        // Upstream workflows must exist before their dependents: apply in
+        // rounds until nothing more succeeds.
+        let mut pending = files(dir, "toml")?;
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut failed = Vec::new();
+            let mut last_error = String::new();
+            for path in std::mem::take(&mut pending) {
+                let text = std::fs::read_to_string(&path).map_err(|e| ServeError::Preload {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                let raw = RawWorkflow::from_toml(&text).map_err(|e| ServeError::Preload {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                match engine.apply_workflow(&tenant, raw).await {
+                    Ok(w) => {
+                        tracing::info!(workflow = w.name, version = w.version, "workflow applied")
+                    }
+                    Err(e) => {
+                        last_error = format!("{}: {e}", path.display());
+                        failed.push(path);
+                    }
+                }
+            }
+            if failed.len() == before {
+                // No progress this round: the error is real, not ordering.
+                return Err(ServeError::Preload {
+                    path: dir.display().to_string(),
+                    message: last_error,
+                });
+            }
+            pending = failed;
+        }
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
+    let state_dir = cfg.data_dir.join("state");
+    let store = Arc::new(
+        SledStore::open(&state_dir).map_err(|source| ServeError::Store {
+            path: state_dir.display().to_string(),
+            source,
+        })?,
+    );
+    let executor = Arc::new(Executor::new(ExecutorConfig {
+        cache_dir: Some(cfg.data_dir.join("components")),
+        max_instances: Some((cfg.max_concurrent_attempts * 2).max(16) as u32),
+    })?);
+    let engine = Engine::open(
+        store,
+        executor,
+        Arc::new(SystemClock),
+        EngineConfig {
+            max_concurrent_attempts: cfg.max_concurrent_attempts,
+            ..EngineConfig::default()
+        },
+    )
+    .await?;
+    preload(&engine, &cfg).await?;
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: cfg.listen,
+        source,
+    })?;
+    // Scripts and tests wait for this line to know the port.
+    println!("tidemark listening on http://{addr}");
+    tracing::info!(%addr, data = %cfg.data_dir.display(), "serving");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let http = axum::serve(listener, crate::api::app(engine.clone()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let driver = engine.run_until(stopped(stop_rx), cfg.grace);
+    let (http, ()) = tokio::join!(http, driver);
+    signal.abort();
+    http.map_err(ServeError::Http)
+}
