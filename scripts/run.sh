@@ -16,8 +16,10 @@ plugins="$target/example-plugins"
 mkdir -p "$plugins"
 cp "$wasm/hello.wasm" "$wasm"/etl_*.wasm "$plugins/"
 
+data="${DATA_DIR:-data/tidemark}"
 echo "Try, in another terminal:"
+echo "  export TIDEMARK_TOKEN=\$(cat $data/default-token)"
 echo "  $target/release/tidemark runs list etl"
 echo "  $target/release/tidemark run-window etl 2024-03-01T10:00:00Z"
-exec "$target/release/tidemark" serve --data "${DATA_DIR:-data/tidemark}" \
+exec "$target/release/tidemark" serve --data "$data" \
     --listen "${LISTEN:-127.0.0.1:7878}" --plugins "$plugins" --workflows examples

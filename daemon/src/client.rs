@@ -19,6 +19,7 @@ pub enum ClientError {
 
 pub struct Client {
     server: String,
+    token: Option<String>,
     agent: ureq::Agent,
 }
 
@@ -26,7 +27,22 @@ impl Client {
     pub fn new(server: &str) -> Self {
         Client {
             server: server.trim_end_matches('/').to_owned(),
+            token: None,
             agent: ureq::AgentBuilder::new().build(),
+        }
+    }
+
+    /// Sends `Authorization: Bearer TOKEN` with every request.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let req = self.agent.request(method, &self.url(path));
+        match &self.token {
+            Some(t) => req.set("Authorization", &format!("Bearer {t}")),
+            None => req,
         }
     }
 
@@ -36,6 +52,7 @@ impl Client {
 
     fn finish(&self, r: Result<ureq::Response, ureq::Error>) -> Result<Value, ClientError> {
         match r {
+            Ok(resp) if resp.status() == 204 => Ok(Value::Null),
             Ok(resp) => resp.into_json().map_err(|e| ClientError::Response {
                 server: self.server.clone(),
                 message: e.to_string(),
@@ -60,11 +77,11 @@ impl Client {
     }
 
     pub fn get(&self, path: &str) -> Result<Value, ClientError> {
-        self.finish(self.agent.get(&self.url(path)).call())
+        self.finish(self.request("GET", path).call())
     }
 
     pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
-        self.finish(self.agent.post(&self.url(path)).send_json(body))
+        self.finish(self.request("POST", path).send_json(body))
     }
 
     pub fn send_bytes(
@@ -75,8 +92,7 @@ impl Client {
         body: &[u8],
     ) -> Result<Value, ClientError> {
         self.finish(
-            self.agent
-                .request(method, &self.url(path))
+            self.request(method, path)
                 .set("Content-Type", content_type)
                 .send_bytes(body),
         )

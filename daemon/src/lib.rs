@@ -18,4 +18,5 @@ pub mod run;
 pub mod schedule;
 pub mod server;
 pub mod store;
+pub mod tenancy;
 pub mod workflow;

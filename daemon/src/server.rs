@@ -11,6 +11,7 @@ use crate::clock::SystemClock;
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::executor::{Executor, ExecutorConfig, ExecutorError};
 use crate::store::{SledStore, StoreError};
+use crate::tenancy::Tenancy;
 use crate::workflow::RawWorkflow;
 
 #[derive(Debug, Clone)]
@@ -24,6 +25,11 @@ pub struct ServeConfig {
     pub max_concurrent_attempts: usize,
     /// How long running attempts may finish after a shutdown signal.
     pub grace: Duration,
+    /// The admin token; `None` uses (or creates) `DATA_DIR/admin-token`.
+    pub admin_token: Option<String>,
+    /// The tenant that preloaded plugins and workflows belong to; created
+    /// if missing, with its first token written to `DATA_DIR/<tenant>-token`.
+    pub preload_tenant: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +49,8 @@ pub enum ServeError {
     },
     #[error("serving HTTP: {0}")]
     Http(#[source] std::io::Error),
+    #[error(transparent)]
+    Tenancy(#[from] crate::tenancy::TenancyError),
 }
 
 fn files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, ServeError> {
@@ -58,8 +66,20 @@ fn files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, ServeError> {
     Ok(out)
 }
 
-async fn preload(engine: &Engine, cfg: &ServeConfig) -> Result<(), ServeError> {
-    let tenant = engine.tenant().to_owned();
+async fn preload(engine: &Engine, tenancy: &Tenancy, cfg: &ServeConfig) -> Result<(), ServeError> {
+    if cfg.plugins_dir.is_none() && cfg.workflows_dir.is_none() {
+        return Ok(());
+    }
+    let tenant = cfg.preload_tenant.clone();
+    if !tenancy.tenant_exists(&tenant)? {
+        let (_, _, secret) = tenancy.create_tenant(&tenant, engine.clock().now_ms())?;
+        let path = cfg.data_dir.join(format!("{tenant}-token"));
+        write_secret(&path, &secret)?;
+        println!(
+            "created tenant {tenant}; its token is in {}",
+            path.display()
+        );
+    }
     if let Some(dir) = &cfg.plugins_dir {
         for path in files(dir, "wasm")? {
             let bad = |message: String| ServeError::Preload {
@@ -118,6 +138,23 @@ async fn preload(engine: &Engine, cfg: &ServeConfig) -> Result<(), ServeError> {
     Ok(())
 }
 
+fn write_secret(path: &Path, secret: &str) -> Result<(), ServeError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    use std::io::Write;
+    opts.open(path)
+        .and_then(|mut f| f.write_all(format!("{secret}\n").as_bytes()))
+        .map_err(|e| ServeError::Preload {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+}
+
 /// Completes on SIGTERM or SIGINT.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -168,7 +205,15 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         },
     )
     .await?;
-    preload(&engine, &cfg).await?;
+    let (admin, generated) = crate::tenancy::admin_token(&cfg.data_dir, cfg.admin_token.clone())?;
+    if generated {
+        println!(
+            "generated the admin token (shown once; also in {}): {admin}",
+            cfg.data_dir.join("admin-token").display()
+        );
+    }
+    let tenancy = Tenancy::new(engine.store().clone(), &admin);
+    preload(&engine, &tenancy, &cfg).await?;
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -193,7 +238,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let http = axum::serve(listener, crate::api::app(engine.clone()))
+    let http = axum::serve(listener, crate::api::app(engine.clone(), tenancy))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
     let driver = engine.run_until(stopped(stop_rx), cfg.grace);
     let (http, ()) = tokio::join!(http, driver);

@@ -51,9 +51,9 @@ impl From<EngineError> for ApiError {
             }
             EngineError::NoWindow { .. } => (StatusCode::BAD_REQUEST, "no_window"),
             EngineError::WindowBusy { .. } => (StatusCode::CONFLICT, "window_busy"),
-            EngineError::NotRetryable { .. } | EngineError::Transition(_) => {
-                (StatusCode::CONFLICT, "invalid_state")
-            }
+            EngineError::NotRetryable { .. }
+            | EngineError::AlreadyEnded { .. }
+            | EngineError::Transition(_) => (StatusCode::CONFLICT, "invalid_state"),
             EngineError::Store(_) | EngineError::Join(_) => return ApiError::internal(e),
         };
         ApiError {

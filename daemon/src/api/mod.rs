@@ -2,19 +2,23 @@
 //! `{"error": {"code", "message", "details"}}`. Clients see a safe message;
 //! internal causes go to the log.
 
+mod auth;
 mod error;
+mod tenants;
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub use error::ApiError;
+
+use auth::TenantCaller;
 
 use crate::engine::Engine;
 use crate::executor::Trigger;
@@ -28,11 +32,12 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
+    pub tenancy: crate::tenancy::Tenancy,
 }
 
 /// The router, apart from any socket, so tests can call it directly.
-pub fn app(engine: Engine) -> Router {
-    let state = Arc::new(AppState { engine });
+pub fn app(engine: Engine, tenancy: crate::tenancy::Tenancy) -> Router {
+    let state = Arc::new(AppState { engine, tenancy });
     let plugins = Router::new()
         .route("/api/v1/plugins/{name}", put(push_plugin))
         .layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES));
@@ -48,6 +53,24 @@ pub fn app(engine: Engine) -> Router {
         .route("/api/v1/runs/{id}", get(get_run))
         .route("/api/v1/runs/{id}/retry", post(retry_run))
         .route("/api/v1/runs/{id}/cancel", post(cancel_run))
+        .route(
+            "/api/v1/tenants",
+            post(tenants::create_tenant).get(tenants::list_tenants),
+        )
+        .route("/api/v1/tenants/{name}", delete(tenants::delete_tenant))
+        .route(
+            "/api/v1/tenants/{name}/tokens",
+            post(tenants::admin_create_token).get(tenants::admin_list_tokens),
+        )
+        .route(
+            "/api/v1/tenants/{name}/tokens/{id}",
+            delete(tenants::admin_revoke_token),
+        )
+        .route(
+            "/api/v1/tokens",
+            post(tenants::create_token).get(tenants::list_tokens),
+        )
+        .route("/api/v1/tokens/{id}", delete(tenants::revoke_token))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(plugins)
         .with_state(state)
@@ -56,25 +79,29 @@ pub fn app(engine: Engine) -> Router {
 type Api<T> = Result<T, ApiError>;
 
 async fn push_plugin(
+    TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Api<(StatusCode, Json<Value>)> {
-    let tenant = s.engine.tenant().to_owned();
     let meta = s.engine.push_plugin(&tenant, &name, body.to_vec()).await?;
     Ok((StatusCode::CREATED, Json(json!(meta))))
 }
 
-async fn list_plugins(State(s): State<Arc<AppState>>) -> Api<Json<Value>> {
+async fn list_plugins(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+) -> Api<Json<Value>> {
     let plugins = s
         .engine
         .store()
-        .plugin_list(s.engine.tenant())
+        .plugin_list(&tenant)
         .map_err(ApiError::internal)?;
     Ok(Json(json!({ "plugins": plugins })))
 }
 
 async fn apply_workflow(
+    TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
@@ -94,7 +121,6 @@ async fn apply_workflow(
         RawWorkflow::from_toml(text)
     }
     .map_err(|e| ApiError::bad_request("invalid_workflow", e.to_string()))?;
-    let tenant = s.engine.tenant().to_owned();
     let stored = s.engine.apply_workflow(&tenant, raw).await?;
     Ok(Json(
         json!({ "name": stored.name, "version": stored.version }),
@@ -102,13 +128,14 @@ async fn apply_workflow(
 }
 
 async fn get_workflow(
+    TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Api<Json<Value>> {
     let wf = s
         .engine
         .store()
-        .workflow_get(s.engine.tenant(), &name, None)
+        .workflow_get(&tenant, &name, None)
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("workflow {name:?} not found")))?;
     Ok(Json(
@@ -140,11 +167,12 @@ fn instant(name: &str, s: &str) -> Api<i64> {
 }
 
 async fn list_runs(
+    TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     Query(q): Query<RunsQuery>,
 ) -> Api<Json<Value>> {
-    let tenant = s.engine.tenant();
+    let tenant = tenant.as_str();
     if s.engine.workflow(tenant, &name).is_none() {
         return Err(ApiError::not_found(format!("workflow {name:?} not found")));
     }
@@ -187,6 +215,7 @@ struct RunWindowBody {
 }
 
 async fn run_window(
+    TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: Bytes,
@@ -194,7 +223,6 @@ async fn run_window(
     let req: RunWindowBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
     let at = instant("window", &req.window)?;
-    let tenant = s.engine.tenant().to_owned();
     let run = s
         .engine
         .run_window(&tenant, &name, at, Trigger::Manual)
@@ -208,9 +236,13 @@ fn run_id(id: &str) -> Api<u64> {
     })
 }
 
-async fn get_run(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Api<Json<Value>> {
+async fn get_run(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Api<Json<Value>> {
     let id = run_id(&id)?;
-    let tenant = s.engine.tenant();
+    let tenant = tenant.as_str();
     let run = s
         .engine
         .run(tenant, id)?
@@ -219,14 +251,20 @@ async fn get_run(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Api<
     Ok(Json(json!({ "run": run, "attempts": attempts })))
 }
 
-async fn retry_run(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Api<Json<Value>> {
+async fn retry_run(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Api<Json<Value>> {
     let id = run_id(&id)?;
-    let tenant = s.engine.tenant().to_owned();
     Ok(Json(json!(s.engine.retry_run(&tenant, id).await?)))
 }
 
-async fn cancel_run(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Api<Json<Value>> {
+async fn cancel_run(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Api<Json<Value>> {
     let id = run_id(&id)?;
-    let tenant = s.engine.tenant().to_owned();
     Ok(Json(json!(s.engine.cancel_run(&tenant, id).await?)))
 }

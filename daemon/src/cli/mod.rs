@@ -36,6 +36,9 @@ pub struct Cli {
         default_value = "http://127.0.0.1:7878"
     )]
     pub server: String,
+    /// API token (a tenant's, or the admin token for `tenant` commands).
+    #[arg(long, global = true, env = "TIDEMARK_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -58,6 +61,12 @@ pub enum Command {
     /// Inspect runs.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Manage tenants (needs the admin token).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage the calling tenant's API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Run the window of WORKFLOW that contains WINDOW (an RFC 3339 instant) now.
     RunWindow {
         workflow: String,
@@ -86,6 +95,12 @@ pub struct ServeArgs {
     /// How long running attempts may finish after SIGTERM, e.g. 30s.
     #[arg(long, default_value = "30s")]
     pub grace: String,
+    /// The admin token (default: DATA/admin-token, generated on first start).
+    #[arg(long, env = "TIDEMARK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Tenant that --plugins and --workflows load into (created if missing).
+    #[arg(long, default_value = "default")]
+    pub tenant: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +113,34 @@ pub enum RunsCommand {
         state: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
         output: ListOutput,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its first API token.
+    Create { name: String },
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        output: ListOutput,
+    },
+    /// Delete a tenant and everything it owns.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (it is shown only once).
+    Create {
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        output: ListOutput,
+    },
+    Revoke {
+        id: u64,
     },
 }
 
@@ -211,7 +254,8 @@ pub struct TaskRunArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let client = || Client::new(&cli.server);
+    let token = cli.token.clone();
+    let client = || Client::new(&cli.server).with_token(token.clone());
     let out = |o: ListOutput| {
         if o == ListOutput::Json {
             Output::Json
@@ -240,6 +284,24 @@ pub fn main() -> ExitCode {
             window,
             output,
         } => remote::run_window(&client(), &workflow, &window, output),
+        Command::Tenant(TenantCommand::Create { name }) => remote::tenant_create(&client(), &name),
+        Command::Tenant(TenantCommand::List { output }) => {
+            remote::list(&client(), "/api/v1/tenants", "tenants", out(output))
+        }
+        Command::Tenant(TenantCommand::Delete { name }) => remote::delete(
+            &client(),
+            &format!("/api/v1/tenants/{name}"),
+            &format!("tenant {name} deleted"),
+        ),
+        Command::Token(TokenCommand::Create { label }) => remote::token_create(&client(), &label),
+        Command::Token(TokenCommand::List { output }) => {
+            remote::list(&client(), "/api/v1/tokens", "tokens", out(output))
+        }
+        Command::Token(TokenCommand::Revoke { id }) => remote::delete(
+            &client(),
+            &format!("/api/v1/tokens/{id}"),
+            &format!("token {id} revoked"),
+        ),
     }
 }
 
@@ -277,6 +339,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         workflows_dir: args.workflows,
         max_concurrent_attempts: args.max_attempts.max(1),
         grace,
+        admin_token: args.admin_token,
+        preload_tenant: args.tenant,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -167,3 +167,49 @@ pub fn run_window(client: &Client, workflow: &str, window: &str, output: Output)
         Err(e) => fail(EXIT_FAILED, &e),
     }
 }
+
+pub fn tenant_create(client: &Client, name: &str) -> ExitCode {
+    match client.post_json("/api/v1/tenants", &json!({ "name": name })) {
+        Ok(v) => {
+            eprintln!("created tenant {name}; its first token (shown once):");
+            println!("{}", v["token"].as_str().unwrap_or(""));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}
+
+pub fn token_create(client: &Client, label: &str) -> ExitCode {
+    match client.post_json("/api/v1/tokens", &json!({ "label": label })) {
+        Ok(v) => {
+            eprintln!("created token {} (shown once):", v["id"]);
+            println!("{}", v["token"].as_str().unwrap_or(""));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}
+
+/// Lists `key` of a GET response: JSON, or one compact JSON object a line.
+pub fn list(client: &Client, path: &str, key: &str, output: Output) -> ExitCode {
+    match client.get(path) {
+        Ok(v) if output == Output::Json => print_json(&v),
+        Ok(v) => {
+            for item in v[key].as_array().into_iter().flatten() {
+                println!("{item}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}
+
+pub fn delete(client: &Client, path: &str, done: &str) -> ExitCode {
+    match client.send_bytes("DELETE", path, "application/json", b"") {
+        Ok(_) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}

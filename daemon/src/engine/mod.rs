@@ -77,6 +77,8 @@ pub enum EngineError {
     NotRetryable { run_id: u64, state: &'static str },
     #[error(transparent)]
     Transition(#[from] crate::run::InvalidTransition),
+    #[error("run {run_id} already ended ({state})")]
+    AlreadyEnded { run_id: u64, state: &'static str },
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -104,6 +106,8 @@ struct EngineState {
     attempts: Vec<(String, AttemptRecord)>,
     outputs: Vec<(String, i64, StagedOutputs)>,
     cursor_changes: Vec<(String, String, i64)>,
+    /// Deleted tenants: late results of their attempts are dropped.
+    forgotten: HashSet<String>,
 }
 
 pub(crate) struct Inner {
@@ -156,11 +160,19 @@ impl Inner {
             let mut runs: Vec<Run> = std::mem::take(&mut st.ended);
             let dirty: Vec<u64> = st.dirty.drain().collect();
             runs.extend(dirty.iter().filter_map(|id| st.runs.get(id).cloned()));
+            let mut cursors = std::mem::take(&mut st.cursor_changes);
+            let mut attempts = std::mem::take(&mut st.attempts);
+            let mut outputs = std::mem::take(&mut st.outputs);
+            let gone = &st.forgotten;
+            runs.retain(|r| !gone.contains(&r.tenant));
+            cursors.retain(|c| !gone.contains(&c.0));
+            attempts.retain(|a| !gone.contains(&a.0));
+            outputs.retain(|o| !gone.contains(&o.0));
             Changes {
                 runs,
-                cursors: std::mem::take(&mut st.cursor_changes),
-                attempts: std::mem::take(&mut st.attempts),
-                outputs: std::mem::take(&mut st.outputs),
+                cursors,
+                attempts,
+                outputs,
             }
         };
         if changes.runs.is_empty() && changes.cursors.is_empty() && changes.attempts.is_empty() {
@@ -463,7 +475,16 @@ impl Engine {
             let mut st = self.inner.lock();
             let run = match st.runs.get_mut(&id) {
                 Some(r) if r.tenant == tenant => r,
-                _ => return Err(EngineError::RunNotFound(id)),
+                _ => {
+                    drop(st);
+                    return Err(match self.inner.store.run_get(tenant, id)? {
+                        Some(r) => EngineError::AlreadyEnded {
+                            run_id: id,
+                            state: r.state.as_str(),
+                        },
+                        None => EngineError::RunNotFound(id),
+                    });
+                }
             };
             for t in &mut run.tasks {
                 if matches!(t.state, TaskState::Pending | TaskState::Retrying) {
@@ -532,6 +553,26 @@ impl Engine {
     /// Active (not ended) runs.
     pub fn active_runs(&self) -> usize {
         self.inner.lock().runs.len()
+    }
+
+    /// Stops scheduling everything of a deleted tenant and drops whatever
+    /// its attempts still in flight report.
+    pub fn forget_tenant(&self, tenant: &str) {
+        let mut st = self.inner.lock();
+        st.heads.retain(|(t, _), _| t != tenant);
+        st.versions.retain(|(t, _, _), _| t != tenant);
+        st.cursors.retain(|(t, _), _| t != tenant);
+        let ids: Vec<u64> = st
+            .runs
+            .values()
+            .filter(|r| r.tenant == tenant)
+            .map(|r| r.id)
+            .collect();
+        for id in ids {
+            st.runs.remove(&id);
+            st.dirty.remove(&id);
+        }
+        st.forgotten.insert(tenant.to_owned());
     }
 
     /// Wakes the driver (after an external change).

@@ -9,12 +9,14 @@
 mod keys;
 mod sled_store;
 mod state;
+mod tenants;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 
 pub use sled_store::SledStore;
 pub use state::{AttemptRecord, Changes, PluginMeta, StateStore, StoredWorkflow, WindowRecord};
+pub use tenants::{TenantRecord, TenantStore, TokenRecord};
 
 /// Names one task's state in one window: the scope of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

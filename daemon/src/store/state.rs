@@ -68,7 +68,7 @@ pub struct Changes {
 /// atomic and durable before it returns.
 ///
 /// [`apply`]: StateStore::apply
-pub trait StateStore: TaskData {
+pub trait StateStore: TaskData + super::TenantStore {
     /// Stores a plugin; returns the existing version if the newest one has
     /// the same digest, else a new version.
     fn plugin_put(

@@ -14,9 +14,12 @@ use tidemark_tests::tidemark_bin;
 
 const H: i64 = 3_600_000;
 
+const ADMIN: &str = "test-admin-token";
+
 struct Daemon {
     child: Child,
     url: String,
+    token: Option<String>,
 }
 
 impl Daemon {
@@ -32,6 +35,7 @@ impl Daemon {
         ])
         .arg(data)
         .env("RUST_LOG", "warn")
+        .env("TIDEMARK_ADMIN_TOKEN", ADMIN)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
         if let Some(p) = plugins {
@@ -53,13 +57,40 @@ impl Daemon {
         let url = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the daemon did not start listening");
-        Daemon { child, url }
+        // With preloading, the daemon writes the default tenant's token.
+        let token = std::fs::read_to_string(data.join("default-token"))
+            .ok()
+            .map(|t| t.trim().to_owned());
+        Daemon { child, url, token }
+    }
+
+    /// Creates a tenant with the admin token and uses its token from now on.
+    fn login_as_new_tenant(&mut self, name: &str) {
+        let out = Command::new(tidemark_bin())
+            .args(["tenant", "create", name])
+            .env("TIDEMARK_SERVER", &self.url)
+            .env("TIDEMARK_TOKEN", ADMIN)
+            .output()
+            .expect("tenant create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(
+            token.starts_with("tm_"),
+            "stdout: {token:?} stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.token = Some(token);
     }
 
     fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(tidemark_bin())
             .args(args)
             .env("TIDEMARK_SERVER", &self.url)
+            .env("TIDEMARK_TOKEN", self.token.as_deref().unwrap_or(""))
             .output()
             .expect("running the CLI");
         (
@@ -78,6 +109,7 @@ impl Daemon {
 
     fn get(&self, path: &str) -> Value {
         tidemark::client::Client::new(&self.url)
+            .with_token(self.token.clone())
             .get(path)
             .expect("GET")
     }
@@ -117,7 +149,11 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 #[test]
 fn serve_apply_push_run_window_and_list() {
     let data = tempfile::tempdir().unwrap();
-    let d = Daemon::start(data.path(), None, None);
+    let mut d = Daemon::start(data.path(), None, None);
+    let (code, _, err) = d.cli(&["plugin", "list"]);
+    assert_eq!(code, 1, "no token");
+    assert!(err.contains("missing Authorization header"), "{err}");
+    d.login_as_new_tenant("acme");
     let (code, out, err) = d.cli(&["plugin", "push", "hello", HELLO]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("plugin hello version 1"), "{out}");
@@ -188,6 +224,14 @@ fn sigkill_at_arbitrary_moments_loses_and_repeats_nothing() {
         ),
     )
     .unwrap();
+
+    // The tenant exists before the first kill, so every start finds its token.
+    let first = Daemon::start(data.path(), Some(plugins.path()), None);
+    assert!(
+        first.token.is_some(),
+        "the default tenant's token is written on first start"
+    );
+    assert_eq!(first.terminate(), 0);
 
     // Kill the daemon at spread-out moments of its work (a fixed sequence,
     // so a failure reproduces), restarting it each time.

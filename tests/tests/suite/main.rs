@@ -1,5 +1,6 @@
 //! Tidemark's black-box integration suite: one binary, one module per area.
 
+mod access;
 mod cli;
 mod daemon;
 mod datasets;
@@ -98,4 +99,15 @@ pub async fn assert_engine_healthy() {
     )
     .await;
     assert_eq!(r.result, Ok("hello".to_string()), "log: {:?}", r.log);
+}
+
+/// A fresh executor sharing the suite's compiled-component cache.
+pub fn engine_executor() -> Arc<Executor> {
+    Arc::new(
+        Executor::new(ExecutorConfig {
+            cache_dir: Some(shared_cache_dir()),
+            max_instances: Some(32),
+        })
+        .expect("executor"),
+    )
 }

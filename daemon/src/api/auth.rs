@@ -1,0 +1,74 @@
+//! Request authentication: extractors that resolve the bearer token.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+
+use super::{ApiError, AppState};
+use crate::tenancy::{AuthError, Principal};
+
+/// A request made with a tenant's token; handlers act on this tenant only.
+pub struct TenantCaller(pub String);
+
+/// A request made with the admin token.
+pub struct AdminCaller;
+
+fn unauthorized(e: AuthError) -> ApiError {
+    let status = if e == AuthError::Unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    ApiError {
+        status,
+        code: "unauthorized",
+        message: e.to_string(),
+    }
+}
+
+fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    state
+        .tenancy
+        .authenticate(parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes()))
+        .map_err(unauthorized)
+}
+
+impl FromRequestParts<Arc<AppState>> for TenantCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        match principal(parts, state)? {
+            Principal::Tenant(t) => Ok(TenantCaller(t)),
+            Principal::Admin => Err(ApiError {
+                status: StatusCode::FORBIDDEN,
+                code: "forbidden",
+                message: "this endpoint needs a tenant token; the admin token only manages tenants"
+                    .into(),
+            }),
+        }
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        match principal(parts, state)? {
+            Principal::Admin => Ok(AdminCaller),
+            Principal::Tenant(_) => Err(ApiError {
+                status: StatusCode::FORBIDDEN,
+                code: "forbidden",
+                message: "this endpoint needs the admin token".into(),
+            }),
+        }
+    }
+}

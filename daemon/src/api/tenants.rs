@@ -1,0 +1,168 @@
+//! Tenant and token endpoints.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::{AdminCaller, TenantCaller};
+use super::{ApiError, AppState};
+use crate::store::TokenRecord;
+use crate::tenancy::TenancyError;
+
+type Api<T> = Result<T, ApiError>;
+
+impl From<TenancyError> for ApiError {
+    fn from(e: TenancyError) -> Self {
+        match &e {
+            TenancyError::Name(_) | TenancyError::Label => {
+                ApiError::bad_request("invalid_argument", e.to_string())
+            }
+            TenancyError::Exists(_) => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "exists",
+                message: e.to_string(),
+            },
+            TenancyError::TenantNotFound(_) | TenancyError::TokenNotFound(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            TenancyError::Store(_) | TenancyError::Random(_) | TenancyError::AdminFile { .. } => {
+                ApiError::internal(e)
+            }
+        }
+    }
+}
+
+fn token_json(t: &TokenRecord) -> Value {
+    // Never the hash: it is as good as a password for an offline guess.
+    json!({ "id": t.id, "tenant": t.tenant, "label": t.label, "created_ms": t.created_ms, "revoked": t.revoked })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTenant {
+    name: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    #[serde(default)]
+    label: String,
+}
+
+fn parse<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Api<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))
+}
+
+pub async fn create_tenant(
+    _: AdminCaller,
+    State(s): State<Arc<AppState>>,
+    body: Bytes,
+) -> Api<(StatusCode, Json<Value>)> {
+    let req: NewTenant = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    let now = s.engine.clock().now_ms();
+    let (tenant, token, secret) = s.tenancy.create_tenant(&req.name, now)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "tenant": tenant, "token": secret, "token_id": token.id })),
+    ))
+}
+
+pub async fn list_tenants(_: AdminCaller, State(s): State<Arc<AppState>>) -> Api<Json<Value>> {
+    Ok(Json(json!({ "tenants": s.tenancy.tenants()? })))
+}
+
+pub async fn delete_tenant(
+    _: AdminCaller,
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Api<StatusCode> {
+    s.tenancy.delete_tenant(&name)?;
+    s.engine.forget_tenant(&name);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn admin_create_token(
+    _: AdminCaller,
+    State(s): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Api<(StatusCode, Json<Value>)> {
+    issue_token(&s, &tenant, &body)
+}
+
+pub async fn admin_list_tokens(
+    _: AdminCaller,
+    State(s): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+) -> Api<Json<Value>> {
+    if !s.tenancy.tenant_exists(&tenant)? {
+        return Err(TenancyError::TenantNotFound(tenant).into());
+    }
+    let tokens: Vec<Value> = s.tenancy.tokens(&tenant)?.iter().map(token_json).collect();
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+pub async fn admin_revoke_token(
+    _: AdminCaller,
+    State(s): State<Arc<AppState>>,
+    Path((tenant, id)): Path<(String, String)>,
+) -> Api<Json<Value>> {
+    let id = token_id(&id)?;
+    Ok(Json(token_json(&s.tenancy.revoke_token(&tenant, id)?)))
+}
+
+/// Creates a token of `tenant`; the response is the only time its secret is shown.
+fn issue_token(s: &AppState, tenant: &str, body: &[u8]) -> Api<(StatusCode, Json<Value>)> {
+    let req: NewToken = parse(body)?;
+    let (t, secret) = s
+        .tenancy
+        .create_token(tenant, &req.label, s.engine.clock().now_ms())?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": t.id, "token": secret, "label": t.label })),
+    ))
+}
+
+fn token_id(id: &str) -> Api<u64> {
+    id.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_argument",
+            format!("token id {id:?} is not a number"),
+        )
+    })
+}
+
+pub async fn create_token(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    body: Bytes,
+) -> Api<(StatusCode, Json<Value>)> {
+    issue_token(&s, &tenant, &body)
+}
+
+pub async fn list_tokens(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+) -> Api<Json<Value>> {
+    let tokens: Vec<Value> = s.tenancy.tokens(&tenant)?.iter().map(token_json).collect();
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+pub async fn revoke_token(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Api<Json<Value>> {
+    let id = token_id(&id)?;
+    Ok(Json(token_json(&s.tenancy.revoke_token(&tenant, id)?)))
+}
