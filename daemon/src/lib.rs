@@ -7,6 +7,7 @@
 //! - [`cli`] is the command line; `main.rs` only calls it.
 
 pub mod api;
+pub mod backfill;
 pub mod cli;
 pub mod client;
 pub mod clock;

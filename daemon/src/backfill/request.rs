@@ -1,0 +1,207 @@
+//! The backfill request, raw (JSON / CLI) and validated.
+
+use serde::{Deserialize, Serialize};
+
+use crate::schedule;
+use crate::workflow::WorkflowDef;
+
+pub const MAX_DATES: usize = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Up to `parallelism` windows at once.
+    #[default]
+    Parallel,
+    /// One window at a time, in order.
+    Serial,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// Which windows of the selection run.
+///
+/// The default is `missing`: windows that never succeeded (never ran, or
+/// whose latest run failed). Re-running windows that succeeded costs work
+/// and replaces data, so it must be asked for (`all`); `failed` repairs only
+/// windows that ran and failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Rerun {
+    #[default]
+    Missing,
+    Failed,
+    All,
+}
+
+/// Against live runs: `low` (default) and `normal` draw from the backfill
+/// pool below live runs; `high` is an urgent repair that goes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    #[default]
+    Low,
+    Normal,
+    High,
+}
+
+/// A backfill request as sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackfillRequest {
+    pub workflow: String,
+    /// Range start (instant or date in the workflow's zone); with `end`.
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default)]
+    pub end: Option<String>,
+    /// Dates or instants; each selects the window that contains it.
+    #[serde(default)]
+    pub dates: Option<Vec<String>>,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub parallelism: Option<u32>,
+    #[serde(default)]
+    pub order: Order,
+    #[serde(default)]
+    pub rerun: Rerun,
+    #[serde(default)]
+    pub from_task: Option<String>,
+    #[serde(default)]
+    pub downstream: super::Downstream,
+    #[serde(default)]
+    pub version: Option<u32>,
+    #[serde(default)]
+    pub priority: Priority,
+    #[serde(default)]
+    pub max_failed_windows: Option<u32>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Why a request was refused; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct RequestError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn err(field: &'static str, message: impl Into<String>) -> RequestError {
+    RequestError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// A validated request against one workflow definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillSpec {
+    pub workflow: String,
+    pub selection: super::Selection,
+    pub mode: Mode,
+    /// 1 in serial mode.
+    pub parallelism: u32,
+    pub order: Order,
+    pub rerun: Rerun,
+    pub from_task: Option<String>,
+    pub downstream: super::Downstream,
+    pub version: Option<u32>,
+    pub priority: Priority,
+    pub max_failed_windows: Option<u32>,
+    pub dry_run: bool,
+}
+
+impl RawBackfillRequest {
+    /// Validates against the definition the backfill will use.
+    pub fn validate(&self, def: &WorkflowDef) -> Result<BackfillSpec, RequestError> {
+        let tz = def.schedule.tz();
+        let parse = |field: &'static str, s: &str| {
+            schedule::parse_instant_or_date(s, tz).map_err(|m| err(field, m))
+        };
+        let selection = match (&self.start, &self.end, &self.dates) {
+            (Some(s), Some(e), None) => {
+                let start = parse("start", s)?;
+                let end = parse("end", e)?;
+                if end <= start {
+                    return Err(err("end", "must be after start"));
+                }
+                super::Selection::Range { start, end }
+            }
+            (None, None, Some(dates)) => {
+                if dates.is_empty() {
+                    return Err(err("dates", "needs at least one date"));
+                }
+                if dates.len() > MAX_DATES {
+                    return Err(err("dates", format!("at most {MAX_DATES} dates")));
+                }
+                let mut starts = Vec::with_capacity(dates.len());
+                for d in dates {
+                    let at = parse("dates", d)?;
+                    let w = def.schedule.window_containing(at).ok_or_else(|| {
+                        err("dates", format!("{d:?} is in no window of the schedule"))
+                    })?;
+                    starts.push(w.start);
+                }
+                starts.sort_unstable();
+                starts.dedup();
+                super::Selection::Windows(starts)
+            }
+            (None, None, None) => return Err(err("start", "give start and end, or dates")),
+            (Some(_), None, _) => return Err(err("end", "required with start")),
+            (None, Some(_), _) => return Err(err("start", "required with end")),
+            (Some(_), Some(_), Some(_)) => {
+                return Err(err(
+                    "dates",
+                    "give either start and end, or dates, not both",
+                ))
+            }
+        };
+        let parallelism = match (self.mode, self.parallelism) {
+            (Mode::Serial, None | Some(1)) => 1,
+            (Mode::Serial, Some(_)) => {
+                return Err(err("parallelism", "serial mode runs one window at a time"))
+            }
+            (Mode::Parallel, None) => 8,
+            (Mode::Parallel, Some(p)) if (1..=10_000).contains(&p) => p,
+            (Mode::Parallel, Some(_)) => {
+                return Err(err("parallelism", "must be between 1 and 10000"))
+            }
+        };
+        if let Some(t) = &self.from_task {
+            if def.task(t).is_none() {
+                return Err(err(
+                    "from_task",
+                    format!("workflow {:?} has no task {t:?}", def.name),
+                ));
+            }
+        }
+        if self.max_failed_windows == Some(0) {
+            return Err(err(
+                "max_failed_windows",
+                "must be at least 1 (omit it to never stop)",
+            ));
+        }
+        Ok(BackfillSpec {
+            workflow: self.workflow.clone(),
+            selection,
+            mode: self.mode,
+            parallelism,
+            order: self.order,
+            rerun: self.rerun,
+            from_task: self.from_task.clone(),
+            downstream: self.downstream,
+            version: self.version,
+            priority: self.priority,
+            max_failed_windows: self.max_failed_windows,
+            dry_run: self.dry_run,
+        })
+    }
+}
