@@ -46,9 +46,12 @@ impl From<EngineError> for ApiError {
         let (status, code) = match &e {
             EngineError::Definition(_) => (StatusCode::BAD_REQUEST, "invalid_workflow"),
             EngineError::Plugin(_) => (StatusCode::BAD_REQUEST, "invalid_plugin"),
-            EngineError::WorkflowNotFound(_) | EngineError::RunNotFound(_) => {
-                (StatusCode::NOT_FOUND, "not_found")
-            }
+            EngineError::WorkflowNotFound(_)
+            | EngineError::RunNotFound(_)
+            | EngineError::BackfillNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            EngineError::Backfill(_) => (StatusCode::BAD_REQUEST, "invalid_backfill"),
+            EngineError::BackfillEnded { .. } => (StatusCode::CONFLICT, "invalid_state"),
+            EngineError::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             EngineError::NoWindow { .. } => (StatusCode::BAD_REQUEST, "no_window"),
             EngineError::WindowBusy { .. } => (StatusCode::CONFLICT, "window_busy"),
             EngineError::NotRetryable { .. }

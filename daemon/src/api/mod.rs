@@ -3,6 +3,7 @@
 //! internal causes go to the log.
 
 mod auth;
+mod backfills;
 mod error;
 mod tenants;
 
@@ -71,6 +72,15 @@ pub fn app(engine: Engine, tenancy: crate::tenancy::Tenancy) -> Router {
             post(tenants::create_token).get(tenants::list_tokens),
         )
         .route("/api/v1/tokens/{id}", delete(tenants::revoke_token))
+        .route(
+            "/api/v1/backfills",
+            post(backfills::create).get(backfills::list),
+        )
+        .route("/api/v1/backfills/{id}", get(backfills::get))
+        .route("/api/v1/backfills/{id}/windows", get(backfills::windows))
+        .route("/api/v1/backfills/{id}/pause", post(backfills::pause))
+        .route("/api/v1/backfills/{id}/resume", post(backfills::resume))
+        .route("/api/v1/backfills/{id}/cancel", post(backfills::cancel))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(plugins)
         .with_state(state)

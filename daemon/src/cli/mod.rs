@@ -61,6 +61,9 @@ pub enum Command {
     /// Inspect runs.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Re-run a workflow over historical windows.
+    #[command(subcommand)]
+    Backfill(BackfillCommand),
     /// Manage tenants (needs the admin token).
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -114,6 +117,65 @@ pub enum RunsCommand {
         #[arg(long, value_enum, default_value = "table")]
         output: ListOutput,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackfillCommand {
+    /// Start a backfill (or preview it with --dry-run).
+    Create(Box<BackfillArgs>),
+    /// Progress of a backfill.
+    Status {
+        id: u64,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    Pause {
+        id: u64,
+    },
+    Resume {
+        id: u64,
+    },
+    Cancel {
+        id: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    pub workflow: String,
+    /// Range start: a date (in the workflow's zone) or an RFC 3339 instant.
+    #[arg(long, requires = "end", conflicts_with = "dates")]
+    pub start: Option<String>,
+    /// Range end (exclusive).
+    #[arg(long, requires = "start")]
+    pub end: Option<String>,
+    /// Comma-separated dates or instants; each selects its window.
+    #[arg(long, value_delimiter = ',')]
+    pub dates: Option<Vec<String>>,
+    #[arg(long, value_parser = ["serial", "parallel"], default_value = "parallel")]
+    pub mode: String,
+    #[arg(long)]
+    pub parallelism: Option<u32>,
+    #[arg(long, value_parser = ["asc", "desc"], default_value = "asc")]
+    pub order: String,
+    /// missing (default: never succeeded), failed, or all.
+    #[arg(long, value_parser = ["missing", "failed", "all"], default_value = "missing")]
+    pub rerun: String,
+    #[arg(long)]
+    pub from_task: Option<String>,
+    #[arg(long, value_parser = ["none", "direct", "transitive"], default_value = "none")]
+    pub downstream: String,
+    #[arg(long, value_parser = ["low", "normal", "high"], default_value = "low")]
+    pub priority: String,
+    #[arg(long)]
+    pub version: Option<u32>,
+    #[arg(long)]
+    pub max_failed_windows: Option<u32>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,6 +346,21 @@ pub fn main() -> ExitCode {
             window,
             output,
         } => remote::run_window(&client(), &workflow, &window, output),
+        Command::Backfill(BackfillCommand::Create(args)) => {
+            remote::backfill_create(&client(), &args)
+        }
+        Command::Backfill(BackfillCommand::Status { id, output }) => {
+            remote::backfill_status(&client(), id, output)
+        }
+        Command::Backfill(BackfillCommand::Pause { id }) => {
+            remote::backfill_action(&client(), id, "pause")
+        }
+        Command::Backfill(BackfillCommand::Resume { id }) => {
+            remote::backfill_action(&client(), id, "resume")
+        }
+        Command::Backfill(BackfillCommand::Cancel { id }) => {
+            remote::backfill_action(&client(), id, "cancel")
+        }
         Command::Tenant(TenantCommand::Create { name }) => remote::tenant_create(&client(), &name),
         Command::Tenant(TenantCommand::List { output }) => {
             remote::list(&client(), "/api/v1/tenants", "tenants", out(output))

@@ -213,3 +213,99 @@ pub fn delete(client: &Client, path: &str, done: &str) -> ExitCode {
         Err(e) => fail(EXIT_FAILED, &e),
     }
 }
+
+pub fn backfill_create(client: &Client, a: &super::BackfillArgs) -> ExitCode {
+    let mut body = json!({
+        "workflow": a.workflow,
+        "mode": a.mode,
+        "order": a.order,
+        "rerun": a.rerun,
+        "downstream": a.downstream,
+        "priority": a.priority,
+        "dry_run": a.dry_run,
+    });
+    let fields = [
+        ("start", a.start.as_ref().map(|v| json!(v))),
+        ("end", a.end.as_ref().map(|v| json!(v))),
+        ("dates", a.dates.as_ref().map(|v| json!(v))),
+        ("parallelism", a.parallelism.map(|v| json!(v))),
+        ("from_task", a.from_task.as_ref().map(|v| json!(v))),
+        ("version", a.version.map(|v| json!(v))),
+        ("max_failed_windows", a.max_failed_windows.map(|v| json!(v))),
+    ];
+    for (k, v) in fields {
+        if let Some(v) = v {
+            body[k] = v;
+        }
+    }
+    match client.post_json("/api/v1/backfills", &body) {
+        Ok(v) if a.output == Output::Json => print_json(&v),
+        Ok(v) if v["dry_run"] == true => {
+            let plan = &v["plan"];
+            println!("{:<24} {:<21} {:<5} REASON", "WORKFLOW", "WINDOW", "DO");
+            for e in plan["entries"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<24} {:<21} {:<5} {}",
+                    e["workflow"].as_str().unwrap_or("?"),
+                    time(&e["window_start"]),
+                    e["action"].as_str().unwrap_or("?"),
+                    e["reason"].as_str().unwrap_or("")
+                );
+            }
+            println!(
+                "plan: {} runs, {} skipped{}",
+                plan["runs"],
+                plan["skips"],
+                if plan["truncated"] == true {
+                    " (truncated)"
+                } else {
+                    ""
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            println!("backfill {} of {} started", v["backfill"]["id"], a.workflow);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}
+
+pub fn backfill_status(client: &Client, id: u64, output: Output) -> ExitCode {
+    match client.get(&format!("/api/v1/backfills/{id}")) {
+        Ok(v) if output == Output::Json => print_json(&v),
+        Ok(v) => {
+            let b = &v["backfill"];
+            let p = &v["progress"];
+            println!(
+                "backfill {id} of {}: {}; {} done ({} succeeded, {} failed, {} skipped, {} cancelled), {} running, {:.1} windows/s{}",
+                b["request"]["workflow"].as_str().unwrap_or("?"),
+                b["state"].as_str().unwrap_or("?"),
+                p["done"],
+                p["succeeded"],
+                p["failed"],
+                p["skipped"],
+                p["cancelled"],
+                p["running"],
+                p["windows_per_second"].as_f64().unwrap_or(0.0),
+                p["throttled"].as_str().map(|t| format!("; throttled: {t}")).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}
+
+pub fn backfill_action(client: &Client, id: u64, action: &str) -> ExitCode {
+    match client.post_json(&format!("/api/v1/backfills/{id}/{action}"), &json!({})) {
+        Ok(v) => {
+            println!(
+                "backfill {id}: {}",
+                v["backfill"]["state"].as_str().unwrap_or("?")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}

@@ -21,6 +21,8 @@ pub(super) struct Job {
     pub window: Window,
     pub timezone: String,
     pub trigger: Trigger,
+    /// Counted against the backfill share of the slots.
+    pub pooled_backfill: bool,
     pub payload: Vec<u8>,
     pub task: TaskDef,
     pub def: Arc<WorkflowDef>,
@@ -38,6 +40,10 @@ pub(super) async fn run(inner: Arc<Inner>, job: Job) {
             task = job.task.name,
             "recording the attempt failed: {e}"
         );
+    }
+    if job.pooled_backfill {
+        let mut st = inner.lock();
+        st.backfill_attempts = st.backfill_attempts.saturating_sub(1);
     }
     drop(job.permit);
     inner.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -168,6 +174,7 @@ fn record(inner: &Inner, job: &Job, report: AttemptReport, started: i64, ended: 
         // A cancelled run whose last attempt just ended.
         if let Some(run) = st.runs.remove(&job.run_id) {
             st.dirty.remove(&job.run_id);
+            super::backfills::run_ended(st, &run, ended);
             st.ended.push(run);
         }
         return;

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{attempt, Engine, EngineError, EngineState, Inner};
+use crate::backfill::Priority;
 use crate::executor::Trigger;
 use crate::planner;
 use crate::run::{Run, RunEvent, RunState, TaskEvent};
@@ -41,6 +42,7 @@ impl Engine {
             let mut st = inner.lock();
             let st = &mut *st;
             recheck_upstream(inner, st, now, &mut report);
+            super::backfills::advance(inner, st, now, &mut report);
             start_queued(st, now, &mut report);
             dispatch(inner, st, now, &mut report, &mut to_spawn);
         }
@@ -249,19 +251,46 @@ fn dispatch(
     report: &mut TickReport,
     to_spawn: &mut Vec<attempt::Job>,
 ) {
-    let ids: Vec<u64> = st
+    // Urgent backfills first, then live runs, then backfills by priority;
+    // oldest first within a class.
+    let class = |r: &Run| match r.priority {
+        Some(Priority::High) => 0,
+        None => 1,
+        Some(Priority::Normal) => 2,
+        Some(Priority::Low) => 3,
+    };
+    let mut ids: Vec<(u8, u64)> = st
         .runs
         .values()
         .filter(|r| r.state == RunState::Running)
-        .map(|r| r.id)
+        .map(|r| (class(r), r.id))
         .collect();
-    for id in ids {
+    ids.sort_unstable();
+    // Shares: live runs keep a quarter of the slots that backfills cannot
+    // take; backfills keep one slot that live runs cannot take while they
+    // have work. Neither side starves the other.
+    let total = inner.config.max_concurrent_attempts.max(1);
+    let live_reserve = if total >= 4 {
+        total / 4
+    } else {
+        usize::from(total >= 2)
+    };
+    let backfill_cap = total - live_reserve;
+    let backfill_waiting = ids.iter().any(|(c, _)| *c >= 2);
+    let backfill_min = usize::from(total >= 2 && backfill_waiting);
+    let mut live_in_flight = inner
+        .in_flight
+        .load(std::sync::atomic::Ordering::SeqCst)
+        .saturating_sub(st.backfill_attempts);
+    for (cls, id) in ids {
+        let pooled_backfill = cls >= 2;
         let Some(run) = st.runs.get(&id) else {
             continue;
         };
         let Some(def) = inner.def_for(st, run) else {
             continue;
         };
+        let backfill_attempts = st.backfill_attempts;
         let Some(run) = st.runs.get_mut(&id) else {
             continue;
         };
@@ -274,10 +303,22 @@ fn dispatch(
         };
         report.next_wake = earliest(report.next_wake, adv.next_retry_at);
         let mut touched = adv.finished.is_some();
+        let mut dispatched_backfill = 0;
         for i in adv.dispatch {
+            if pooled_backfill && backfill_attempts + dispatched_backfill >= backfill_cap {
+                break;
+            }
+            if !pooled_backfill && live_in_flight + backfill_min >= total {
+                break;
+            }
             let Ok(permit) = inner.slots.clone().try_acquire_owned() else {
                 break;
             };
+            if pooled_backfill {
+                dispatched_backfill += 1;
+            } else {
+                live_in_flight += 1;
+            }
             let task = &mut run.tasks[i];
             if task.apply(TaskEvent::Start).is_err() {
                 continue;
@@ -297,12 +338,14 @@ fn dispatch(
                 window: run.window(),
                 timezone: def.schedule.tz().name().to_owned(),
                 trigger: run.trigger,
+                pooled_backfill,
                 payload: run.payload.clone(),
                 task: task_def,
                 def: Arc::clone(&def),
                 permit,
             });
         }
+        st.backfill_attempts += dispatched_backfill;
         if adv.finished.is_some() {
             report.changed += 1;
             if let Some(run) = st.runs.remove(&id) {
@@ -313,6 +356,7 @@ fn dispatch(
                     "run ended"
                 );
                 st.dirty.remove(&id);
+                super::backfills::run_ended(st, &run, now);
                 st.ended.push(run);
             }
         } else if touched {

@@ -10,6 +10,7 @@
 //! concurrent completions into one flush.
 
 mod attempt;
+mod backfills;
 mod driver;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -26,6 +27,7 @@ use crate::store::{
 };
 use crate::workflow::{check_name, Catalog, DefinitionError, PluginRef, RawWorkflow, WorkflowDef};
 
+pub use backfills::{BackfillAction, Plan, PlanEntry};
 pub use driver::TickReport;
 
 /// Engine settings.
@@ -79,6 +81,14 @@ pub enum EngineError {
     Transition(#[from] crate::run::InvalidTransition),
     #[error("run {run_id} already ended ({state})")]
     AlreadyEnded { run_id: u64, state: &'static str },
+    #[error("invalid backfill: {0}")]
+    Backfill(#[from] crate::backfill::RequestError),
+    #[error("backfill {0} not found")]
+    BackfillNotFound(u64),
+    #[error("backfill {id} already ended ({state})")]
+    BackfillEnded { id: u64, state: String },
+    #[error("{0}")]
+    Unsupported(String),
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -108,6 +118,12 @@ struct EngineState {
     cursor_changes: Vec<(String, String, i64)>,
     /// Deleted tenants: late results of their attempts are dropped.
     forgotten: HashSet<String>,
+    backfills: BTreeMap<u64, backfills::ActiveBackfill>,
+    dirty_backfills: HashSet<u64>,
+    ended_backfills: Vec<crate::store::BackfillRecord>,
+    backfill_windows: Vec<(String, crate::store::BackfillWindow)>,
+    /// Attempts of backfill runs in flight (their pool is capped).
+    backfill_attempts: usize,
 }
 
 pub(crate) struct Inner {
@@ -163,7 +179,18 @@ impl Inner {
             let mut cursors = std::mem::take(&mut st.cursor_changes);
             let mut attempts = std::mem::take(&mut st.attempts);
             let mut outputs = std::mem::take(&mut st.outputs);
+            let mut backfills: Vec<crate::store::BackfillRecord> =
+                std::mem::take(&mut st.ended_backfills);
+            let dirty_b: Vec<u64> = st.dirty_backfills.drain().collect();
+            backfills.extend(
+                dirty_b
+                    .iter()
+                    .filter_map(|id| st.backfills.get(id).map(|b| b.record.clone())),
+            );
+            let mut backfill_windows = std::mem::take(&mut st.backfill_windows);
             let gone = &st.forgotten;
+            backfills.retain(|b| !gone.contains(&b.tenant));
+            backfill_windows.retain(|w| !gone.contains(&w.0));
             runs.retain(|r| !gone.contains(&r.tenant));
             cursors.retain(|c| !gone.contains(&c.0));
             attempts.retain(|a| !gone.contains(&a.0));
@@ -173,9 +200,16 @@ impl Inner {
                 cursors,
                 attempts,
                 outputs,
+                backfills,
+                backfill_windows,
             }
         };
-        if changes.runs.is_empty() && changes.cursors.is_empty() && changes.attempts.is_empty() {
+        if changes.runs.is_empty()
+            && changes.cursors.is_empty()
+            && changes.attempts.is_empty()
+            && changes.backfills.is_empty()
+            && changes.backfill_windows.is_empty()
+        {
             return Ok(());
         }
         let store = self.store.clone();
@@ -284,6 +318,42 @@ impl Engine {
                 }
                 st.runs.insert(run.id, run);
             }
+        }
+        for record in inner.store.backfills_active()? {
+            let def = match inner.load_version(
+                &record.tenant,
+                &record.request.workflow,
+                record.version,
+            ) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(backfill = record.id, "cannot resume: {e}");
+                    continue;
+                }
+            };
+            let spec = match record.request.validate(&def) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(backfill = record.id, "cannot resume: {e}");
+                    continue;
+                }
+            };
+            let mut st = inner.lock();
+            let in_flight = st
+                .runs
+                .values()
+                .filter(|r| r.backfill == Some(record.id))
+                .count();
+            tracing::info!(backfill = record.id, in_flight, "resuming backfill");
+            st.backfills.insert(
+                record.id,
+                backfills::ActiveBackfill {
+                    record,
+                    spec,
+                    def,
+                    in_flight,
+                },
+            );
         }
         inner.persist().await?;
         Ok(Engine { inner })
@@ -495,6 +565,7 @@ impl Engine {
             let run = run.clone();
             if !run.tasks.iter().any(|t| t.state == TaskState::Running) {
                 st.runs.remove(&id);
+                backfills::run_ended(&mut st, &run, now);
                 st.ended.push(run.clone());
             } else {
                 st.dirty.insert(id);
@@ -575,6 +646,42 @@ impl Engine {
         st.forgotten.insert(tenant.to_owned());
     }
 
+    /// Runs of a backfill that have not ended.
+    pub fn active_runs_of_backfill(&self, id: u64) -> usize {
+        self.inner
+            .lock()
+            .runs
+            .values()
+            .filter(|r| r.backfill == Some(id))
+            .count()
+    }
+
+    /// Waits until no attempt is in flight (for tests that step the engine
+    /// one pass at a time).
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.inner.wake.notified();
+            if self.in_flight() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits for attempts in flight and for their tasks to release the
+    /// engine, so the store can be reopened (tests of restarts).
+    pub async fn close(self) {
+        self.wait_idle().await;
+        // Attempt tasks drop their handle right after their last notify.
+        for _ in 0..5000 {
+            if Arc::strong_count(&self.inner) == 1 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        tracing::warn!("engine still referenced after close");
+    }
+
     /// Wakes the driver (after an external change).
     pub fn wake(&self) {
         self.inner.wake.notify_one();
@@ -612,6 +719,9 @@ impl Engine {
         loop {
             let notified = self.inner.wake.notified();
             let next = match self.tick().await {
+                // A pass that changed something (a run ended, a backfill
+                // freed capacity) may have enabled more: go again at once.
+                Ok(r) if r.changed > 0 || r.created > 0 => Some(self.inner.clock.now_ms()),
                 Ok(r) => r.next_wake,
                 Err(e) => {
                     tracing::error!("scheduling pass failed: {e}");

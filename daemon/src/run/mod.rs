@@ -77,6 +77,12 @@ pub struct Run {
     /// The HTTP trigger's body for event runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub payload: Vec<u8>,
+    /// The backfill that created this run, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<u64>,
+    /// A backfill run's priority; live runs have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<crate::backfill::Priority>,
 }
 
 /// What [`Run::advance`] decided.
@@ -116,6 +122,8 @@ impl Run {
             started_ms: None,
             ended_ms: None,
             payload: Vec::new(),
+            backfill: None,
+            priority: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! Every record is tenant-scoped: the tenant is the first component of every
 //! key.
 
+mod backfills;
 mod keys;
 mod sled_store;
 mod state;
@@ -14,6 +15,7 @@ mod tenants;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
+pub use backfills::{BackfillRecord, BackfillState, BackfillStore, BackfillWindow, WindowState};
 pub use sled_store::SledStore;
 pub use state::{AttemptRecord, Changes, PluginMeta, StateStore, StoredWorkflow, WindowRecord};
 pub use tenants::{TenantRecord, TenantStore, TokenRecord};

@@ -62,13 +62,16 @@ pub struct Changes {
     pub attempts: Vec<(String, AttemptRecord)>,
     /// `(tenant, partition, outputs)`: committed with the task's success.
     pub outputs: Vec<(String, i64, StagedOutputs)>,
+    pub backfills: Vec<super::BackfillRecord>,
+    /// `(tenant, window)`.
+    pub backfill_windows: Vec<(String, super::BackfillWindow)>,
 }
 
 /// Everything the engine persists. Implementations make each [`apply`]
 /// atomic and durable before it returns.
 ///
 /// [`apply`]: StateStore::apply
-pub trait StateStore: TaskData + super::TenantStore {
+pub trait StateStore: TaskData + super::TenantStore + super::BackfillStore {
     /// Stores a plugin; returns the existing version if the newest one has
     /// the same digest, else a new version.
     fn plugin_put(
@@ -359,6 +362,12 @@ impl StateStore for SledStore {
             keys::push_name(&mut k, &a.task);
             k.extend_from_slice(&a.attempt.to_be_bytes());
             batch.insert(k, encode(a));
+        }
+        for b in &changes.backfills {
+            batch.insert(super::backfills::backfill_key(&b.tenant, b.id), encode(b));
+        }
+        for (tenant, w) in &changes.backfill_windows {
+            batch.insert(super::backfills::window_key(tenant, w), encode(w));
         }
         for (tenant, partition, outputs) in &changes.outputs {
             self.stage_outputs(&mut batch, tenant, *partition, outputs)?;

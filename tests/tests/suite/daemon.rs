@@ -177,6 +177,54 @@ fn serve_apply_push_run_window_and_list() {
             .iter()
             .any(|r| r["window_start"] == 1_709_251_200_000i64 && r["state"] == "succeeded")
     });
+    // Backfill: preview, run, follow.
+    let (code, out, err) = d.cli(&[
+        "backfill",
+        "create",
+        "greet",
+        "--start",
+        "2024-03-01",
+        "--end",
+        "2024-03-04",
+        "--dry-run",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("plan: 2 runs, 1 skipped"), "{out}");
+    assert!(out.contains("skipped: already succeeded"), "{out}");
+    let (code, out, err) = d.cli(&[
+        "backfill",
+        "create",
+        "greet",
+        "--start",
+        "2024-03-01",
+        "--end",
+        "2024-03-04",
+        "--mode",
+        "serial",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let id = out.split_whitespace().nth(1).unwrap().to_owned();
+    wait_for("the backfill", Duration::from_secs(30), || {
+        let (_, out, _) = d.cli(&["backfill", "status", &id, "--output", "json"]);
+        let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+        v["backfill"]["state"] == "succeeded"
+    });
+    let (_, out, _) = d.cli(&["backfill", "status", &id]);
+    assert!(
+        out.contains("3 done (2 succeeded, 0 failed, 1 skipped"),
+        "{out}"
+    );
+    let (code, _, err) = d.cli(&[
+        "backfill",
+        "create",
+        "greet",
+        "--start",
+        "2024-03-04",
+        "--end",
+        "2024-03-01",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("end: must be after start"), "{err}");
     // Errors come back with the server's message and a non-zero exit.
     let (code, _, err) = d.cli(&["run-window", "nope", "2024-03-01T12:00:00Z"]);
     assert_eq!(code, 1);

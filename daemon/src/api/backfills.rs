@@ -1,0 +1,209 @@
+//! Backfill endpoints.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::TenantCaller;
+use super::{ApiError, AppState};
+use crate::backfill::RawBackfillRequest;
+use crate::engine::BackfillAction;
+use crate::store::{BackfillRecord, WindowState};
+
+type Api<T> = Result<T, ApiError>;
+
+fn id(raw: &str) -> Api<u64> {
+    raw.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_argument",
+            format!("backfill id {raw:?} is not a number"),
+        )
+    })
+}
+
+/// The record plus derived progress: windows done, rate.
+fn progress(b: &BackfillRecord, now: i64) -> Value {
+    let done = b.succeeded + b.failed + b.skipped + b.cancelled;
+    let elapsed_s = ((b.ended_ms.unwrap_or(now) - b.created_ms).max(1)) as f64 / 1000.0;
+    json!({
+        "backfill": b,
+        "progress": {
+            "done": done,
+            "running": b.running,
+            "succeeded": b.succeeded,
+            "failed": b.failed,
+            "skipped": b.skipped,
+            "cancelled": b.cancelled,
+            "windows_per_second": done as f64 / elapsed_s,
+            "all_materialized": b.cursor == crate::backfill::Cursor::Done,
+            "throttled": b.throttled,
+        }
+    })
+}
+
+pub async fn create(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    body: Bytes,
+) -> Api<(StatusCode, Json<Value>)> {
+    let raw: RawBackfillRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    match s.engine.create_backfill(&tenant, raw).await? {
+        Ok(record) => Ok((
+            StatusCode::CREATED,
+            Json(progress(&record, s.engine.clock().now_ms())),
+        )),
+        Err(plan) => Ok((
+            StatusCode::OK,
+            Json(json!({ "dry_run": true, "plan": plan })),
+        )),
+    }
+}
+
+pub async fn list(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+) -> Api<Json<Value>> {
+    let now = s.engine.clock().now_ms();
+    let mut out = Vec::new();
+    for b in s
+        .engine
+        .store()
+        .backfills(&tenant)
+        .map_err(ApiError::internal)?
+    {
+        let b = s.engine.backfill(&tenant, b.id)?.unwrap_or(b);
+        out.push(progress(&b, now));
+    }
+    Ok(Json(json!({ "backfills": out })))
+}
+
+pub async fn get(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path(raw): Path<String>,
+) -> Api<Json<Value>> {
+    let id = id(&raw)?;
+    let b = s
+        .engine
+        .backfill(&tenant, id)?
+        .ok_or_else(|| ApiError::not_found(format!("backfill {id} not found")))?;
+    Ok(Json(progress(&b, s.engine.clock().now_ms())))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WindowsQuery {
+    state: Option<String>,
+    /// Continue after this workflow and window start (from `next`).
+    after_workflow: Option<String>,
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+pub async fn windows(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path(raw): Path<String>,
+    Query(q): Query<WindowsQuery>,
+) -> Api<Json<Value>> {
+    let id = id(&raw)?;
+    if s.engine.backfill(&tenant, id)?.is_none() {
+        return Err(ApiError::not_found(format!("backfill {id} not found")));
+    }
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(v) => Some(WindowState::parse(v).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_argument",
+                format!(
+                    "state: {v:?} is not one of running, succeeded, failed, skipped, cancelled"
+                ),
+            )
+        })?),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let mut after = match (&q.after_workflow, q.after) {
+        (Some(w), Some(t)) => Some((w.clone(), t)),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_argument",
+                "after_workflow and after go together",
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    // Filtering by state scans forward page by page; bounded per request.
+    for _ in 0..100 {
+        let page = s
+            .engine
+            .store()
+            .backfill_windows(
+                &tenant,
+                id,
+                after.as_ref().map(|(w, t)| (w.as_str(), *t)),
+                1000,
+            )
+            .map_err(ApiError::internal)?;
+        let exhausted = page.len() < 1000;
+        for w in page {
+            after = Some((w.workflow.clone(), w.window_start));
+            if state.is_none_or(|st| w.state == st) {
+                out.push(w);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        if out.len() == limit || exhausted {
+            break;
+        }
+    }
+    let next = (out.len() == limit)
+        .then(|| {
+            out.last()
+                .map(|w| json!({ "after_workflow": w.workflow, "after": w.window_start }))
+        })
+        .flatten();
+    Ok(Json(json!({ "windows": out, "next": next })))
+}
+
+async fn act(
+    tenant: String,
+    s: Arc<AppState>,
+    raw: String,
+    action: BackfillAction,
+) -> Api<Json<Value>> {
+    let id = id(&raw)?;
+    let b = s.engine.backfill_action(&tenant, id, action).await?;
+    Ok(Json(progress(&b, s.engine.clock().now_ms())))
+}
+
+pub async fn pause(
+    TenantCaller(t): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path(raw): Path<String>,
+) -> Api<Json<Value>> {
+    act(t, s, raw, BackfillAction::Pause).await
+}
+
+pub async fn resume(
+    TenantCaller(t): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path(raw): Path<String>,
+) -> Api<Json<Value>> {
+    act(t, s, raw, BackfillAction::Resume).await
+}
+
+pub async fn cancel(
+    TenantCaller(t): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path(raw): Path<String>,
+) -> Api<Json<Value>> {
+    act(t, s, raw, BackfillAction::Cancel).await
+}

@@ -1,0 +1,495 @@
+//! Backfills in the engine: creation (and dry-run plans), materialization
+//! of windows from the durable cursor as capacity frees, per-window records,
+//! and the lifecycle (pause, resume, cancel).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::{Engine, EngineError, EngineState, Inner, TickReport};
+use crate::backfill::{
+    self, cascade, decide, BackfillSpec, Cursor, Decision, Downstream, Order, RawBackfillRequest,
+};
+use crate::executor::Trigger;
+use crate::run::{Run, RunState, TaskEvent};
+use crate::store::{BackfillRecord, BackfillState, BackfillWindow, WindowState};
+use crate::workflow::WorkflowDef;
+
+/// Most plan entries a dry run returns.
+pub const PLAN_LIMIT: usize = 100_000;
+/// Windows a backfill may evaluate per scheduling pass (bounded work per
+/// tick, whatever its size).
+const EVAL_PER_TICK: usize = 1_000;
+
+/// A backfill in memory.
+pub(super) struct ActiveBackfill {
+    pub record: BackfillRecord,
+    pub spec: BackfillSpec,
+    pub def: Arc<WorkflowDef>,
+    /// Runs of it that have not ended.
+    pub in_flight: usize,
+}
+
+/// One line of a dry-run plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanEntry {
+    pub workflow: String,
+    pub window_start: i64,
+    pub window_end: i64,
+    /// `run` or `skip`.
+    pub action: &'static str,
+    pub reason: String,
+}
+
+/// What a dry run would do, in execution order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub entries: Vec<PlanEntry>,
+    pub runs: usize,
+    pub skips: usize,
+    /// More windows exist than `PLAN_LIMIT`.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackfillAction {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+impl Engine {
+    fn backfill_def(
+        &self,
+        tenant: &str,
+        raw: &RawBackfillRequest,
+    ) -> Result<(u32, Arc<WorkflowDef>), EngineError> {
+        let head = self
+            .workflow(tenant, &raw.workflow)
+            .ok_or_else(|| EngineError::WorkflowNotFound(raw.workflow.clone()))?;
+        match raw.version {
+            None => Ok((head.version, head.def)),
+            Some(v) if v == head.version => Ok((v, head.def)),
+            Some(v) => Ok((v, self.inner.load_version(tenant, &raw.workflow, v)?)),
+        }
+    }
+
+    /// Validates a backfill request; a dry run returns its plan and changes
+    /// nothing, otherwise the backfill is stored and starts.
+    pub async fn create_backfill(
+        &self,
+        tenant: &str,
+        raw: RawBackfillRequest,
+    ) -> Result<Result<BackfillRecord, Plan>, EngineError> {
+        let (version, def) = self.backfill_def(tenant, &raw)?;
+        let spec = raw.validate(&def)?;
+        if spec.dry_run {
+            return Ok(Err(self.plan(tenant, &spec, &def)?));
+        }
+        if spec.downstream != Downstream::None {
+            return Err(EngineError::Unsupported(
+                "running the downstream cascade is not implemented yet; preview it with dry_run"
+                    .into(),
+            ));
+        }
+        let now = self.inner.clock.now_ms();
+        let record = BackfillRecord {
+            id: self.inner.store.next_run_id()?,
+            tenant: tenant.to_owned(),
+            request: raw,
+            version,
+            state: BackfillState::Running,
+            cursor: spec.selection.first_cursor(spec.order),
+            running: 0,
+            succeeded: 0,
+            failed: 0,
+            skipped: 0,
+            cancelled: 0,
+            created_ms: now,
+            updated_ms: now,
+            ended_ms: None,
+            throttled: None,
+        };
+        {
+            let mut st = self.inner.lock();
+            st.dirty_backfills.insert(record.id);
+            st.backfills.insert(
+                record.id,
+                ActiveBackfill {
+                    record: record.clone(),
+                    spec,
+                    def,
+                    in_flight: 0,
+                },
+            );
+        }
+        self.inner.persist().await?;
+        tracing::info!(
+            backfill = record.id,
+            workflow = record.request.workflow,
+            "backfill created"
+        );
+        self.inner.wake.notify_one();
+        Ok(Ok(record))
+    }
+
+    fn plan(
+        &self,
+        tenant: &str,
+        spec: &BackfillSpec,
+        def: &WorkflowDef,
+    ) -> Result<Plan, EngineError> {
+        let mut entries = Vec::new();
+        let mut repaired = Vec::new();
+        let mut cursor = spec.selection.first_cursor(spec.order);
+        let mut truncated = false;
+        while cursor != Cursor::Done {
+            let (ws, next) = spec
+                .selection
+                .next_segment(&def.schedule, spec.order, cursor, 1024);
+            for w in ws {
+                if entries.len() >= PLAN_LIMIT {
+                    truncated = true;
+                    break;
+                }
+                let latest = self
+                    .inner
+                    .store
+                    .window_get(tenant, &def.name, w.start)?
+                    .map(|r| r.state);
+                let (action, reason) = match decide(spec.rerun, latest) {
+                    Decision::Run(r) => {
+                        repaired.push(w);
+                        ("run", r.as_str().to_owned())
+                    }
+                    Decision::Skip(r) => ("skip", r.as_str().to_owned()),
+                };
+                entries.push(PlanEntry {
+                    workflow: def.name.clone(),
+                    window_start: w.start,
+                    window_end: w.end,
+                    action,
+                    reason,
+                });
+            }
+            if truncated {
+                break;
+            }
+            cursor = next;
+        }
+        if spec.downstream != Downstream::None {
+            repaired.sort();
+            let heads: Vec<Arc<WorkflowDef>> = self
+                .inner
+                .lock()
+                .heads
+                .iter()
+                .filter(|((t, _), _)| t == tenant)
+                .map(|(_, l)| l.def.clone())
+                .collect();
+            let refs: Vec<&WorkflowDef> = heads.iter().map(|d| d.as_ref()).collect();
+            for step in cascade(&refs, &def.name, &repaired, spec.downstream) {
+                let mut windows = step.windows;
+                if spec.order == Order::Desc {
+                    windows.reverse();
+                }
+                for w in windows {
+                    if entries.len() >= PLAN_LIMIT {
+                        truncated = true;
+                        break;
+                    }
+                    entries.push(PlanEntry {
+                        workflow: step.workflow.clone(),
+                        window_start: w.start,
+                        window_end: w.end,
+                        action: "run",
+                        reason: format!(
+                            "{} (depth {}), after its upstream windows",
+                            backfill::RunReason::Downstream.as_str(),
+                            step.depth
+                        ),
+                    });
+                }
+            }
+        }
+        let runs = entries.iter().filter(|e| e.action == "run").count();
+        Ok(Plan {
+            skips: entries.len() - runs,
+            runs,
+            entries,
+            truncated,
+        })
+    }
+
+    /// A backfill, active or ended.
+    pub fn backfill(&self, tenant: &str, id: u64) -> Result<Option<BackfillRecord>, EngineError> {
+        if let Some(b) = self
+            .inner
+            .lock()
+            .backfills
+            .get(&id)
+            .filter(|b| b.record.tenant == tenant)
+        {
+            return Ok(Some(b.record.clone()));
+        }
+        Ok(self.inner.store.backfill_get(tenant, id)?)
+    }
+
+    pub async fn backfill_action(
+        &self,
+        tenant: &str,
+        id: u64,
+        action: BackfillAction,
+    ) -> Result<BackfillRecord, EngineError> {
+        let now = self.inner.clock.now_ms();
+        let (record, to_cancel) = {
+            let mut st = self.inner.lock();
+            let Some(b) = st
+                .backfills
+                .get_mut(&id)
+                .filter(|b| b.record.tenant == tenant)
+            else {
+                drop(st);
+                return Err(match self.inner.store.backfill_get(tenant, id)? {
+                    Some(b) => EngineError::BackfillEnded {
+                        id,
+                        state: format!("{:?}", b.state).to_lowercase(),
+                    },
+                    None => EngineError::BackfillNotFound(id),
+                });
+            };
+            let state = b.record.state;
+            b.record.state = match (action, state) {
+                (_, s) if s.is_terminal() => {
+                    return Err(EngineError::BackfillEnded {
+                        id,
+                        state: format!("{s:?}").to_lowercase(),
+                    })
+                }
+                (BackfillAction::Pause, _) => BackfillState::Paused,
+                (BackfillAction::Resume, _) => BackfillState::Running,
+                (BackfillAction::Cancel, _) => BackfillState::Cancelled,
+            };
+            b.record.updated_ms = now;
+            let mut to_cancel = Vec::new();
+            if action == BackfillAction::Cancel {
+                b.record.ended_ms = Some(now);
+                to_cancel = st
+                    .runs
+                    .values()
+                    .filter(|r| r.backfill == Some(id) && !r.state.is_terminal())
+                    .map(|r| r.id)
+                    .collect();
+            }
+            let record = st.backfills[&id].record.clone();
+            st.dirty_backfills.insert(id);
+            (record, to_cancel)
+        };
+        for run in to_cancel {
+            // Attempts in flight finish and are recorded; nothing new starts.
+            self.cancel_run(tenant, run).await?;
+        }
+        self.inner.persist().await?;
+        tracing::info!(backfill = id, ?action, "backfill lifecycle");
+        self.inner.wake.notify_one();
+        Ok(record)
+    }
+}
+
+/// Starts the next windows of every running backfill, up to its free
+/// parallelism, and finishes backfills with nothing left.
+pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mut TickReport) {
+    let mut busy: HashSet<(String, String, i64)> = st
+        .runs
+        .values()
+        .filter(|r| !r.state.is_terminal())
+        .map(|r| (r.tenant.clone(), r.workflow.clone(), r.window_start))
+        .collect();
+    let ids: Vec<u64> = st.backfills.keys().copied().collect();
+    for id in ids {
+        let mut new_runs: Vec<Run> = Vec::new();
+        let mut windows: Vec<BackfillWindow> = Vec::new();
+        let Some(b) = st.backfills.get_mut(&id) else {
+            continue;
+        };
+        let mut changed = false;
+        if b.record.state == BackfillState::Running {
+            let mut budget = EVAL_PER_TICK;
+            let was_throttled = b.record.throttled.take();
+            while b.in_flight < b.spec.parallelism as usize
+                && budget > 0
+                && b.record.cursor != Cursor::Done
+            {
+                let (ws, next) = b.spec.selection.next_segment(
+                    &b.def.schedule,
+                    b.spec.order,
+                    b.record.cursor,
+                    1,
+                );
+                let Some(w) = ws.first().copied() else {
+                    b.record.cursor = next;
+                    changed = true;
+                    continue;
+                };
+                budget -= 1;
+                let tenant = b.record.tenant.clone();
+                let key = (tenant.clone(), b.def.name.clone(), w.start);
+                let latest = match inner.store.window_get(&tenant, &b.def.name, w.start) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(backfill = id, "reading window state: {e}");
+                        break;
+                    }
+                };
+                if busy.contains(&key) || latest.is_some_and(|r| !r.state.is_terminal()) {
+                    // Overlap policy `wait`: a window never has two active
+                    // runs; this backfill continues once that run ends.
+                    b.record.throttled =
+                        Some(format!("waiting for the active run of window {}", w.start));
+                    break;
+                }
+                let mut window = BackfillWindow {
+                    backfill: id,
+                    workflow: b.def.name.clone(),
+                    window_start: w.start,
+                    window_end: w.end,
+                    state: WindowState::Skipped,
+                    run_id: None,
+                    reason: String::new(),
+                };
+                match decide(b.spec.rerun, latest.map(|r| r.state)) {
+                    Decision::Skip(r) => {
+                        window.reason = r.as_str().to_owned();
+                        b.record.skipped += 1;
+                    }
+                    Decision::Run(r) => {
+                        let run_id = match inner.store.next_run_id() {
+                            Ok(i) => i,
+                            Err(e) => {
+                                tracing::error!(backfill = id, "allocating a run id: {e}");
+                                break;
+                            }
+                        };
+                        let mut run = Run::new(
+                            run_id,
+                            &tenant,
+                            &b.def,
+                            b.record.version,
+                            w,
+                            Trigger::Backfill,
+                            now,
+                        );
+                        run.backfill = Some(id);
+                        run.priority = Some(b.spec.priority);
+                        if let Some(from) = &b.spec.from_task {
+                            // Repair from `from` on: earlier tasks' outputs stand.
+                            let keep = b.def.downstream_of(from);
+                            for t in &mut run.tasks {
+                                if !keep.contains(&t.name.as_str()) {
+                                    let _ = t.apply(TaskEvent::Skip);
+                                }
+                            }
+                        }
+                        window.state = WindowState::Running;
+                        window.run_id = Some(run_id);
+                        window.reason = r.as_str().to_owned();
+                        b.record.running += 1;
+                        b.in_flight += 1;
+                        busy.insert(key);
+                        new_runs.push(run);
+                    }
+                }
+                windows.push(window);
+                b.record.cursor = next;
+                changed = true;
+            }
+            changed |= b.record.throttled != was_throttled;
+        }
+        if !b.record.state.is_terminal()
+            && b.record.state != BackfillState::Paused
+            && b.record.cursor == Cursor::Done
+            && b.in_flight == 0
+        {
+            b.record.state = if b.record.failed > 0 {
+                BackfillState::Failed
+            } else {
+                BackfillState::Succeeded
+            };
+            b.record.ended_ms = Some(now);
+            changed = true;
+            tracing::info!(backfill = id, state = ?b.record.state, "backfill ended");
+        }
+        if changed {
+            b.record.updated_ms = now;
+            report.changed += 1;
+            st.dirty_backfills.insert(id);
+        }
+        let tenant = b.record.tenant.clone();
+        let finished = b.record.state.is_terminal() && b.in_flight == 0;
+        for r in new_runs {
+            st.dirty.insert(r.id);
+            st.runs.insert(r.id, r);
+            report.created += 1;
+        }
+        st.backfill_windows
+            .extend(windows.into_iter().map(|w| (tenant.clone(), w)));
+        if finished {
+            if let Some(b) = st.backfills.remove(&id) {
+                st.dirty_backfills.remove(&id);
+                st.ended_backfills.push(b.record);
+            }
+        }
+    }
+}
+
+/// Records the end of a backfill's run in its window and statistics.
+pub(super) fn run_ended(st: &mut EngineState, run: &Run, now: i64) {
+    let Some(id) = run.backfill else { return };
+    let Some(b) = st.backfills.get_mut(&id) else {
+        return;
+    };
+    let (state, reason) = match run.state {
+        RunState::Succeeded => (WindowState::Succeeded, "succeeded".to_owned()),
+        RunState::Cancelled => (WindowState::Cancelled, "cancelled".to_owned()),
+        _ => {
+            let err = run
+                .tasks
+                .iter()
+                .find_map(|t| t.last_error.clone())
+                .unwrap_or_else(|| "failed".into());
+            (WindowState::Failed, err)
+        }
+    };
+    b.record.running = b.record.running.saturating_sub(1);
+    match state {
+        WindowState::Succeeded => b.record.succeeded += 1,
+        WindowState::Cancelled => b.record.cancelled += 1,
+        _ => b.record.failed += 1,
+    }
+    b.in_flight = b.in_flight.saturating_sub(1);
+    b.record.updated_ms = now;
+    if let Some(max) = b.spec.max_failed_windows {
+        if b.record.failed >= max as u64 && b.record.state == BackfillState::Running {
+            b.record.state = BackfillState::Failed;
+            b.record.ended_ms = Some(now);
+            tracing::warn!(
+                backfill = id,
+                failed = b.record.failed,
+                "backfill stopped: max_failed_windows reached"
+            );
+        }
+    }
+    let window = BackfillWindow {
+        backfill: id,
+        workflow: run.workflow.clone(),
+        window_start: run.window_start,
+        window_end: run.window_end,
+        state,
+        run_id: Some(run.id),
+        reason,
+    };
+    let tenant = b.record.tenant.clone();
+    st.dirty_backfills.insert(id);
+    st.backfill_windows.push((tenant, window));
+}

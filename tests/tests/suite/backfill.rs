@@ -1,0 +1,382 @@
+//! Backfills through the engine, with real plugins and a manual clock.
+
+use std::sync::Arc;
+
+use tidemark::backfill::RawBackfillRequest;
+use tidemark::clock::ManualClock;
+use tidemark::engine::{BackfillAction, Engine, EngineConfig, EngineError};
+use tidemark::executor::Trigger;
+use tidemark::run::{RunState, TaskState};
+use tidemark::store::{BackfillState, SledStore, WindowState};
+use tidemark::workflow::RawWorkflow;
+use tidemark_tests::plugins::*;
+
+const H: i64 = 3_600_000;
+/// 2024-03-04T00:00:00Z, a Monday.
+const MON: i64 = 1_709_510_400_000;
+const T: &str = "acme";
+
+async fn engine(dir: &std::path::Path) -> Engine {
+    let store = Arc::new(SledStore::open(dir).unwrap());
+    let engine = Engine::open(
+        store,
+        crate::engine_executor(),
+        Arc::new(ManualClock::new(MON + 30 * 24 * H)),
+        EngineConfig::default(),
+    )
+    .await
+    .unwrap();
+    engine
+        .push_plugin(T, "hello", std::fs::read(HELLO).unwrap())
+        .await
+        .unwrap();
+    engine
+}
+
+/// a -> b -> c, hourly, paused so only backfills create runs.
+const WF: &str = "name = \"wf\"\npaused = true\n[schedule]\ncron = \"0 * * * *\"\nstart = \"2024-01-01\"\n\
+[[tasks]]\nname = \"a\"\nplugin = \"hello\"\n[[tasks]]\nname = \"b\"\nplugin = \"hello\"\ndepends_on = [\"a\"]\n\
+[[tasks]]\nname = \"c\"\nplugin = \"hello\"\ndepends_on = [\"b\"]\n";
+
+async fn setup() -> (Engine, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path()).await;
+    e.apply_workflow(T, RawWorkflow::from_toml(WF).unwrap())
+        .await
+        .unwrap();
+    (e, dir)
+}
+
+fn req(json: serde_json::Value) -> RawBackfillRequest {
+    serde_json::from_value(json).unwrap()
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339()
+}
+
+async fn start(e: &Engine, json: serde_json::Value) -> u64 {
+    e.create_backfill(T, req(json))
+        .await
+        .unwrap()
+        .expect("not a dry run")
+        .id
+}
+
+/// Steps the engine one pass at a time, checking the parallelism bound after
+/// every pass; returns the windows' run ids in creation order.
+async fn run_checked(e: &Engine, id: u64, parallelism: usize) -> usize {
+    let mut max_seen = 0;
+    for _ in 0..1000 {
+        e.tick().await.unwrap();
+        let active = e.active_runs_of_backfill(id);
+        assert!(
+            active <= parallelism,
+            "{active} windows at once, parallelism {parallelism}"
+        );
+        max_seen = max_seen.max(active);
+        e.wait_idle().await;
+        if e.backfill(T, id).unwrap().unwrap().state.is_terminal() {
+            return max_seen;
+        }
+    }
+    panic!("backfill {id} did not finish");
+}
+
+fn window_runs(e: &Engine, id: u64) -> Vec<(i64, u64)> {
+    let ws = e.store().backfill_windows(T, id, None, 10_000).unwrap();
+    let mut v: Vec<(i64, u64)> = ws
+        .iter()
+        .filter_map(|w| w.run_id.map(|r| (w.window_start, r)))
+        .collect();
+    // Run ids grow in creation order.
+    v.sort_by_key(|(_, r)| *r);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serial_runs_one_window_at_a_time_in_order_both_ways() {
+    let (e, _d) = setup().await;
+    let asc = start(&e, serde_json::json!({"workflow": "wf", "start": iso(MON), "end": iso(MON + 6 * H), "mode": "serial"})).await;
+    assert_eq!(run_checked(&e, asc, 1).await, 1);
+    let order: Vec<i64> = window_runs(&e, asc).iter().map(|(w, _)| *w).collect();
+    assert_eq!(order, (0..6).map(|i| MON + i * H).collect::<Vec<_>>());
+    let b = e.backfill(T, asc).unwrap().unwrap();
+    assert_eq!(
+        (b.state, b.succeeded, b.failed, b.running),
+        (BackfillState::Succeeded, 6, 0, 0)
+    );
+
+    let desc = start(&e, serde_json::json!({"workflow": "wf", "start": iso(MON), "end": iso(MON + 6 * H), "mode": "serial", "order": "desc", "rerun": "all"})).await;
+    run_checked(&e, desc, 1).await;
+    let order: Vec<i64> = window_runs(&e, desc).iter().map(|(w, _)| *w).collect();
+    assert_eq!(order, (0..6).rev().map(|i| MON + i * H).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_never_exceeds_its_parallelism() {
+    let (e, _d) = setup().await;
+    let id = start(&e, serde_json::json!({"workflow": "wf", "start": iso(MON), "end": iso(MON + 20 * H), "parallelism": 3})).await;
+    assert_eq!(run_checked(&e, id, 3).await, 3, "and uses it");
+    assert_eq!(e.backfill(T, id).unwrap().unwrap().succeeded, 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rerun_modes_and_date_lists_select_their_windows() {
+    let (e, _d) = setup().await;
+    for h in [0, 1] {
+        e.run_window(T, "wf", MON + h * H, Trigger::Manual)
+            .await
+            .unwrap();
+    }
+    e.settle().await.unwrap();
+    let missing = start(
+        &e,
+        serde_json::json!({"workflow": "wf", "start": iso(MON), "end": iso(MON + 4 * H)}),
+    )
+    .await;
+    e.settle().await.unwrap();
+    let ws = e.store().backfill_windows(T, missing, None, 100).unwrap();
+    let states: Vec<(WindowState, &str)> =
+        ws.iter().map(|w| (w.state, w.reason.as_str())).collect();
+    assert_eq!(
+        states[0],
+        (WindowState::Skipped, "skipped: already succeeded")
+    );
+    assert_eq!(states[1].0, WindowState::Skipped);
+    assert_eq!(states[2].0, WindowState::Succeeded);
+    let b = e.backfill(T, missing).unwrap().unwrap();
+    assert_eq!((b.skipped, b.succeeded), (2, 2));
+
+    let all = start(&e, serde_json::json!({"workflow": "wf", "start": iso(MON), "end": iso(MON + 4 * H), "rerun": "all"})).await;
+    e.settle().await.unwrap();
+    assert_eq!(e.backfill(T, all).unwrap().unwrap().succeeded, 4);
+
+    let dates = start(
+        &e,
+        serde_json::json!({"workflow": "wf", "dates": [iso(MON + 7 * H + 5), iso(MON + 9 * H)]}),
+    )
+    .await;
+    e.settle().await.unwrap();
+    let ws: Vec<i64> = e
+        .store()
+        .backfill_windows(T, dates, None, 100)
+        .unwrap()
+        .iter()
+        .map(|w| w.window_start)
+        .collect();
+    assert_eq!(ws, [MON + 7 * H, MON + 9 * H]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn from_task_reruns_only_that_task_and_its_downstream() {
+    let (e, _d) = setup().await;
+    let id = start(&e, serde_json::json!({"workflow": "wf", "start": iso(MON), "end": iso(MON + 2 * H), "from_task": "b", "rerun": "all"})).await;
+    e.settle().await.unwrap();
+    for (_, run_id) in window_runs(&e, id) {
+        let run = e.run(T, run_id).unwrap().unwrap();
+        assert_eq!(run.state, RunState::Succeeded);
+        let states: Vec<TaskState> = run.tasks.iter().map(|t| t.state).collect();
+        assert_eq!(
+            states,
+            [
+                TaskState::Skipped,
+                TaskState::Succeeded,
+                TaskState::Succeeded
+            ]
+        );
+        let tasks: Vec<String> = e
+            .attempts(T, run_id)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.task)
+            .collect();
+        assert_eq!(tasks, ["b", "c"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_resume_and_cancel() {
+    let (e, _d) = setup().await;
+    let id = start(&e, serde_json::json!({"workflow": "wf", "start": iso(MON), "end": iso(MON + 5 * H), "mode": "serial"})).await;
+    e.backfill_action(T, id, BackfillAction::Pause)
+        .await
+        .unwrap();
+    e.settle().await.unwrap();
+    let b = e.backfill(T, id).unwrap().unwrap();
+    assert_eq!(
+        (b.state, b.running + b.succeeded),
+        (BackfillState::Paused, 0),
+        "paused: nothing starts"
+    );
+    e.backfill_action(T, id, BackfillAction::Resume)
+        .await
+        .unwrap();
+    e.settle().await.unwrap();
+    assert_eq!(e.backfill(T, id).unwrap().unwrap().succeeded, 5);
+    assert!(matches!(
+        e.backfill_action(T, id, BackfillAction::Pause).await,
+        Err(EngineError::BackfillEnded { .. })
+    ));
+
+    let id = start(&e, serde_json::json!({"workflow": "wf", "start": iso(MON), "end": iso(MON + 5 * H), "mode": "serial", "rerun": "all"})).await;
+    e.tick().await.unwrap();
+    e.backfill_action(T, id, BackfillAction::Cancel)
+        .await
+        .unwrap();
+    e.settle().await.unwrap();
+    let b = e.backfill(T, id).unwrap().unwrap();
+    assert_eq!(b.state, BackfillState::Cancelled);
+    let windows = e.store().backfill_windows(T, id, None, 100).unwrap();
+    assert_eq!(windows.len(), 1, "nothing after the cancel: {windows:?}");
+    assert!(matches!(
+        windows[0].state,
+        WindowState::Succeeded | WindowState::Cancelled
+    ));
+    assert!(matches!(
+        e.backfill_action(T, 999_999, BackfillAction::Pause).await,
+        Err(EngineError::BackfillNotFound(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_never_has_two_active_runs() {
+    let (e, _d) = setup().await;
+    let manual = e.run_window(T, "wf", MON, Trigger::Manual).await.unwrap();
+    let id = start(&e, serde_json::json!({"workflow": "wf", "start": iso(MON), "end": iso(MON + H), "rerun": "all"})).await;
+    e.tick().await.unwrap();
+    let b = e.backfill(T, id).unwrap().unwrap();
+    assert!(
+        b.throttled
+            .as_deref()
+            .unwrap_or("")
+            .contains("waiting for the active run"),
+        "{b:?}"
+    );
+    assert_eq!(e.active_runs_of_backfill(id), 0);
+    e.settle().await.unwrap();
+    assert_eq!(
+        e.run(T, manual.id).unwrap().unwrap().state,
+        RunState::Succeeded
+    );
+    let b = e.backfill(T, id).unwrap().unwrap();
+    assert_eq!(
+        (b.state, b.succeeded, b.throttled),
+        (BackfillState::Succeeded, 1, None)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_mid_backfill_continues_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let e = engine(dir.path()).await;
+        e.apply_workflow(T, RawWorkflow::from_toml(WF).unwrap())
+            .await
+            .unwrap();
+        let id = start(&e, serde_json::json!({"workflow": "wf", "start": iso(MON), "end": iso(MON + 5 * H), "mode": "serial"})).await;
+        for _ in 0..3 {
+            e.tick().await.unwrap();
+            e.wait_idle().await;
+        }
+        assert!(
+            e.backfill(T, id).unwrap().unwrap().succeeded < 5,
+            "stopped mid-way"
+        );
+        e.close().await;
+        id
+    };
+    let e = engine(dir.path()).await;
+    e.settle().await.unwrap();
+    let b = e.backfill(T, id).unwrap().unwrap();
+    assert_eq!(
+        (b.state, b.succeeded, b.skipped),
+        (BackfillState::Succeeded, 5, 0)
+    );
+    for (w, run) in window_runs(&e, id) {
+        assert_eq!(
+            e.attempts(T, run).unwrap().len(),
+            3,
+            "window {w}: every task ran exactly once"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_lists_the_cascade_and_writes_nothing() {
+    let (e, _d) = setup().await;
+    let events = WF.replace("name = \"wf\"", "name = \"events\"");
+    e.apply_workflow(T, RawWorkflow::from_toml(&events).unwrap())
+        .await
+        .unwrap();
+    let report = "name = \"report\"\npaused = true\n[schedule]\ncron = \"0 0 * * *\"\nstart = \"2024-01-01\"\n[[tasks]]\nname = \"t\"\nplugin = \"hello\"\n[[upstream]]\nworkflow = \"events\"\n";
+    e.apply_workflow(T, RawWorkflow::from_toml(report).unwrap())
+        .await
+        .unwrap();
+    let summary = "name = \"summary\"\npaused = true\n[schedule]\ncron = \"0 0 * * 1\"\nstart = \"2024-01-01\"\n[[tasks]]\nname = \"t\"\nplugin = \"hello\"\n[[upstream]]\nworkflow = \"report\"\n";
+    e.apply_workflow(T, RawWorkflow::from_toml(summary).unwrap())
+        .await
+        .unwrap();
+    // Sunday and Monday.
+    let plan = e
+        .create_backfill(T, req(serde_json::json!({"workflow": "events", "start": iso(MON - 24 * H), "end": iso(MON + 24 * H), "downstream": "transitive", "dry_run": true})))
+        .await
+        .unwrap()
+        .expect_err("a dry run returns a plan");
+    let per_wf = |name: &str| plan.entries.iter().filter(|p| p.workflow == name).count();
+    assert_eq!(
+        (per_wf("events"), per_wf("report"), per_wf("summary")),
+        (48, 2, 2)
+    );
+    // Execution order: every report after the events, every summary after the reports.
+    let pos = |name: &str| {
+        plan.entries
+            .iter()
+            .position(|p| p.workflow == name)
+            .unwrap()
+    };
+    assert!(pos("events") < pos("report") && pos("report") < pos("summary"));
+    assert_eq!(plan.runs, 52);
+    assert!(
+        e.store().backfills(T).unwrap().is_empty(),
+        "a dry run stores nothing"
+    );
+    assert!(e
+        .store()
+        .windows(T, "events", i64::MIN, i64::MAX, 10)
+        .unwrap()
+        .is_empty());
+    // Running the cascade is not there yet, and says so.
+    let err = e
+        .create_backfill(T, req(serde_json::json!({"workflow": "events", "start": iso(MON), "end": iso(MON + H), "downstream": "direct"})))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Unsupported(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_are_refused_and_store_nothing() {
+    let (e, _d) = setup().await;
+    let err = e
+        .create_backfill(
+            T,
+            req(serde_json::json!({"workflow": "nope", "start": iso(MON), "end": iso(MON + H)})),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::WorkflowNotFound(_)));
+    let err = e
+        .create_backfill(
+            T,
+            req(serde_json::json!({"workflow": "wf", "start": iso(MON + H), "end": iso(MON)})),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("end: must be after start"),
+        "{err}"
+    );
+    assert!(e.store().backfills(T).unwrap().is_empty());
+}
