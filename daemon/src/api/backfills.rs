@@ -207,3 +207,11 @@ pub async fn cancel(
 ) -> Api<Json<Value>> {
     act(t, s, raw, BackfillAction::Cancel).await
 }
+
+pub async fn retry_failed(
+    TenantCaller(t): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path(raw): Path<String>,
+) -> Api<Json<Value>> {
+    act(t, s, raw, BackfillAction::RetryFailed).await
+}

@@ -50,7 +50,9 @@ impl From<EngineError> for ApiError {
             | EngineError::RunNotFound(_)
             | EngineError::BackfillNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             EngineError::Backfill(_) => (StatusCode::BAD_REQUEST, "invalid_backfill"),
-            EngineError::BackfillEnded { .. } => (StatusCode::CONFLICT, "invalid_state"),
+            EngineError::BackfillEnded { .. } | EngineError::BackfillActive { .. } => {
+                (StatusCode::CONFLICT, "invalid_state")
+            }
             EngineError::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             EngineError::NoWindow { .. } => (StatusCode::BAD_REQUEST, "no_window"),
             EngineError::WindowBusy { .. } => (StatusCode::CONFLICT, "window_busy"),

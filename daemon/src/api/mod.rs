@@ -81,6 +81,10 @@ pub fn app(engine: Engine, tenancy: crate::tenancy::Tenancy) -> Router {
         .route("/api/v1/backfills/{id}/pause", post(backfills::pause))
         .route("/api/v1/backfills/{id}/resume", post(backfills::resume))
         .route("/api/v1/backfills/{id}/cancel", post(backfills::cancel))
+        .route(
+            "/api/v1/backfills/{id}/retry-failed",
+            post(backfills::retry_failed),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(plugins)
         .with_state(state)

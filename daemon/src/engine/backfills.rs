@@ -57,6 +57,8 @@ pub enum BackfillAction {
     Pause,
     Resume,
     Cancel,
+    /// Re-run the failed windows of an ended backfill from their failed tasks.
+    RetryFailed,
 }
 
 impl Engine {
@@ -242,6 +244,9 @@ impl Engine {
         id: u64,
         action: BackfillAction,
     ) -> Result<BackfillRecord, EngineError> {
+        if action == BackfillAction::RetryFailed {
+            return self.retry_failed(tenant, id).await;
+        }
         let now = self.inner.clock.now_ms();
         let (record, to_cancel) = {
             let mut st = self.inner.lock();
@@ -270,6 +275,9 @@ impl Engine {
                 (BackfillAction::Pause, _) => BackfillState::Paused,
                 (BackfillAction::Resume, _) => BackfillState::Running,
                 (BackfillAction::Cancel, _) => BackfillState::Cancelled,
+                (BackfillAction::RetryFailed, _) => {
+                    return Err(EngineError::BackfillActive { id });
+                }
             };
             b.record.updated_ms = now;
             let mut to_cancel = Vec::new();
@@ -292,6 +300,118 @@ impl Engine {
         }
         self.inner.persist().await?;
         tracing::info!(backfill = id, ?action, "backfill lifecycle");
+        self.inner.wake.notify_one();
+        Ok(record)
+    }
+}
+
+impl Engine {
+    /// Same backfill id, same statistics (failed windows move back to
+    /// running); every failed window's run resumes from its failed task, and
+    /// tasks that succeeded in it are not run again.
+    async fn retry_failed(&self, tenant: &str, id: u64) -> Result<BackfillRecord, EngineError> {
+        if self
+            .inner
+            .lock()
+            .backfills
+            .get(&id)
+            .is_some_and(|b| b.record.tenant == tenant)
+        {
+            return Err(EngineError::BackfillActive { id });
+        }
+        let mut record = self
+            .inner
+            .store
+            .backfill_get(tenant, id)?
+            .ok_or(EngineError::BackfillNotFound(id))?;
+        if record.state == BackfillState::Cancelled {
+            return Err(EngineError::BackfillEnded {
+                id,
+                state: "cancelled; create a new backfill".into(),
+            });
+        }
+        let def = self
+            .inner
+            .load_version(tenant, &record.request.workflow, record.version)?;
+        let spec = record.request.validate(&def)?;
+        let now = self.inner.clock.now_ms();
+        // Collect the failed windows and reset their runs.
+        let mut runs = Vec::new();
+        let mut windows = Vec::new();
+        let mut after: Option<(String, i64)> = None;
+        loop {
+            let page = self.inner.store.backfill_windows(
+                tenant,
+                id,
+                after.as_ref().map(|(w, t)| (w.as_str(), *t)),
+                1000,
+            )?;
+            let last_page = page.len() < 1000;
+            for mut w in page {
+                after = Some((w.workflow.clone(), w.window_start));
+                if w.state != WindowState::Failed {
+                    continue;
+                }
+                let Some(run_id) = w.run_id else { continue };
+                let Some(mut run) = self.inner.store.run_get(tenant, run_id)? else {
+                    continue;
+                };
+                if let Some(latest) =
+                    self.inner
+                        .store
+                        .window_get(tenant, &run.workflow, run.window_start)?
+                {
+                    if latest.run_id != run_id && !latest.state.is_terminal() {
+                        return Err(EngineError::WindowBusy {
+                            workflow: run.workflow.clone(),
+                            start: run.window_start,
+                            run_id: latest.run_id,
+                        });
+                    }
+                }
+                run.reset_failed(now)?;
+                w.state = WindowState::Running;
+                w.reason = "retry-failed: resuming from the failed task".into();
+                runs.push(run);
+                windows.push(w);
+            }
+            if last_page {
+                break;
+            }
+        }
+        if runs.is_empty() {
+            return Err(EngineError::BackfillEnded {
+                id,
+                state: format!("{:?} with no failed windows", record.state).to_lowercase(),
+            });
+        }
+        let n = runs.len() as u64;
+        record.failed = record.failed.saturating_sub(n);
+        record.running += n;
+        record.state = BackfillState::Running;
+        record.ended_ms = None;
+        record.updated_ms = now;
+        {
+            let mut st = self.inner.lock();
+            for r in runs {
+                st.dirty.insert(r.id);
+                st.runs.insert(r.id, r);
+            }
+            st.backfill_windows
+                .extend(windows.into_iter().map(|w| (tenant.to_owned(), w)));
+            st.dirty_backfills.insert(id);
+            st.backfills.insert(
+                id,
+                ActiveBackfill {
+                    record: record.clone(),
+                    spec,
+                    def,
+                    in_flight: n as usize,
+                },
+            );
+        }
+        self.inner.persist().await?;
+        tracing::info!(backfill = id, windows = n, "retrying failed windows");
         self.inner.wake.notify_one();
         Ok(record)
     }

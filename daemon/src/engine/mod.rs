@@ -87,6 +87,8 @@ pub enum EngineError {
     BackfillNotFound(u64),
     #[error("backfill {id} already ended ({state})")]
     BackfillEnded { id: u64, state: String },
+    #[error("backfill {id} is still running; retry-failed applies to ended backfills")]
+    BackfillActive { id: u64 },
     #[error("{0}")]
     Unsupported(String),
     #[error("background task failed: {0}")]

@@ -380,3 +380,76 @@ async fn bad_requests_are_refused_and_store_nothing() {
     );
     assert!(e.store().backfills(T).unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_failed_resumes_failed_windows_from_their_failed_task() {
+    let (e, _d) = setup().await;
+    e.push_plugin(T, "flaky", std::fs::read(FLAKY).unwrap())
+        .await
+        .unwrap();
+    let wf = "name = \"fragile\"\npaused = true\n[schedule]\ncron = \"0 * * * *\"\nstart = \"2024-01-01\"\n\
+[[tasks]]\nname = \"a\"\nplugin = \"hello\"\n[[tasks]]\nname = \"f\"\nplugin = \"flaky\"\nparams = { fail_times = 1 }\ndepends_on = [\"a\"]\n\
+[[tasks]]\nname = \"c\"\nplugin = \"hello\"\ndepends_on = [\"f\"]\n";
+    e.apply_workflow(T, RawWorkflow::from_toml(wf).unwrap())
+        .await
+        .unwrap();
+    let id = start(
+        &e,
+        serde_json::json!({"workflow": "fragile", "start": iso(MON), "end": iso(MON + 3 * H)}),
+    )
+    .await;
+    e.settle().await.unwrap();
+    let b = e.backfill(T, id).unwrap().unwrap();
+    assert_eq!(
+        (b.state, b.failed, b.succeeded),
+        (BackfillState::Failed, 3, 0)
+    );
+    let failed = e.store().backfill_windows(T, id, None, 10).unwrap();
+    assert!(
+        failed
+            .iter()
+            .all(|w| w.state == WindowState::Failed && w.reason.contains("flaky")),
+        "{failed:?}"
+    );
+
+    let again = e
+        .backfill_action(T, id, BackfillAction::RetryFailed)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.id, again.state, again.running, again.failed),
+        (id, BackfillState::Running, 3, 0)
+    );
+    assert!(matches!(
+        e.backfill_action(T, id, BackfillAction::RetryFailed).await,
+        Err(EngineError::BackfillActive { .. })
+    ));
+    e.settle().await.unwrap();
+    let b = e.backfill(T, id).unwrap().unwrap();
+    assert_eq!(
+        (b.state, b.failed, b.succeeded, b.running),
+        (BackfillState::Succeeded, 0, 3, 0)
+    );
+    for (_, run) in window_runs(&e, id) {
+        let tasks: Vec<(String, u32)> = e
+            .attempts(T, run)
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.task, a.attempt))
+            .collect();
+        // `a` ran once; `f` failed on attempt 1 and succeeded on attempt 2; then `c`.
+        assert_eq!(
+            tasks,
+            [
+                ("a".into(), 1),
+                ("c".into(), 1),
+                ("f".into(), 1),
+                ("f".into(), 2)
+            ]
+        );
+    }
+    assert!(matches!(
+        e.backfill_action(T, id, BackfillAction::RetryFailed).await,
+        Err(EngineError::BackfillEnded { .. })
+    ));
+}
