@@ -51,6 +51,8 @@ pub enum ServeError {
     Http(#[source] std::io::Error),
     #[error(transparent)]
     Tenancy(#[from] crate::tenancy::TenancyError),
+    #[error("installing signal handlers: {0}")]
+    Signal(#[source] std::io::Error),
 }
 
 fn files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, ServeError> {
@@ -155,31 +157,40 @@ fn write_secret(path: &Path, secret: &str) -> Result<(), ServeError> {
         })
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!("cannot listen for Ctrl-C: {e}");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Listens for SIGTERM and SIGINT from the moment it is created, so a signal
+/// sent right after the daemon says it is listening is not lost.
+struct ShutdownSignal {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await;
-            }
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    fn install() -> Result<Self, ServeError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let err = |e| ServeError::Signal(e);
+            Ok(ShutdownSignal {
+                term: signal(SignalKind::terminate()).map_err(err)?,
+                int: signal(SignalKind::interrupt()).map_err(err)?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+        #[cfg(not(unix))]
+        Ok(ShutdownSignal {})
+    }
+
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -225,13 +236,14 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         addr: cfg.listen,
         source,
     })?;
+    let signal = ShutdownSignal::install()?;
     // Scripts and tests wait for this line to know the port.
     println!("tidemark listening on http://{addr}");
     tracing::info!(%addr, data = %cfg.data_dir.display(), "serving");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signal = tokio::spawn(async move {
-        shutdown_signal().await;
+        signal.recv().await;
         tracing::info!("shutdown requested");
         let _ = stop_tx.send(true);
     });

@@ -25,10 +25,62 @@ const EVAL_PER_TICK: usize = 1_000;
 /// A backfill in memory.
 pub(super) struct ActiveBackfill {
     pub record: BackfillRecord,
+    /// The request as validated for the selected workflow.
+    pub root: BackfillSpec,
+    /// The current stage: the selection's windows (stage 0) or one
+    /// downstream workflow's.
     pub spec: BackfillSpec,
     pub def: Arc<WorkflowDef>,
     /// Runs of it that have not ended.
     pub in_flight: usize,
+    /// Windows of the current stage that succeeded: the next stages are the
+    /// downstream of exactly these.
+    pub succeeded: Vec<crate::schedule::Window>,
+}
+
+impl ActiveBackfill {
+    /// Builds the in-memory state for `record`'s current stage. `def_of`
+    /// loads a workflow version.
+    pub fn new(
+        record: BackfillRecord,
+        root: BackfillSpec,
+        root_def: Arc<WorkflowDef>,
+        def_of: impl Fn(&str, u32) -> Result<Arc<WorkflowDef>, EngineError>,
+        in_flight: usize,
+        succeeded: Vec<crate::schedule::Window>,
+    ) -> Result<Self, EngineError> {
+        let (spec, def) = match record
+            .stage
+            .checked_sub(1)
+            .and_then(|i| record.stages.get(i))
+        {
+            None => (root.clone(), root_def),
+            Some(stage) => (
+                stage_spec(&root, stage),
+                def_of(&stage.workflow, stage.version)?,
+            ),
+        };
+        Ok(ActiveBackfill {
+            record,
+            root,
+            spec,
+            def,
+            in_flight,
+            succeeded,
+        })
+    }
+}
+
+/// A downstream stage runs every one of its windows (the repair upstream
+/// makes them stale), with the request's mode, parallelism and order.
+fn stage_spec(root: &BackfillSpec, stage: &crate::store::Stage) -> BackfillSpec {
+    BackfillSpec {
+        workflow: stage.workflow.clone(),
+        selection: backfill::Selection::Windows(stage.windows.clone()),
+        rerun: backfill::Rerun::All,
+        from_task: None,
+        ..root.clone()
+    }
 }
 
 /// One line of a dry-run plan.
@@ -89,12 +141,6 @@ impl Engine {
         if spec.dry_run {
             return Ok(Err(self.plan(tenant, &spec, &def)?));
         }
-        if spec.downstream != Downstream::None {
-            return Err(EngineError::Unsupported(
-                "running the downstream cascade is not implemented yet; preview it with dry_run"
-                    .into(),
-            ));
-        }
         let now = self.inner.clock.now_ms();
         let record = BackfillRecord {
             id: self.inner.store.next_run_id()?,
@@ -112,6 +158,8 @@ impl Engine {
             updated_ms: now,
             ended_ms: None,
             throttled: None,
+            stage: 0,
+            stages: Vec::new(),
         };
         {
             let mut st = self.inner.lock();
@@ -120,9 +168,11 @@ impl Engine {
                 record.id,
                 ActiveBackfill {
                     record: record.clone(),
+                    root: spec.clone(),
                     spec,
                     def,
                     in_flight: 0,
+                    succeeded: Vec::new(),
                 },
             );
         }
@@ -192,7 +242,9 @@ impl Engine {
                 .collect();
             let refs: Vec<&WorkflowDef> = heads.iter().map(|d| d.as_ref()).collect();
             for step in cascade(&refs, &def.name, &repaired, spec.downstream) {
-                let mut windows = step.windows;
+                let now = self.inner.clock.now_ms();
+                let mut windows: Vec<_> =
+                    step.windows.into_iter().filter(|w| w.end <= now).collect();
                 if spec.order == Order::Desc {
                     windows.reverse();
                 }
@@ -400,15 +452,15 @@ impl Engine {
             st.backfill_windows
                 .extend(windows.into_iter().map(|w| (tenant.to_owned(), w)));
             st.dirty_backfills.insert(id);
-            st.backfills.insert(
-                id,
-                ActiveBackfill {
-                    record: record.clone(),
-                    spec,
-                    def,
-                    in_flight: n as usize,
-                },
-            );
+            let active = ActiveBackfill::new(
+                record.clone(),
+                spec,
+                def,
+                |wf, v| self.inner.load_version(tenant, wf, v),
+                n as usize,
+                Vec::new(),
+            )?;
+            st.backfills.insert(id, active);
         }
         self.inner.persist().await?;
         tracing::info!(backfill = id, windows = n, "retrying failed windows");
@@ -425,6 +477,11 @@ pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mu
         .values()
         .filter(|r| !r.state.is_terminal())
         .map(|r| (r.tenant.clone(), r.workflow.clone(), r.window_start))
+        .collect();
+    let heads: Vec<(String, Arc<WorkflowDef>, u32)> = st
+        .heads
+        .iter()
+        .map(|((t, _), l)| (t.clone(), l.def.clone(), l.version))
         .collect();
     let ids: Vec<u64> = st.backfills.keys().copied().collect();
     for id in ids {
@@ -513,7 +570,11 @@ pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mu
                         }
                         window.state = WindowState::Running;
                         window.run_id = Some(run_id);
-                        window.reason = r.as_str().to_owned();
+                        window.reason = if b.record.stage > 0 {
+                            backfill::RunReason::Downstream.as_str().to_owned()
+                        } else {
+                            r.as_str().to_owned()
+                        };
                         b.record.running += 1;
                         b.in_flight += 1;
                         busy.insert(key);
@@ -531,14 +592,52 @@ pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mu
             && b.record.cursor == Cursor::Done
             && b.in_flight == 0
         {
-            b.record.state = if b.record.failed > 0 {
-                BackfillState::Failed
+            let expand = b.root.downstream == Downstream::Transitive
+                || (b.root.downstream == Downstream::Direct && b.record.stage == 0);
+            if expand && !b.succeeded.is_empty() {
+                add_downstream_stages(b, &heads, now);
+            }
+            if b.record.stages.len() > b.record.stage {
+                // The stage's windows all ended: the next stage (a
+                // downstream workflow) starts on the windows that succeeded.
+                b.record.stage += 1;
+                let stage = &b.record.stages[b.record.stage - 1];
+                match heads
+                    .iter()
+                    .find(|(t, d, _)| *t == b.record.tenant && d.name == stage.workflow)
+                {
+                    Some((_, def, _)) => {
+                        b.spec = stage_spec(&b.root, stage);
+                        b.def = def.clone();
+                        b.record.cursor = b.spec.selection.first_cursor(b.spec.order);
+                        b.succeeded.clear();
+                        tracing::info!(
+                            backfill = id,
+                            stage = b.record.stage,
+                            workflow = stage.workflow,
+                            windows = stage.windows.len(),
+                            "backfill stage"
+                        );
+                    }
+                    None => {
+                        tracing::error!(
+                            backfill = id,
+                            workflow = stage.workflow,
+                            "downstream workflow is gone; skipping its stage"
+                        );
+                        b.record.cursor = Cursor::Done;
+                    }
+                }
             } else {
-                BackfillState::Succeeded
-            };
-            b.record.ended_ms = Some(now);
+                b.record.state = if b.record.failed > 0 {
+                    BackfillState::Failed
+                } else {
+                    BackfillState::Succeeded
+                };
+                b.record.ended_ms = Some(now);
+                tracing::info!(backfill = id, state = ?b.record.state, "backfill ended");
+            }
             changed = true;
-            tracing::info!(backfill = id, state = ?b.record.state, "backfill ended");
         }
         if changed {
             b.record.updated_ms = now;
@@ -570,6 +669,10 @@ pub(super) fn run_ended(st: &mut EngineState, run: &Run, now: i64) {
         return;
     };
     let (state, reason) = match run.state {
+        RunState::Succeeded if run.workflow != b.record.request.workflow => (
+            WindowState::Succeeded,
+            format!("{}: succeeded", backfill::RunReason::Downstream.as_str()),
+        ),
         RunState::Succeeded => (WindowState::Succeeded, "succeeded".to_owned()),
         RunState::Cancelled => (WindowState::Cancelled, "cancelled".to_owned()),
         _ => {
@@ -589,6 +692,9 @@ pub(super) fn run_ended(st: &mut EngineState, run: &Run, now: i64) {
     }
     b.in_flight = b.in_flight.saturating_sub(1);
     b.record.updated_ms = now;
+    if state == WindowState::Succeeded && run.workflow == b.def.name {
+        b.succeeded.push(run.window());
+    }
     if let Some(max) = b.spec.max_failed_windows {
         if b.record.failed >= max as u64 && b.record.state == BackfillState::Running {
             b.record.state = BackfillState::Failed;
@@ -612,4 +718,56 @@ pub(super) fn run_ended(st: &mut EngineState, run: &Run, now: i64) {
     let tenant = b.record.tenant.clone();
     st.dirty_backfills.insert(id);
     st.backfill_windows.push((tenant, window));
+}
+
+/// Appends (or merges into a pending stage) the direct downstream windows of
+/// the current stage's succeeded windows.
+fn add_downstream_stages(
+    b: &mut ActiveBackfill,
+    heads: &[(String, Arc<WorkflowDef>, u32)],
+    now: i64,
+) {
+    let defs: Vec<&WorkflowDef> = heads
+        .iter()
+        .filter(|(t, _, _)| *t == b.record.tenant)
+        .map(|(_, d, _)| d.as_ref())
+        .collect();
+    let mut succeeded = std::mem::take(&mut b.succeeded);
+    succeeded.sort();
+    succeeded.dedup();
+    for step in cascade(&defs, &b.def.name, &succeeded, Downstream::Direct) {
+        let Some(version) = heads
+            .iter()
+            .find(|(t, d, _)| *t == b.record.tenant && d.name == step.workflow)
+            .map(|h| h.2)
+        else {
+            continue;
+        };
+        // Only windows that have closed: an open window is not stale yet.
+        let starts: Vec<i64> = step
+            .windows
+            .iter()
+            .filter(|w| w.end <= now)
+            .map(|w| w.start)
+            .collect();
+        if starts.is_empty() {
+            continue;
+        }
+        let pending = b.record.stage;
+        match b.record.stages[pending..]
+            .iter_mut()
+            .find(|s| s.workflow == step.workflow)
+        {
+            Some(stage) => {
+                stage.windows.extend(starts);
+                stage.windows.sort_unstable();
+                stage.windows.dedup();
+            }
+            None => b.record.stages.push(crate::store::Stage {
+                workflow: step.workflow.clone(),
+                version,
+                windows: starts,
+            }),
+        }
+    }
 }

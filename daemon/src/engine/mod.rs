@@ -227,6 +227,38 @@ impl Inner {
         }
     }
 
+    /// Windows of `workflow` that succeeded in backfill `id`.
+    fn stage_succeeded(
+        &self,
+        tenant: &str,
+        id: u64,
+        workflow: &str,
+    ) -> Result<Vec<crate::schedule::Window>, EngineError> {
+        let mut out = Vec::new();
+        let mut after: Option<(String, i64)> = None;
+        loop {
+            let page = self.store.backfill_windows(
+                tenant,
+                id,
+                after.as_ref().map(|(w, t)| (w.as_str(), *t)),
+                1000,
+            )?;
+            let last = page.len() < 1000;
+            for w in page {
+                after = Some((w.workflow.clone(), w.window_start));
+                if w.workflow == workflow && w.state == crate::store::WindowState::Succeeded {
+                    out.push(crate::schedule::Window {
+                        start: w.window_start,
+                        end: w.window_end,
+                    });
+                }
+            }
+            if last {
+                return Ok(out);
+            }
+        }
+    }
+
     fn load_version(
         &self,
         tenant: &str,
@@ -340,22 +372,40 @@ impl Engine {
                     continue;
                 }
             };
-            let mut st = inner.lock();
+            let st = inner.lock();
             let in_flight = st
                 .runs
                 .values()
                 .filter(|r| r.backfill == Some(record.id))
                 .count();
-            tracing::info!(backfill = record.id, in_flight, "resuming backfill");
-            st.backfills.insert(
-                record.id,
-                backfills::ActiveBackfill {
-                    record,
-                    spec,
-                    def,
-                    in_flight,
-                },
-            );
+            drop(st);
+            let id = record.id;
+            let tenant = record.tenant.clone();
+            let stage_wf = match record
+                .stage
+                .checked_sub(1)
+                .and_then(|i| record.stages.get(i))
+            {
+                Some(stage) => stage.workflow.clone(),
+                None => record.request.workflow.clone(),
+            };
+            let succeeded = inner.stage_succeeded(&tenant, id, &stage_wf)?;
+            let active = match backfills::ActiveBackfill::new(
+                record,
+                spec,
+                def,
+                |wf, v| inner.load_version(&tenant, wf, v),
+                in_flight,
+                succeeded,
+            ) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(backfill = id, "cannot resume: {e}");
+                    continue;
+                }
+            };
+            tracing::info!(backfill = id, in_flight, "resuming backfill");
+            inner.lock().backfills.insert(id, active);
         }
         inner.persist().await?;
         Ok(Engine { inner })

@@ -51,6 +51,23 @@ pub struct BackfillRecord {
     /// Why no new windows start right now, if so.
     #[serde(default)]
     pub throttled: Option<String>,
+    /// 0 while running the selected workflow's windows; `n` while running
+    /// `stages[n - 1]` of the downstream cascade. `cursor` is the current
+    /// stage's.
+    #[serde(default)]
+    pub stage: usize,
+    /// Downstream stages, added as the stages before them finish.
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+}
+
+/// One workflow's windows in a backfill's downstream cascade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    pub workflow: String,
+    pub version: u32,
+    /// Window starts, ascending.
+    pub windows: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,7 +15,9 @@ mod tenants;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-pub use backfills::{BackfillRecord, BackfillState, BackfillStore, BackfillWindow, WindowState};
+pub use backfills::{
+    BackfillRecord, BackfillState, BackfillStore, BackfillWindow, Stage, WindowState,
+};
 pub use sled_store::SledStore;
 pub use state::{AttemptRecord, Changes, PluginMeta, StateStore, StoredWorkflow, WindowRecord};
 pub use tenants::{TenantRecord, TenantStore, TokenRecord};

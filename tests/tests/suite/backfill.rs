@@ -348,12 +348,6 @@ async fn dry_run_lists_the_cascade_and_writes_nothing() {
         .windows(T, "events", i64::MIN, i64::MAX, 10)
         .unwrap()
         .is_empty());
-    // Running the cascade is not there yet, and says so.
-    let err = e
-        .create_backfill(T, req(serde_json::json!({"workflow": "events", "start": iso(MON), "end": iso(MON + H), "downstream": "direct"})))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, EngineError::Unsupported(_)), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -452,4 +446,113 @@ async fn retry_failed_resumes_failed_windows_from_their_failed_task() {
         e.backfill_action(T, id, BackfillAction::RetryFailed).await,
         Err(EngineError::BackfillEnded { .. })
     ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn downstream_cascade_reruns_dependents_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    // Sunday Mar 10, 00:00 + 1 day: the week of Mar 4 has closed.
+    let clock = Arc::new(ManualClock::new(MON + 7 * 24 * H + 1));
+    let e = Engine::open(
+        store,
+        crate::engine_executor(),
+        clock,
+        EngineConfig::default(),
+    )
+    .await
+    .unwrap();
+    e.push_plugin(T, "hello", std::fs::read(HELLO).unwrap())
+        .await
+        .unwrap();
+    let wf = |name: &str, cron: &str, up: &str| {
+        let mut t = format!("name = \"{name}\"\nmax_active_runs = 64\n[schedule]\ncron = \"{cron}\"\nstart = \"2024-02-26\"\n[[tasks]]\nname = \"t\"\nplugin = \"hello\"\n");
+        if !up.is_empty() {
+            t.push_str(&format!("[[upstream]]\nworkflow = \"{up}\"\n"));
+        }
+        RawWorkflow::from_toml(&t).unwrap()
+    };
+    e.apply_workflow(T, wf("events", "0 * * * *", ""))
+        .await
+        .unwrap();
+    e.apply_workflow(T, wf("report", "0 0 * * *", "events"))
+        .await
+        .unwrap();
+    e.apply_workflow(T, wf("summary", "0 0 * * 1", "report"))
+        .await
+        .unwrap();
+    // Live history first: 12 days of events and reports, two weeks of summaries.
+    e.settle().await.unwrap();
+    assert_eq!(
+        e.runs_of(T, "summary", i64::MIN, i64::MAX, 10)
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Repair Sunday Mar 3 and Monday Mar 4 of `events`, transitively.
+    let mut body = serde_json::json!({"workflow": "events", "start": iso(MON - 24 * H), "end": iso(MON + 24 * H), "rerun": "all", "downstream": "transitive"});
+    body["dry_run"] = true.into();
+    let plan = e
+        .create_backfill(T, req(body.clone()))
+        .await
+        .unwrap()
+        .expect_err("plan");
+    body["dry_run"] = false.into();
+    let id = e
+        .create_backfill(T, req(body))
+        .await
+        .unwrap()
+        .expect("started")
+        .id;
+    e.settle().await.unwrap();
+    let b = e.backfill(T, id).unwrap().unwrap();
+    assert_eq!(
+        (b.state, b.succeeded, b.failed),
+        (BackfillState::Succeeded, 52, 0),
+        "{b:?}"
+    );
+    let windows = e.store().backfill_windows(T, id, None, 1000).unwrap();
+    let count = |wf: &str| windows.iter().filter(|w| w.workflow == wf).count();
+    assert_eq!(
+        (count("events"), count("report"), count("summary")),
+        (48, 2, 2)
+    );
+    // The executed windows are exactly the dry run's plan.
+    let mut planned: Vec<(String, i64)> = plan
+        .entries
+        .iter()
+        .map(|p| (p.workflow.clone(), p.window_start))
+        .collect();
+    let mut ran: Vec<(String, i64)> = windows
+        .iter()
+        .map(|w| (w.workflow.clone(), w.window_start))
+        .collect();
+    planned.sort();
+    ran.sort();
+    assert_eq!(planned, ran);
+    // Dependency order: every report run was created after every events
+    // run of the backfill ended, every summary after the reports.
+    let max_id = |wf: &str| {
+        windows
+            .iter()
+            .filter(|w| w.workflow == wf)
+            .filter_map(|w| w.run_id)
+            .max()
+            .unwrap()
+    };
+    let min_id = |wf: &str| {
+        windows
+            .iter()
+            .filter(|w| w.workflow == wf)
+            .filter_map(|w| w.run_id)
+            .min()
+            .unwrap()
+    };
+    assert!(max_id("events") < min_id("report") && max_id("report") < min_id("summary"));
+    for w in windows.iter().filter(|w| w.workflow != "events") {
+        assert_eq!(w.reason, "downstream of a repaired window: succeeded");
+        let run = e.run(T, w.run_id.unwrap()).unwrap().unwrap();
+        assert_eq!(run.state, RunState::Succeeded);
+    }
 }
