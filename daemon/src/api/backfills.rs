@@ -40,6 +40,11 @@ fn progress(b: &BackfillRecord, now: i64) -> Value {
             "skipped": b.skipped,
             "cancelled": b.cancelled,
             "windows_per_second": done as f64 / elapsed_s,
+            "estimated_total": b.estimated_total,
+            "eta_seconds": b
+                .estimated_total
+                .filter(|_| done > 0 && b.ended_ms.is_none())
+                .map(|t| t.saturating_sub(done) as f64 * elapsed_s / done as f64),
             "all_materialized": b.cursor == crate::backfill::Cursor::Done,
             "throttled": b.throttled,
         }

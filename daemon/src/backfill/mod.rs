@@ -11,7 +11,9 @@ mod request;
 mod select;
 
 pub use cascade::{cascade, CascadeStep, Downstream};
-pub use request::{BackfillSpec, Mode, Order, Priority, RawBackfillRequest, RequestError, Rerun};
+pub use request::{
+    BackfillSpec, Mode, Order, Overlap, Priority, RawBackfillRequest, RequestError, Rerun,
+};
 pub use select::{Cursor, Selection};
 
 use crate::run::RunState;

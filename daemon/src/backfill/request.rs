@@ -51,6 +51,21 @@ pub enum Priority {
     High,
 }
 
+/// What a backfill does with a window that has another active run (live,
+/// manual or another backfill's). A window never has two active runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// Wait for the other run to end, then decide (default: nothing lost,
+    /// nothing run twice at once).
+    #[default]
+    Wait,
+    /// Leave the window out (recorded as skipped, with the reason).
+    Skip,
+    /// Cancel the other run (its attempts in flight finish), then run.
+    CancelOther,
+}
+
 /// A backfill request as sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,6 +97,8 @@ pub struct RawBackfillRequest {
     pub priority: Priority,
     #[serde(default)]
     pub max_failed_windows: Option<u32>,
+    #[serde(default)]
+    pub overlap: Overlap,
     #[serde(default)]
     pub dry_run: bool,
 }
@@ -116,6 +133,7 @@ pub struct BackfillSpec {
     pub version: Option<u32>,
     pub priority: Priority,
     pub max_failed_windows: Option<u32>,
+    pub overlap: Overlap,
     pub dry_run: bool,
 }
 
@@ -201,6 +219,7 @@ impl RawBackfillRequest {
             version: self.version,
             priority: self.priority,
             max_failed_windows: self.max_failed_windows,
+            overlap: self.overlap,
             dry_run: self.dry_run,
         })
     }

@@ -171,6 +171,10 @@ pub struct BackfillArgs {
     pub version: Option<u32>,
     #[arg(long)]
     pub max_failed_windows: Option<u32>,
+    /// When a window already has an active run: wait (default), skip it, or
+    /// cancel the other run.
+    #[arg(long, value_parser = ["wait", "skip", "cancel_other"], default_value = "wait")]
+    pub overlap: String,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -222,6 +222,7 @@ pub fn backfill_create(client: &Client, a: &super::BackfillArgs) -> ExitCode {
         "rerun": a.rerun,
         "downstream": a.downstream,
         "priority": a.priority,
+        "overlap": a.overlap,
         "dry_run": a.dry_run,
     });
     let fields = [

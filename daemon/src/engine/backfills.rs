@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::{Engine, EngineError, EngineState, Inner, TickReport};
+use crate::backfill::Overlap;
 use crate::backfill::{
     self, cascade, decide, BackfillSpec, Cursor, Decision, Downstream, Order, RawBackfillRequest,
 };
@@ -160,6 +161,14 @@ impl Engine {
             throttled: None,
             stage: 0,
             stages: Vec::new(),
+            estimated_total: match &spec.selection {
+                backfill::Selection::Windows(w) => Some(w.len() as u64),
+                backfill::Selection::Range { start, end } => {
+                    def.schedule.windows(*start, *end).next().map(|w| {
+                        ((end - w.start) as f64 / w.duration_ms().max(1) as f64).ceil() as u64
+                    })
+                }
+            },
         };
         {
             let mut st = self.inner.lock();
@@ -483,8 +492,10 @@ pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mu
         .iter()
         .map(|((t, _), l)| (t.clone(), l.def.clone(), l.version))
         .collect();
+    let active_runs = st.runs.len();
     let ids: Vec<u64> = st.backfills.keys().copied().collect();
     for id in ids {
+        let mut cancelled: Vec<u64> = Vec::new();
         let mut new_runs: Vec<Run> = Vec::new();
         let mut windows: Vec<BackfillWindow> = Vec::new();
         let Some(b) = st.backfills.get_mut(&id) else {
@@ -494,6 +505,14 @@ pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mu
         if b.record.state == BackfillState::Running {
             let mut budget = EVAL_PER_TICK;
             let was_throttled = b.record.throttled.take();
+            if active_runs >= inner.config.backfill_admission_limit {
+                // Overload protection: hold new windows back until load falls.
+                b.record.throttled = Some(format!(
+                    "overload: {active_runs} active runs (limit {}); new windows wait",
+                    inner.config.backfill_admission_limit
+                ));
+                budget = 0;
+            }
             while b.in_flight < b.spec.parallelism as usize
                 && budget > 0
                 && b.record.cursor != Cursor::Done
@@ -520,11 +539,60 @@ pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mu
                     }
                 };
                 if busy.contains(&key) || latest.is_some_and(|r| !r.state.is_terminal()) {
-                    // Overlap policy `wait`: a window never has two active
-                    // runs; this backfill continues once that run ends.
-                    b.record.throttled =
-                        Some(format!("waiting for the active run of window {}", w.start));
-                    break;
+                    // A window never has two active runs; the overlap
+                    // policy says what gives way.
+                    match b.spec.overlap {
+                        Overlap::Wait => {
+                            b.record.throttled =
+                                Some(format!("waiting for the active run of window {}", w.start));
+                            break;
+                        }
+                        Overlap::Skip => {
+                            windows.push(BackfillWindow {
+                                backfill: id,
+                                workflow: b.def.name.clone(),
+                                window_start: w.start,
+                                window_end: w.end,
+                                state: WindowState::Skipped,
+                                run_id: latest.map(|r| r.run_id),
+                                reason: backfill::SkipReason::Overlap.as_str().to_owned(),
+                            });
+                            b.record.skipped += 1;
+                            b.record.cursor = next;
+                            changed = true;
+                            continue;
+                        }
+                        Overlap::CancelOther => {
+                            let other = st.runs.values_mut().find(|r| {
+                                r.tenant == tenant
+                                    && r.workflow == b.def.name
+                                    && r.window_start == w.start
+                                    && !r.state.is_terminal()
+                            });
+                            if let Some(o) = other {
+                                for t in &mut o.tasks {
+                                    if matches!(
+                                        t.state,
+                                        crate::run::TaskState::Pending
+                                            | crate::run::TaskState::Retrying
+                                    ) {
+                                        let _ = t.apply(TaskEvent::Cancel);
+                                    }
+                                }
+                                if o.apply(crate::run::RunEvent::Cancel, now).is_ok() {
+                                    tracing::info!(
+                                        backfill = id,
+                                        run = o.id,
+                                        "cancelled the other run of the window"
+                                    );
+                                    cancelled.push(o.id);
+                                }
+                            }
+                            b.record.throttled =
+                                Some(format!("cancelling the other run of window {}", w.start));
+                            break;
+                        }
+                    }
                 }
                 let mut window = BackfillWindow {
                     backfill: id,
@@ -657,6 +725,24 @@ pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mu
             if let Some(b) = st.backfills.remove(&id) {
                 st.dirty_backfills.remove(&id);
                 st.ended_backfills.push(b.record);
+            }
+        }
+        // Runs cancelled by `cancel_other` with nothing in flight end now;
+        // the others end when their last attempt does.
+        for rid in cancelled {
+            let idle = st.runs.get(&rid).is_some_and(|r| {
+                !r.tasks
+                    .iter()
+                    .any(|t| t.state == crate::run::TaskState::Running)
+            });
+            if idle {
+                if let Some(run) = st.runs.remove(&rid) {
+                    st.dirty.remove(&rid);
+                    run_ended(st, &run, now);
+                    st.ended.push(run);
+                }
+            } else {
+                st.dirty.insert(rid);
             }
         }
     }

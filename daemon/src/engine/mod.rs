@@ -41,6 +41,9 @@ pub struct EngineConfig {
     pub max_new_runs_per_tick: usize,
     /// Tenant of every record until tenancy lands.
     pub tenant: String,
+    /// Overload protection: while this many runs are active, backfills
+    /// start no new windows (live runs are never held back by it).
+    pub backfill_admission_limit: usize,
 }
 
 impl Default for EngineConfig {
@@ -50,6 +53,7 @@ impl Default for EngineConfig {
             limits: Limits::default(),
             max_new_runs_per_tick: 1000,
             tenant: "default".into(),
+            backfill_admission_limit: 10_000,
         }
     }
 }

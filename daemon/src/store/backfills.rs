@@ -59,6 +59,10 @@ pub struct BackfillRecord {
     /// Downstream stages, added as the stages before them finish.
     #[serde(default)]
     pub stages: Vec<Stage>,
+    /// Windows of the selected workflow: exact for a date list, estimated
+    /// from the first window's length for a range (O(1), whatever its size).
+    #[serde(default)]
+    pub estimated_total: Option<u64>,
 }
 
 /// One workflow's windows in a backfill's downstream cascade.

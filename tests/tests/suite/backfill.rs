@@ -556,3 +556,105 @@ async fn downstream_cascade_reruns_dependents_in_order() {
         assert_eq!(run.state, RunState::Succeeded);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overload_holds_backfills_back_but_never_live_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let config = EngineConfig {
+        backfill_admission_limit: 2,
+        ..EngineConfig::default()
+    };
+    let e = Engine::open(
+        store,
+        crate::engine_executor(),
+        Arc::new(ManualClock::new(MON + 30 * 24 * H)),
+        config,
+    )
+    .await
+    .unwrap();
+    e.push_plugin(T, "hello", std::fs::read(HELLO).unwrap())
+        .await
+        .unwrap();
+    e.apply_workflow(T, RawWorkflow::from_toml(WF).unwrap())
+        .await
+        .unwrap();
+    // Two runs outside the backfill make the engine "loaded".
+    e.run_window(T, "wf", MON + 20 * H, Trigger::Manual)
+        .await
+        .unwrap();
+    e.run_window(T, "wf", MON + 21 * H, Trigger::Manual)
+        .await
+        .unwrap();
+    let id = start(
+        &e,
+        serde_json::json!({"workflow": "wf", "start": iso(MON), "end": iso(MON + 6 * H)}),
+    )
+    .await;
+    assert_eq!(e.backfill(T, id).unwrap().unwrap().estimated_total, Some(6));
+    e.tick().await.unwrap();
+    let b = e.backfill(T, id).unwrap().unwrap();
+    assert!(
+        b.throttled
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("overload: 2 active runs"),
+        "{b:?}"
+    );
+    assert_eq!(
+        e.active_runs_of_backfill(id),
+        0,
+        "no window admitted while overloaded"
+    );
+    // The other runs were not held back, and once they end the backfill proceeds.
+    e.settle().await.unwrap();
+    let b = e.backfill(T, id).unwrap().unwrap();
+    assert_eq!(
+        (b.state, b.succeeded, b.throttled),
+        (BackfillState::Succeeded, 6, None)
+    );
+    let dates = start(
+        &e,
+        serde_json::json!({"workflow": "wf", "dates": [iso(MON), iso(MON + 3 * H)]}),
+    )
+    .await;
+    assert_eq!(
+        e.backfill(T, dates).unwrap().unwrap().estimated_total,
+        Some(2)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overlap_skip_and_cancel_other() {
+    let (e, _d) = setup().await;
+    let manual = e.run_window(T, "wf", MON, Trigger::Manual).await.unwrap();
+    let id = start(&e, serde_json::json!({"workflow": "wf", "start": iso(MON), "end": iso(MON + 2 * H), "rerun": "all", "overlap": "skip"})).await;
+    e.settle().await.unwrap();
+    let ws = e.store().backfill_windows(T, id, None, 10).unwrap();
+    assert_eq!(
+        (ws[0].state, ws[0].reason.as_str()),
+        (
+            WindowState::Skipped,
+            "skipped: another run of the window is active"
+        )
+    );
+    assert_eq!(ws[1].state, WindowState::Succeeded);
+    assert_eq!(
+        e.run(T, manual.id).unwrap().unwrap().state,
+        RunState::Succeeded,
+        "skip leaves the other run alone"
+    );
+
+    let other = e
+        .run_window(T, "wf", MON + 5 * H, Trigger::Manual)
+        .await
+        .unwrap();
+    let id = start(&e, serde_json::json!({"workflow": "wf", "start": iso(MON + 5 * H), "end": iso(MON + 6 * H), "rerun": "all", "overlap": "cancel_other"})).await;
+    e.settle().await.unwrap();
+    assert_eq!(
+        e.run(T, other.id).unwrap().unwrap().state,
+        RunState::Cancelled
+    );
+    let b = e.backfill(T, id).unwrap().unwrap();
+    assert_eq!((b.state, b.succeeded), (BackfillState::Succeeded, 1));
+}
