@@ -25,6 +25,9 @@ use chrono_tz::Tz;
 /// How far wall-clock time can be from UTC-derived local time around a
 /// transition; iteration starts this far back so no tick is missed.
 const MARGIN_MS: i64 = 4 * 3_600_000;
+/// Wall-clock ticks examined per lookup: the margin of a per-second
+/// schedule is 14,400 ticks.
+const MAX_STEPS: usize = 20_000;
 
 /// A window `[start, end)` in UTC milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -136,10 +139,40 @@ impl Schedule {
         DateTime::from_timestamp_millis(t).map(|d| d.with_timezone(&self.tz).naive_local())
     }
 
+    /// UTC offset at `t`, seconds.
+    fn offset_at(&self, t: i64) -> Option<i32> {
+        use chrono::Offset;
+        DateTime::from_timestamp_millis(t).map(|d| {
+            self.tz
+                .offset_from_utc_datetime(&d.naive_utc())
+                .fix()
+                .local_minus_utc()
+        })
+    }
+
+    /// How far before (after, going backwards) `t`'s wall-clock time the
+    /// iteration must start: a second when the offset is the same for hours
+    /// around `t` (wall clock and instants then map one to one there),
+    /// the full margin near a transition.
+    fn margin(&self, t: i64) -> i64 {
+        let o = self.offset_at(t);
+        let stable = t.checked_sub(MARGIN_MS).map(|a| self.offset_at(a)) == Some(o)
+            && t.checked_add(MARGIN_MS).map(|b| self.offset_at(b)) == Some(o);
+        if stable {
+            1000
+        } else {
+            MARGIN_MS
+        }
+    }
+
     /// The first tick strictly after `t`.
     pub fn next_tick(&self, t: i64) -> Option<i64> {
-        let from = self.local(t.checked_sub(MARGIN_MS)?)?;
-        for local in self.cron.after(&Utc.from_utc_datetime(&from)).take(10_000) {
+        let from = self.local(t.checked_sub(self.margin(t))?)?;
+        for local in self
+            .cron
+            .after(&Utc.from_utc_datetime(&from))
+            .take(MAX_STEPS)
+        {
             let (a, b) = self.instants(local.naive_utc());
             for x in [a, b].into_iter().flatten() {
                 if x > t {
@@ -152,9 +185,9 @@ impl Schedule {
 
     /// The last tick at or before `t`.
     pub fn tick_at_or_before(&self, t: i64) -> Option<i64> {
-        let from = self.local(t.checked_add(MARGIN_MS)?)?;
+        let from = self.local(t.checked_add(self.margin(t))?)?;
         let mut ticks = self.cron.after(&Utc.from_utc_datetime(&from));
-        for _ in 0..10_000 {
+        for _ in 0..MAX_STEPS {
             let local = ticks.next_back()?;
             let (a, b) = self.instants(local.naive_utc());
             for x in [b, a].into_iter().flatten() {

@@ -214,3 +214,16 @@ fn bad_expressions_and_zones_name_the_problem() {
     assert!(err("0 * * * *", "Europe/Atlantis").contains("Europe/Atlantis"));
     assert!(err("", "UTC").contains("has 0 fields"));
 }
+
+#[test]
+fn per_second_schedules_work_even_across_transitions() {
+    let s = sched("* * * * * *", "Europe/Berlin");
+    let t = ms("2024-03-01T12:00:00.500Z");
+    assert_eq!(s.next_tick(t), Some(ms("2024-03-01T12:00:01Z")));
+    assert_eq!(s.tick_at_or_before(t), Some(ms("2024-03-01T12:00:00Z")));
+    // Around the spring-forward gap (01:00Z): still one-second windows.
+    let near = spans(&s, "2024-03-31T00:59:58Z", "2024-03-31T01:00:02Z");
+    assert_eq!(near.len(), 4);
+    assert!(near.iter().all(|(_, d)| *d == 1000));
+    assert!(Schedule::parse("* * * * * *", "UTC").is_ok());
+}
