@@ -85,7 +85,7 @@ fn main() {
             rss_before
         );
         engine
-            .backfill_action("bench", million.id, tidemark::engine::BackfillAction::Cancel)
+            .backfill_action("bench", million.id, tidemark::engine::BackfillAction::Cancel { interrupt: false })
             .await
             .expect("cancel");
 

@@ -205,12 +205,23 @@ pub async fn resume(
     act(t, s, raw, BackfillAction::Resume).await
 }
 
+/// `?interrupt=true` stops attempts in flight instead of letting them finish.
+#[derive(Debug, Deserialize)]
+pub struct CancelQuery {
+    #[serde(default)]
+    pub interrupt: bool,
+}
+
 pub async fn cancel(
     TenantCaller(t): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(raw): Path<String>,
+    Query(q): Query<CancelQuery>,
 ) -> Api<Json<Value>> {
-    act(t, s, raw, BackfillAction::Cancel).await
+    let action = BackfillAction::Cancel {
+        interrupt: q.interrupt,
+    };
+    act(t, s, raw, action).await
 }
 
 pub async fn retry_failed(

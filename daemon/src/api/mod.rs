@@ -278,7 +278,9 @@ async fn cancel_run(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
+    Query(q): Query<backfills::CancelQuery>,
 ) -> Api<Json<Value>> {
     let id = run_id(&id)?;
-    Ok(Json(json!(s.engine.cancel_run(&tenant, id).await?)))
+    let run = s.engine.cancel_run_with(&tenant, id, q.interrupt).await?;
+    Ok(Json(json!(run)))
 }

@@ -137,6 +137,9 @@ pub enum BackfillCommand {
     },
     Cancel {
         id: u64,
+        /// Stop attempts in flight instead of letting them finish.
+        #[arg(long)]
+        interrupt: bool,
     },
 }
 
@@ -362,8 +365,13 @@ pub fn main() -> ExitCode {
         Command::Backfill(BackfillCommand::Resume { id }) => {
             remote::backfill_action(&client(), id, "resume")
         }
-        Command::Backfill(BackfillCommand::Cancel { id }) => {
-            remote::backfill_action(&client(), id, "cancel")
+        Command::Backfill(BackfillCommand::Cancel { id, interrupt }) => {
+            let action = if interrupt {
+                "cancel?interrupt=true"
+            } else {
+                "cancel"
+            };
+            remote::backfill_action(&client(), id, action)
         }
         Command::Tenant(TenantCommand::Create { name }) => remote::tenant_create(&client(), &name),
         Command::Tenant(TenantCommand::List { output }) => {

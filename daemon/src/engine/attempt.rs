@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::Inner;
-use crate::executor::{AttemptError, AttemptReport, Invocation, Trigger};
+use crate::executor::{AttemptError, AttemptReport, CancelFlag, Invocation, Trigger};
 use crate::run::TaskEvent;
 use crate::schedule::Window;
 use crate::store::{AttemptRecord, TaskData};
@@ -27,6 +27,7 @@ pub(super) struct Job {
     pub task: TaskDef,
     pub def: Arc<WorkflowDef>,
     pub permit: OwnedSemaphorePermit,
+    pub cancel: CancelFlag,
 }
 
 pub(super) async fn run(inner: Arc<Inner>, job: Job) {
@@ -104,7 +105,10 @@ async fn execute(inner: &Arc<Inner>, job: &Job) -> AttemptReport {
         payload: job.payload.clone(),
     };
     let data: Arc<dyn TaskData> = inner.store.clone();
-    inner.executor.run(&plugin, &inv, &limits, data).await
+    inner
+        .executor
+        .run_cancellable(&plugin, &inv, &limits, data, &job.cancel)
+        .await
 }
 
 /// Applies the outcome to the run in memory and stages its records; the
@@ -145,6 +149,11 @@ fn record(inner: &Inner, job: &Job, report: AttemptReport, started: i64, ended: 
                 // The outputs commit in the same batch as the success.
                 st.outputs
                     .push((job.tenant.clone(), job.window.start, report.outputs));
+            }
+        }
+        Err(AttemptError::Cancelled) => {
+            if task.apply(TaskEvent::Cancel).is_ok() {
+                task.last_error = Some(message);
             }
         }
         Err(e) => {

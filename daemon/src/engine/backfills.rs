@@ -34,9 +34,10 @@ pub(super) struct ActiveBackfill {
     pub def: Arc<WorkflowDef>,
     /// Runs of it that have not ended.
     pub in_flight: usize,
-    /// Windows of the current stage that succeeded: the next stages are the
-    /// downstream of exactly these.
-    pub succeeded: Vec<crate::schedule::Window>,
+    /// Windows that succeeded since the stage began, by workflow: the next
+    /// stages are the downstream of exactly these. Retry-failed can add
+    /// windows of earlier stages' workflows; their downstream runs then too.
+    pub succeeded: Vec<(String, crate::schedule::Window)>,
 }
 
 impl ActiveBackfill {
@@ -48,7 +49,7 @@ impl ActiveBackfill {
         root_def: Arc<WorkflowDef>,
         def_of: impl Fn(&str, u32) -> Result<Arc<WorkflowDef>, EngineError>,
         in_flight: usize,
-        succeeded: Vec<crate::schedule::Window>,
+        succeeded: Vec<(String, crate::schedule::Window)>,
     ) -> Result<Self, EngineError> {
         let (spec, def) = match record
             .stage
@@ -109,7 +110,11 @@ pub struct Plan {
 pub enum BackfillAction {
     Pause,
     Resume,
-    Cancel,
+    /// With `interrupt`, attempts in flight are stopped; otherwise they finish
+    /// and are recorded.
+    Cancel {
+        interrupt: bool,
+    },
     /// Re-run the failed windows of an ended backfill from their failed tasks.
     RetryFailed,
 }
@@ -335,14 +340,14 @@ impl Engine {
                 }
                 (BackfillAction::Pause, _) => BackfillState::Paused,
                 (BackfillAction::Resume, _) => BackfillState::Running,
-                (BackfillAction::Cancel, _) => BackfillState::Cancelled,
+                (BackfillAction::Cancel { .. }, _) => BackfillState::Cancelled,
                 (BackfillAction::RetryFailed, _) => {
                     return Err(EngineError::BackfillActive { id });
                 }
             };
             b.record.updated_ms = now;
             let mut to_cancel = Vec::new();
-            if action == BackfillAction::Cancel {
+            if matches!(action, BackfillAction::Cancel { .. }) {
                 b.record.ended_ms = Some(now);
                 to_cancel = st
                     .runs
@@ -355,9 +360,11 @@ impl Engine {
             st.dirty_backfills.insert(id);
             (record, to_cancel)
         };
+        let interrupt = matches!(action, BackfillAction::Cancel { interrupt: true });
         for run in to_cancel {
-            // Attempts in flight finish and are recorded; nothing new starts.
-            self.cancel_run(tenant, run).await?;
+            // Nothing new starts; attempts in flight finish and are recorded,
+            // or are interrupted.
+            self.cancel_run_with(tenant, run, interrupt).await?;
         }
         self.inner.persist().await?;
         tracing::info!(backfill = id, ?action, "backfill lifecycle");
@@ -657,6 +664,12 @@ pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mu
                 b.record.cursor = next;
                 changed = true;
             }
+            if b.record.throttled.is_some() != was_throttled.is_some() {
+                match &b.record.throttled {
+                    Some(why) => tracing::info!(backfill = id, %why, "backfill throttled"),
+                    None => tracing::info!(backfill = id, "backfill no longer throttled"),
+                }
+            }
             changed |= b.record.throttled != was_throttled;
         }
         if !b.record.state.is_terminal()
@@ -664,9 +677,7 @@ pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mu
             && b.record.cursor == Cursor::Done
             && b.in_flight == 0
         {
-            let expand = b.root.downstream == Downstream::Transitive
-                || (b.root.downstream == Downstream::Direct && b.record.stage == 0);
-            if expand && !b.succeeded.is_empty() {
+            if b.root.downstream != Downstream::None && !b.succeeded.is_empty() {
                 add_downstream_stages(b, &heads, now);
             }
             if b.record.stages.len() > b.record.stage {
@@ -782,8 +793,8 @@ pub(super) fn run_ended(st: &mut EngineState, run: &Run, now: i64) {
     }
     b.in_flight = b.in_flight.saturating_sub(1);
     b.record.updated_ms = now;
-    if state == WindowState::Succeeded && run.workflow == b.def.name {
-        b.succeeded.push(run.window());
+    if state == WindowState::Succeeded {
+        b.succeeded.push((run.workflow.clone(), run.window()));
     }
     if let Some(max) = b.spec.max_failed_windows {
         if b.record.failed >= max as u64 && b.record.state == BackfillState::Running {
@@ -825,7 +836,21 @@ fn add_downstream_stages(
     let mut succeeded = std::mem::take(&mut b.succeeded);
     succeeded.sort();
     succeeded.dedup();
-    for step in cascade(&defs, &b.def.name, &succeeded, Downstream::Direct) {
+    let mut by_workflow: Vec<(String, Vec<crate::schedule::Window>)> = Vec::new();
+    for (wf, w) in succeeded {
+        // `direct` cascades from the selected workflow only.
+        if b.root.downstream == Downstream::Direct && wf != b.root.workflow {
+            continue;
+        }
+        match by_workflow.last_mut() {
+            Some((last, ws)) if *last == wf => ws.push(w),
+            _ => by_workflow.push((wf, vec![w])),
+        }
+    }
+    let steps = by_workflow
+        .iter()
+        .flat_map(|(wf, ws)| cascade(&defs, wf, ws, Downstream::Direct));
+    for step in steps {
         let Some(version) = heads
             .iter()
             .find(|(t, d, _)| *t == b.record.tenant && d.name == step.workflow)

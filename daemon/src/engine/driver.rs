@@ -10,7 +10,11 @@ use crate::backfill::Priority;
 use crate::executor::Trigger;
 use crate::planner;
 use crate::run::{Run, RunEvent, RunState, TaskEvent};
-use crate::schedule::Schedule;
+use crate::schedule::{format_utc, Schedule};
+
+/// How long after an upstream window closed a backfill run keeps waiting for
+/// its (live) run to appear before it gives up.
+pub const UPSTREAM_GRACE_MS: i64 = 5 * 60_000;
 
 /// What a pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +45,10 @@ impl Engine {
         {
             let mut st = inner.lock();
             let st = &mut *st;
-            recheck_upstream(inner, st, now, &mut report);
+            // New backfill runs too must pass the upstream check before
+            // they can start.
             super::backfills::advance(inner, st, now, &mut report);
+            recheck_upstream(inner, st, now, &mut report);
             start_queued(st, now, &mut report);
             dispatch(inner, st, now, &mut report, &mut to_spawn);
         }
@@ -178,9 +184,51 @@ fn recheck_upstream(inner: &Inner, st: &mut EngineState, now: i64, report: &mut 
                     .map(|w| w.state)
             },
         );
+        // A backfill repairs closed windows: waiting for an upstream window
+        // that failed, or that never ran long after it closed, would never end.
+        let unsatisfied = match run.backfill {
+            None => None,
+            Some(_) => waits.iter().find_map(|w| {
+                match store
+                    .window_get(&tenant, &w.workflow, w.window_start)
+                    .ok()
+                    .flatten()
+                    .map(|r| r.state)
+                {
+                    Some(s) if s.is_terminal() => Some(s.as_str()),
+                    None if w.window_end + UPSTREAM_GRACE_MS <= now => Some("never ran"),
+                    _ => None,
+                }
+                .map(|why| {
+                    format!(
+                        "upstream window {} {} has not succeeded ({why}): repair it first (or include it in the backfill)",
+                        w.workflow,
+                        format_utc(w.window_start)
+                    )
+                })
+            }),
+        };
         let Some(run) = st.runs.get_mut(&id) else {
             continue;
         };
+        if let Some(error) = unsatisfied {
+            if run.apply(RunEvent::UpstreamUnsatisfied, now).is_ok() {
+                for t in &mut run.tasks {
+                    if t.apply(TaskEvent::UpstreamFailed).is_ok() {
+                        t.last_error = Some(error.clone());
+                    }
+                }
+                run.waiting_on = waits;
+                if let Some(run) = st.runs.remove(&id) {
+                    st.dirty.remove(&id);
+                    tracing::info!(run = id, %error, "backfill run failed on its upstream");
+                    super::backfills::run_ended(st, &run, now);
+                    st.ended.push(run);
+                    report.changed += 1;
+                }
+            }
+            continue;
+        }
         let event = if waits.is_empty() {
             RunEvent::UpstreamReady
         } else {
@@ -343,6 +391,7 @@ fn dispatch(
                 task: task_def,
                 def: Arc::clone(&def),
                 permit,
+                cancel: st.cancel_flags.entry(id).or_default().clone(),
             });
         }
         st.backfill_attempts += dispatched_backfill;

@@ -130,6 +130,9 @@ struct EngineState {
     backfill_windows: Vec<(String, crate::store::BackfillWindow)>,
     /// Attempts of backfill runs in flight (their pool is capped).
     backfill_attempts: usize,
+    /// Interrupt flags of runs with attempts in flight, shared with those
+    /// attempts.
+    cancel_flags: HashMap<u64, crate::executor::CancelFlag>,
 }
 
 pub(crate) struct Inner {
@@ -180,6 +183,9 @@ impl Inner {
         let changes = {
             let mut st = self.lock();
             let mut runs: Vec<Run> = std::mem::take(&mut st.ended);
+            for r in &runs {
+                st.cancel_flags.remove(&r.id);
+            }
             let dirty: Vec<u64> = st.dirty.drain().collect();
             runs.extend(dirty.iter().filter_map(|id| st.runs.get(id).cloned()));
             let mut cursors = std::mem::take(&mut st.cursor_changes);
@@ -237,7 +243,7 @@ impl Inner {
         tenant: &str,
         id: u64,
         workflow: &str,
-    ) -> Result<Vec<crate::schedule::Window>, EngineError> {
+    ) -> Result<Vec<(String, crate::schedule::Window)>, EngineError> {
         let mut out = Vec::new();
         let mut after: Option<(String, i64)> = None;
         loop {
@@ -251,10 +257,13 @@ impl Inner {
             for w in page {
                 after = Some((w.workflow.clone(), w.window_start));
                 if w.workflow == workflow && w.state == crate::store::WindowState::Succeeded {
-                    out.push(crate::schedule::Window {
-                        start: w.window_start,
-                        end: w.window_end,
-                    });
+                    out.push((
+                        w.workflow,
+                        crate::schedule::Window {
+                            start: w.window_start,
+                            end: w.window_end,
+                        },
+                    ));
                 }
             }
             if last {
@@ -596,9 +605,25 @@ impl Engine {
     /// Cancels a run that has not ended; attempts in flight finish, their
     /// results are recorded, and nothing else of the run starts.
     pub async fn cancel_run(&self, tenant: &str, id: u64) -> Result<Run, EngineError> {
+        self.cancel_run_with(tenant, id, false).await
+    }
+
+    /// [`Engine::cancel_run`]; with `interrupt`, attempts in flight are
+    /// stopped too (they end as `cancelled`, their writes dropped).
+    pub async fn cancel_run_with(
+        &self,
+        tenant: &str,
+        id: u64,
+        interrupt: bool,
+    ) -> Result<Run, EngineError> {
         let now = self.inner.clock.now_ms();
         let run = {
             let mut st = self.inner.lock();
+            if interrupt && st.runs.get(&id).is_some_and(|r| r.tenant == tenant) {
+                if let Some(flag) = st.cancel_flags.get(&id) {
+                    flag.raise();
+                }
+            }
             let run = match st.runs.get_mut(&id) {
                 Some(r) if r.tenant == tenant => r,
                 _ => {

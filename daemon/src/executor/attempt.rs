@@ -37,6 +37,10 @@ pub enum AttemptError {
     /// The host failed (e.g. the store could not be read); retry later.
     #[error("host error: {message}")]
     Host { message: String },
+    /// A cancel request with `interrupt` stopped the guest; its staged
+    /// writes were dropped, its checkpoints stand.
+    #[error("cancelled: the attempt was interrupted by a cancel request")]
+    Cancelled,
 }
 
 /// The kind of an [`AttemptError`], without its details.
@@ -51,6 +55,7 @@ pub enum ErrorKind {
     Trap,
     Task,
     Host,
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -64,6 +69,7 @@ impl ErrorKind {
             ErrorKind::Trap => "guest trap",
             ErrorKind::Task => "task error",
             ErrorKind::Host => "host error",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 }
@@ -85,6 +91,7 @@ impl AttemptError {
             AttemptError::Trap { .. } => ErrorKind::Trap,
             AttemptError::Task { .. } => ErrorKind::Task,
             AttemptError::Host { .. } => ErrorKind::Host,
+            AttemptError::Cancelled => ErrorKind::Cancelled,
         }
     }
 
@@ -97,7 +104,7 @@ impl AttemptError {
             AttemptError::Task {
                 retryable: false,
                 ..
-            }
+            } | AttemptError::Cancelled
         )
     }
 }

@@ -185,6 +185,20 @@ impl Executor {
         limits: &Limits,
         data: Arc<dyn TaskData>,
     ) -> AttemptReport {
+        self.run_cancellable(plugin, inv, limits, data, &CancelFlag::default())
+            .await
+    }
+
+    /// [`Executor::run`], interrupted (within one epoch tick) once `cancel`
+    /// is raised: the attempt then fails with [`AttemptError::Cancelled`].
+    pub async fn run_cancellable(
+        &self,
+        plugin: &Plugin,
+        inv: &Invocation,
+        limits: &Limits,
+        data: Arc<dyn TaskData>,
+        cancel: &CancelFlag,
+    ) -> AttemptReport {
         let started = Instant::now();
         let scope = TaskScope {
             tenant: inv.tenant.clone(),
@@ -199,8 +213,9 @@ impl Executor {
         }
         let deadline = started + limits.timeout;
         store.set_epoch_deadline(1);
+        let flag = cancel.clone();
         store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
+            Ok(if Instant::now() >= deadline || flag.is_raised() {
                 UpdateDeadline::Interrupt
             } else {
                 // Hand the thread back to the runtime every tick so a
@@ -230,6 +245,10 @@ impl Executor {
                 retryable: false,
                 message,
             }),
+            Err(_) if cancel.is_raised() => {
+                fuel_consumed = None;
+                Err(AttemptError::Cancelled)
+            }
             Err(e) => {
                 let err = classify(&e, state, limits);
                 if matches!(err, AttemptError::DeadlineExceeded { .. }) {
@@ -251,6 +270,20 @@ impl Executor {
             memory_peak: state.limiter.memory_peak(),
             elapsed: started.elapsed(),
         }
+    }
+}
+
+/// Raised to interrupt a running attempt; shared by every attempt of a run.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
     }
 }
 

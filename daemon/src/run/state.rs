@@ -27,6 +27,9 @@ pub enum RunEvent {
     UpstreamPending,
     /// Every upstream window succeeded (or there are none).
     UpstreamReady,
+    /// A backfill run's upstream window failed or will never run: waiting
+    /// would never end.
+    UpstreamUnsatisfied,
     /// Its first task was dispatched.
     Start,
     /// Every task ended and none failed.
@@ -106,6 +109,7 @@ impl RunState {
         Ok(match (self, event) {
             (S::Queued | S::WaitingUpstream, E::UpstreamPending) => S::WaitingUpstream,
             (S::Queued | S::WaitingUpstream, E::UpstreamReady) => S::Queued,
+            (S::Queued | S::WaitingUpstream, E::UpstreamUnsatisfied) => S::Failed,
             (S::Queued, E::Start) => S::Running,
             (S::Running, E::Succeed) => S::Succeeded,
             (S::Running, E::Fail) => S::Failed,
@@ -223,6 +227,13 @@ mod tests {
         assert!(RunState::Succeeded.apply(RunEvent::Cancel).is_err());
         assert!(RunState::Succeeded.apply(RunEvent::Retry).is_err());
         assert!(RunState::Queued.apply(RunEvent::Succeed).is_err());
+        assert_eq!(
+            RunState::WaitingUpstream.apply(RunEvent::UpstreamUnsatisfied),
+            Ok(RunState::Failed)
+        );
+        assert!(RunState::Running
+            .apply(RunEvent::UpstreamUnsatisfied)
+            .is_err());
         for s in RunState::ALL {
             assert_eq!(RunState::parse(s.as_str()), Some(s));
         }

@@ -378,3 +378,10 @@ pub fn local_midnight(day: chrono::NaiveDate, tz: Tz) -> Option<i64> {
     }
     None
 }
+
+/// `t` (UTC ms) as an RFC 3339 UTC instant, for messages.
+pub fn format_utc(t: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(t)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| t.to_string())
+}

@@ -223,7 +223,7 @@ async fn pause_resume_and_cancel() {
 
     let id = start(&e, serde_json::json!({"workflow": "wf", "start": iso(MON), "end": iso(MON + 5 * H), "mode": "serial", "rerun": "all"})).await;
     e.tick().await.unwrap();
-    e.backfill_action(T, id, BackfillAction::Cancel)
+    e.backfill_action(T, id, BackfillAction::Cancel { interrupt: false })
         .await
         .unwrap();
     e.settle().await.unwrap();
@@ -657,4 +657,150 @@ async fn overlap_skip_and_cancel_other() {
     );
     let b = e.backfill(T, id).unwrap().unwrap();
     assert_eq!((b.state, b.succeeded), (BackfillState::Succeeded, 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_with_interrupt_stops_attempts_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path()).await;
+    e.push_plugin(T, "spin", std::fs::read(SPIN).unwrap())
+        .await
+        .unwrap();
+    // Fuel and time enough that only an interrupt ends the attempt.
+    let wf = "name = \"busy\"\npaused = true\n[schedule]\ncron = \"0 * * * *\"\nstart = \"2024-01-01\"\n\
+        [[tasks]]\nname = \"spin\"\nplugin = \"spin\"\nfuel = 1_000_000_000_000_000\ntimeout = \"1h\"\n\
+        [[tasks]]\nname = \"after\"\nplugin = \"hello\"\ndepends_on = [\"spin\"]\n";
+    e.apply_workflow(T, RawWorkflow::from_toml(wf).unwrap())
+        .await
+        .unwrap();
+    let id = e
+        .create_backfill(T, req(serde_json::json!({"workflow": "busy", "start": iso(MON), "end": iso(MON + 3 * H), "parallelism": 2})))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    e.tick().await.unwrap();
+    assert_eq!(e.active_runs_of_backfill(id), 2);
+    e.backfill_action(T, id, BackfillAction::Cancel { interrupt: true })
+        .await
+        .unwrap();
+    // Returns only because both spinning attempts were interrupted.
+    e.settle().await.unwrap();
+    let b = e.backfill(T, id).unwrap().unwrap();
+    assert_eq!(
+        (b.state, b.cancelled, b.running, b.succeeded, b.failed),
+        (BackfillState::Cancelled, 2, 0, 0, 0)
+    );
+    let windows = e.store().backfill_windows(T, id, None, 100).unwrap();
+    assert_eq!(windows.len(), 2, "the third window never started");
+    for w in windows {
+        assert_eq!(w.state, WindowState::Cancelled);
+        let run = e.run(T, w.run_id.unwrap()).unwrap().unwrap();
+        assert_eq!(run.state, RunState::Cancelled);
+        let states: Vec<TaskState> = run.tasks.iter().map(|t| t.state).collect();
+        assert_eq!(states, [TaskState::Cancelled, TaskState::Cancelled]);
+        let attempts = e.store().attempts(T, run.id).unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(
+            attempts[0].error_kind,
+            Some(tidemark::executor::ErrorKind::Cancelled)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_run_whose_upstream_cannot_succeed_fails_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path()).await;
+    let wf = |name: &str, cron: &str, up: &str| {
+        let mut t = format!("name = \"{name}\"\npaused = true\n[schedule]\ncron = \"{cron}\"\nstart = \"2024-02-26\"\n[[tasks]]\nname = \"t\"\nplugin = \"hello\"\n");
+        if !up.is_empty() {
+            t.push_str(&format!("[[upstream]]\nworkflow = \"{up}\"\n"));
+        }
+        RawWorkflow::from_toml(&t).unwrap()
+    };
+    e.apply_workflow(T, wf("events", "0 * * * *", ""))
+        .await
+        .unwrap();
+    e.apply_workflow(T, wf("report", "0 0 * * *", "events"))
+        .await
+        .unwrap();
+    // `events` never ran for Monday: the report's window cannot be repaired.
+    let id = start(
+        &e,
+        serde_json::json!({"workflow": "report", "dates": [iso(MON)]}),
+    )
+    .await;
+    e.settle().await.unwrap();
+    let b = e.backfill(T, id).unwrap().unwrap();
+    assert_eq!((b.state, b.failed), (BackfillState::Failed, 1));
+    let w = &e.store().backfill_windows(T, id, None, 10).unwrap()[0];
+    assert_eq!(w.state, WindowState::Failed);
+    assert_eq!(
+        w.reason,
+        "upstream window events 2024-03-04T00:00:00Z has not succeeded (never ran): repair it first (or include it in the backfill)"
+    );
+    // Repair the upstream, then retry: the window now runs and succeeds.
+    let up = start(
+        &e,
+        serde_json::json!({"workflow": "events", "start": iso(MON), "end": iso(MON + 24 * H)}),
+    )
+    .await;
+    e.settle().await.unwrap();
+    assert_eq!(e.backfill(T, up).unwrap().unwrap().succeeded, 24);
+    e.backfill_action(T, id, BackfillAction::RetryFailed)
+        .await
+        .unwrap();
+    e.settle().await.unwrap();
+    let b = e.backfill(T, id).unwrap().unwrap();
+    assert_eq!(
+        (b.state, b.succeeded, b.failed),
+        (BackfillState::Succeeded, 1, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_failed_also_runs_the_cascade_of_windows_it_repairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path()).await;
+    e.push_plugin(T, "flaky", std::fs::read(FLAKY).unwrap())
+        .await
+        .unwrap();
+    let wf = |name: &str, cron: &str, plugin: &str, up: &str| {
+        let mut t = format!("name = \"{name}\"\npaused = true\n[schedule]\ncron = \"{cron}\"\nstart = \"2024-02-26\"\n[[tasks]]\nname = \"t\"\nplugin = \"{plugin}\"\nparams = {{ fail_times = 1 }}\n");
+        if !up.is_empty() {
+            t.push_str(&format!("[[upstream]]\nworkflow = \"{up}\"\n"));
+        }
+        RawWorkflow::from_toml(&t).unwrap()
+    };
+    e.apply_workflow(T, wf("events", "0 * * * *", "flaky", ""))
+        .await
+        .unwrap();
+    e.apply_workflow(T, wf("report", "0 0 * * *", "hello", "events"))
+        .await
+        .unwrap();
+    let id = start(&e, serde_json::json!({"workflow": "events", "start": iso(MON), "end": iso(MON + 24 * H), "downstream": "direct"})).await;
+    e.settle().await.unwrap();
+    let b = e.backfill(T, id).unwrap().unwrap();
+    // Every events window failed once: nothing to cascade to.
+    assert_eq!(
+        (b.state, b.failed, b.succeeded, b.stages.len()),
+        (BackfillState::Failed, 24, 0, 0)
+    );
+    e.backfill_action(T, id, BackfillAction::RetryFailed)
+        .await
+        .unwrap();
+    e.settle().await.unwrap();
+    let b = e.backfill(T, id).unwrap().unwrap();
+    assert_eq!(
+        (b.state, b.failed, b.succeeded),
+        (BackfillState::Succeeded, 0, 25)
+    );
+    let ws = e.store().backfill_windows(T, id, None, 100).unwrap();
+    let report: Vec<_> = ws.iter().filter(|w| w.workflow == "report").collect();
+    assert_eq!(report.len(), 1);
+    assert_eq!(
+        (report[0].window_start, report[0].state),
+        (MON, WindowState::Succeeded)
+    );
 }
