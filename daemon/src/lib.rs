@@ -15,6 +15,7 @@ pub mod engine;
 pub mod executor;
 pub mod harness;
 pub mod planner;
+pub mod quota;
 pub mod run;
 pub mod schedule;
 pub mod server;

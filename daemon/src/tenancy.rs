@@ -156,6 +156,7 @@ impl Tenancy {
         let tenant = TenantRecord {
             name: name.to_owned(),
             created_ms: now,
+            quotas: Default::default(),
         };
         let (token, secret) = self.new_token(name, "first token", now)?;
         if !self.store.tenant_create(&tenant, &token)? {

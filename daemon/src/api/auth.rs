@@ -22,11 +22,7 @@ fn unauthorized(e: AuthError) -> ApiError {
     } else {
         StatusCode::UNAUTHORIZED
     };
-    ApiError {
-        status,
-        code: "unauthorized",
-        message: e.to_string(),
-    }
+    ApiError::new(status, "unauthorized", e.to_string())
 }
 
 fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
@@ -45,12 +41,11 @@ impl FromRequestParts<Arc<AppState>> for TenantCaller {
     ) -> Result<Self, ApiError> {
         match principal(parts, state)? {
             Principal::Tenant(t) => Ok(TenantCaller(t)),
-            Principal::Admin => Err(ApiError {
-                status: StatusCode::FORBIDDEN,
-                code: "forbidden",
-                message: "this endpoint needs a tenant token; the admin token only manages tenants"
-                    .into(),
-            }),
+            Principal::Admin => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this endpoint needs a tenant token; the admin token only manages tenants",
+            )),
         }
     }
 }
@@ -64,11 +59,11 @@ impl FromRequestParts<Arc<AppState>> for AdminCaller {
     ) -> Result<Self, ApiError> {
         match principal(parts, state)? {
             Principal::Admin => Ok(AdminCaller),
-            Principal::Tenant(_) => Err(ApiError {
-                status: StatusCode::FORBIDDEN,
-                code: "forbidden",
-                message: "this endpoint needs the admin token".into(),
-            }),
+            Principal::Tenant(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this endpoint needs the admin token",
+            )),
         }
     }
 }

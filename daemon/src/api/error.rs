@@ -1,9 +1,10 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::engine::EngineError;
+use crate::quota::QuotaError;
 
 /// An API failure: status, a stable machine code, and a message safe to show.
 #[derive(Debug)]
@@ -11,33 +12,39 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Machine-readable specifics (e.g. which quota, its limit).
+    pub details: Value,
+    /// Seconds, sent as `Retry-After` (rate limits).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
-            status: StatusCode::BAD_REQUEST,
+            status,
             code,
             message: message.into(),
+            details: json!({}),
+            retry_after: None,
         }
     }
 
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found",
-            message: message.into(),
-        }
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
     /// Logs the cause; the client only learns that it was internal.
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!("internal error: {err}");
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal",
-            message: "internal error; see the daemon's log".into(),
-        }
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the daemon's log",
+        )
     }
 }
 
@@ -59,20 +66,57 @@ impl From<EngineError> for ApiError {
             EngineError::NotRetryable { .. }
             | EngineError::AlreadyEnded { .. }
             | EngineError::Transition(_) => (StatusCode::CONFLICT, "invalid_state"),
+            EngineError::Quota(q) => return q.clone().into(),
+            EngineError::TenantNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             EngineError::Store(_) | EngineError::Join(_) => return ApiError::internal(e),
         };
-        ApiError {
-            status,
-            code,
-            message: e.to_string(),
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<QuotaError> for ApiError {
+    fn from(e: QuotaError) -> Self {
+        let message = e.to_string();
+        match e {
+            QuotaError::Exceeded { quota, limit, .. } => {
+                // An upload too large is 413 like any oversized body.
+                let status = if quota == "plugin_bytes" {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                let mut err = ApiError::new(status, "quota_exceeded", message);
+                err.details = json!({ "quota": quota, "limit": limit });
+                err
+            }
+            QuotaError::RateLimited {
+                limit,
+                retry_after_s,
+            } => {
+                let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+                err.details = json!({ "quota": "triggers_per_minute", "limit": limit });
+                err.retry_after = Some(retry_after_s);
+                err
+            }
+            QuotaError::Invalid { quota, .. } => {
+                let mut err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_quota", message);
+                err.details = json!({ "quota": quota });
+                err
+            }
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            json!({ "error": { "code": self.code, "message": self.message, "details": {} } });
-        (self.status, Json(body)).into_response()
+        let body = json!({
+            "error": { "code": self.code, "message": self.message, "details": self.details }
+        });
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        resp
     }
 }

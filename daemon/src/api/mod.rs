@@ -72,6 +72,11 @@ pub fn app(engine: Engine, tenancy: crate::tenancy::Tenancy) -> Router {
             post(tenants::create_token).get(tenants::list_tokens),
         )
         .route("/api/v1/tokens/{id}", delete(tenants::revoke_token))
+        .route("/api/v1/quotas", get(tenants::own_quotas))
+        .route(
+            "/api/v1/tenants/{name}/quotas",
+            get(tenants::tenant_quotas).put(tenants::set_quotas),
+        )
         .route(
             "/api/v1/backfills",
             post(backfills::create).get(backfills::list),
@@ -234,6 +239,7 @@ async fn run_window(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Api<(StatusCode, Json<Value>)> {
+    s.engine.take_trigger(&tenant)?;
     let req: RunWindowBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
     let at = instant("window", &req.window)?;

@@ -22,11 +22,7 @@ impl From<TenancyError> for ApiError {
             TenancyError::Name(_) | TenancyError::Label => {
                 ApiError::bad_request("invalid_argument", e.to_string())
             }
-            TenancyError::Exists(_) => ApiError {
-                status: StatusCode::CONFLICT,
-                code: "exists",
-                message: e.to_string(),
-            },
+            TenancyError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "exists", e.to_string()),
             TenancyError::TenantNotFound(_) | TenancyError::TokenNotFound(_) => {
                 ApiError::not_found(e.to_string())
             }
@@ -165,4 +161,57 @@ pub async fn revoke_token(
 ) -> Api<Json<Value>> {
     let id = token_id(&id)?;
     Ok(Json(token_json(&s.tenancy.revoke_token(&tenant, id)?)))
+}
+
+fn quotas_json(s: &AppState, tenant: &str) -> Api<Json<Value>> {
+    let overrides = s
+        .engine
+        .store()
+        .tenant_get(tenant)
+        .map_err(ApiError::internal)?
+        .map(|t| t.quotas)
+        .unwrap_or_default();
+    Ok(Json(json!({
+        "tenant": tenant,
+        "quotas": *s.engine.quotas(tenant),
+        "overrides": overrides,
+        "usage": s.engine.usage(tenant)?,
+    })))
+}
+
+/// The calling tenant's quotas and what it uses of them.
+pub async fn own_quotas(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+) -> Api<Json<Value>> {
+    quotas_json(&s, &tenant)
+}
+
+pub async fn tenant_quotas(
+    _: AdminCaller,
+    State(s): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+) -> Api<Json<Value>> {
+    if !s.tenancy.tenant_exists(&tenant)? {
+        return Err(TenancyError::TenantNotFound(tenant).into());
+    }
+    quotas_json(&s, &tenant)
+}
+
+/// Replaces a tenant's quota overrides: a JSON object of quota name →
+/// value; quotas it does not name take the configured defaults.
+pub async fn set_quotas(
+    _: AdminCaller,
+    State(s): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Api<Json<Value>> {
+    let overrides: crate::quota::Overrides = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("expected an object of quota name to value: {e}"),
+        )
+    })?;
+    s.engine.set_quotas(&tenant, overrides)?;
+    quotas_json(&s, &tenant)
 }

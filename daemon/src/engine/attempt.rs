@@ -28,12 +28,31 @@ pub(super) struct Job {
     pub def: Arc<WorkflowDef>,
     pub permit: OwnedSemaphorePermit,
     pub cancel: CancelFlag,
+    /// Counted against the tenant's backfill share of its attempts.
+    pub tenant_backfill: bool,
 }
 
 pub(super) async fn run(inner: Arc<Inner>, job: Job) {
     let started = inner.clock.now_ms();
-    let report = execute(&inner, &job).await;
+    let mut report = execute(&inner, &job).await;
     let ended = inner.clock.now_ms();
+    let mut reserved = 0;
+    if report.succeeded() && !report.outputs.is_empty() {
+        match inner.reserve_dataset_bytes(&job.tenant, job.window.start, &report.outputs) {
+            Ok(delta) => reserved = delta,
+            Err(e) => {
+                let quota = match &e {
+                    crate::quota::QuotaError::Exceeded { quota, .. } => quota.to_string(),
+                    _ => "dataset_bytes".to_owned(),
+                };
+                report.result = Err(AttemptError::Quota {
+                    quota,
+                    message: e.to_string(),
+                });
+                report.outputs = Default::default();
+            }
+        }
+    }
     record(&inner, &job, report, started, ended);
     if let Err(e) = inner.persist().await {
         tracing::error!(
@@ -42,9 +61,19 @@ pub(super) async fn run(inner: Arc<Inner>, job: Job) {
             "recording the attempt failed: {e}"
         );
     }
-    if job.pooled_backfill {
+    inner.release_dataset_bytes(&job.tenant, reserved);
+    {
         let mut st = inner.lock();
-        st.backfill_attempts = st.backfill_attempts.saturating_sub(1);
+        if job.pooled_backfill {
+            st.backfill_attempts = st.backfill_attempts.saturating_sub(1);
+        }
+        if let Some(load) = st.tenant_load.get_mut(&job.tenant) {
+            if job.tenant_backfill {
+                load.backfill = load.backfill.saturating_sub(1);
+            } else {
+                load.live = load.live.saturating_sub(1);
+            }
+        }
     }
     drop(job.permit);
     inner.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -91,6 +120,8 @@ async fn execute(inner: &Arc<Inner>, job: &Job) -> AttemptReport {
     if let Some(t) = job.task.timeout {
         limits.timeout = t;
     }
+    // The tenant's per-attempt quotas are ceilings inside the sandbox.
+    inner.quotas(&job.tenant).cap(&mut limits);
     let inv = Invocation {
         tenant: job.tenant.clone(),
         workflow: job.workflow.clone(),
@@ -116,6 +147,9 @@ async fn execute(inner: &Arc<Inner>, job: &Job) -> AttemptReport {
 fn record(inner: &Inner, job: &Job, report: AttemptReport, started: i64, ended: i64) {
     let mut st = inner.lock();
     let st = &mut *st;
+    if let Some(f) = report.fuel_consumed {
+        *st.fuel.entry(job.tenant.clone()).or_default() += f;
+    }
     let (error_kind, message) = match &report.result {
         Ok(summary) => (None, summary.clone()),
         Err(e) => (Some(e.kind()), e.to_string()),

@@ -147,6 +147,23 @@ impl Engine {
         if spec.dry_run {
             return Ok(Err(self.plan(tenant, &spec, &def)?));
         }
+        let estimated_total = match &spec.selection {
+            backfill::Selection::Windows(w) => Some(w.len() as u64),
+            backfill::Selection::Range { start, end } => def
+                .schedule
+                .windows(*start, *end)
+                .next()
+                .map(|w| ((end - w.start) as f64 / w.duration_ms().max(1) as f64).ceil() as u64),
+        };
+        let ceiling = self.inner.quotas(tenant).backfill_windows;
+        if let Some(n) = estimated_total.filter(|n| *n > ceiling) {
+            return Err(crate::quota::QuotaError::exceeded(
+                "backfill_windows",
+                ceiling,
+                format!("the selection has about {n} windows; split it into several backfills"),
+            )
+            .into());
+        }
         let now = self.inner.clock.now_ms();
         let record = BackfillRecord {
             id: self.inner.store.next_run_id()?,
@@ -166,14 +183,7 @@ impl Engine {
             throttled: None,
             stage: 0,
             stages: Vec::new(),
-            estimated_total: match &spec.selection {
-                backfill::Selection::Windows(w) => Some(w.len() as u64),
-                backfill::Selection::Range { start, end } => {
-                    def.schedule.windows(*start, *end).next().map(|w| {
-                        ((end - w.start) as f64 / w.duration_ms().max(1) as f64).ceil() as u64
-                    })
-                }
-            },
+            estimated_total,
         };
         {
             let mut st = self.inner.lock();

@@ -1,10 +1,11 @@
 //! One scheduling pass: create due live runs, re-check upstream waits, start
 //! queued runs, dispatch ready tasks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::quotas::STRIDE;
 use super::{attempt, Engine, EngineError, EngineState, Inner};
 use crate::backfill::Priority;
 use crate::executor::Trigger;
@@ -299,21 +300,23 @@ fn dispatch(
     report: &mut TickReport,
     to_spawn: &mut Vec<attempt::Job>,
 ) {
-    // Urgent backfills first, then live runs, then backfills by priority;
-    // oldest first within a class.
+    // Urgent backfills first, then live runs, then backfills by priority.
     let class = |r: &Run| match r.priority {
-        Some(Priority::High) => 0,
+        Some(Priority::High) => 0u8,
         None => 1,
         Some(Priority::Normal) => 2,
         Some(Priority::Low) => 3,
     };
-    let mut ids: Vec<(u8, u64)> = st
-        .runs
-        .values()
-        .filter(|r| r.state == RunState::Running)
-        .map(|r| (class(r), r.id))
-        .collect();
-    ids.sort_unstable();
+    // Per class, per tenant, oldest run first (runs iterate in id order).
+    let mut queues: BTreeMap<u8, BTreeMap<String, VecDeque<u64>>> = BTreeMap::new();
+    for r in st.runs.values().filter(|r| r.state == RunState::Running) {
+        queues
+            .entry(class(r))
+            .or_default()
+            .entry(r.tenant.clone())
+            .or_default()
+            .push_back(r.id);
+    }
     // Shares: live runs keep a quarter of the slots that backfills cannot
     // take; backfills keep one slot that live runs cannot take while they
     // have work. Neither side starves the other.
@@ -324,92 +327,136 @@ fn dispatch(
         usize::from(total >= 2)
     };
     let backfill_cap = total - live_reserve;
-    let backfill_waiting = ids.iter().any(|(c, _)| *c >= 2);
+    let backfill_waiting = queues.keys().any(|c| *c >= 2);
     let backfill_min = usize::from(total >= 2 && backfill_waiting);
     let mut live_in_flight = inner
         .in_flight
         .load(std::sync::atomic::Ordering::SeqCst)
         .saturating_sub(st.backfill_attempts);
-    for (cls, id) in ids {
-        let pooled_backfill = cls >= 2;
-        let Some(run) = st.runs.get(&id) else {
-            continue;
-        };
-        let Some(def) = inner.def_for(st, run) else {
-            continue;
-        };
-        let backfill_attempts = st.backfill_attempts;
-        let Some(run) = st.runs.get_mut(&id) else {
-            continue;
-        };
-        let adv = match run.advance(&def, now) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!(run = id, "cannot advance: {e}");
-                continue;
-            }
-        };
-        report.next_wake = earliest(report.next_wake, adv.next_retry_at);
-        let mut touched = adv.finished.is_some();
-        let mut dispatched_backfill = 0;
-        for i in adv.dispatch {
-            if pooled_backfill && backfill_attempts + dispatched_backfill >= backfill_cap {
-                break;
-            }
-            if !pooled_backfill && live_in_flight + backfill_min >= total {
-                break;
-            }
-            let Ok(permit) = inner.slots.clone().try_acquire_owned() else {
-                break;
-            };
-            if pooled_backfill {
-                dispatched_backfill += 1;
-            } else {
-                live_in_flight += 1;
-            }
-            let task = &mut run.tasks[i];
-            if task.apply(TaskEvent::Start).is_err() {
-                continue;
-            }
-            task.attempts += 1;
-            touched = true;
-            report.dispatched += 1;
-            let Some(task_def) = def.task(&task.name).cloned() else {
-                continue;
-            };
-            to_spawn.push(attempt::Job {
-                run_id: id,
-                task_index: i,
-                attempt: task.attempts,
-                tenant: run.tenant.clone(),
-                workflow: run.workflow.clone(),
-                window: run.window(),
-                timezone: def.schedule.tz().name().to_owned(),
-                trigger: run.trigger,
-                pooled_backfill,
-                payload: run.payload.clone(),
-                task: task_def,
-                def: Arc::clone(&def),
-                permit,
-                cancel: st.cancel_flags.entry(id).or_default().clone(),
-            });
+    // A tenant that was idle restarts from the current virtual time rather
+    // than spending credit it banked while idle.
+    let vtime = st.vtime;
+    for tenants in queues.values() {
+        for t in tenants.keys() {
+            let p = st.passes.entry(t.clone()).or_insert(vtime);
+            *p = (*p).max(vtime);
         }
-        st.backfill_attempts += dispatched_backfill;
-        if adv.finished.is_some() {
-            report.changed += 1;
-            if let Some(run) = st.runs.remove(&id) {
-                tracing::info!(
-                    run = id,
-                    workflow = run.workflow,
-                    state = run.state.as_str(),
-                    "run ended"
-                );
-                st.dirty.remove(&id);
-                super::backfills::run_ended(st, &run, now);
-                st.ended.push(run);
+    }
+    for (cls, mut tenants) in queues {
+        let pooled_backfill = cls >= 2;
+        // Fair share: the tenant with the lowest pass goes next.
+        while let Some(tenant) = tenants
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .min_by_key(|(t, _)| (st.passes.get(*t).copied().unwrap_or(0), *t))
+            .map(|(t, _)| t.clone())
+        {
+            let Some(id) = tenants.get_mut(&tenant).and_then(|q| q.pop_front()) else {
+                break;
+            };
+            let Some(run) = st.runs.get(&id) else {
+                continue;
+            };
+            let Some(def) = inner.def_for(st, run) else {
+                continue;
+            };
+            let tenant_backfill = run.backfill.is_some();
+            let quotas = inner.quotas(&tenant);
+            let weight = quotas.weight.max(1) as u64;
+            let backfill_attempts = st.backfill_attempts;
+            let mut load = st.tenant_load.get(&tenant).copied().unwrap_or_default();
+            let Some(run) = st.runs.get_mut(&id) else {
+                continue;
+            };
+            let adv = match run.advance(&def, now) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(run = id, "cannot advance: {e}");
+                    continue;
+                }
+            };
+            report.next_wake = earliest(report.next_wake, adv.next_retry_at);
+            let mut touched = adv.finished.is_some();
+            let mut dispatched_backfill = 0;
+            let mut dispatched = 0u64;
+            for i in adv.dispatch {
+                // The tenant's own quota, and its backfills' share of it.
+                if load.live + load.backfill >= quotas.concurrent_attempts
+                    || (tenant_backfill && load.backfill >= quotas.backfill_attempts())
+                {
+                    break;
+                }
+                if pooled_backfill && backfill_attempts + dispatched_backfill >= backfill_cap {
+                    break;
+                }
+                if !pooled_backfill && live_in_flight + backfill_min >= total {
+                    break;
+                }
+                let Ok(permit) = inner.slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                let task = &mut run.tasks[i];
+                if task.apply(TaskEvent::Start).is_err() {
+                    continue;
+                }
+                if pooled_backfill {
+                    dispatched_backfill += 1;
+                } else {
+                    live_in_flight += 1;
+                }
+                if tenant_backfill {
+                    load.backfill += 1;
+                } else {
+                    load.live += 1;
+                }
+                dispatched += 1;
+                task.attempts += 1;
+                touched = true;
+                report.dispatched += 1;
+                let Some(task_def) = def.task(&task.name).cloned() else {
+                    continue;
+                };
+                to_spawn.push(attempt::Job {
+                    run_id: id,
+                    task_index: i,
+                    attempt: task.attempts,
+                    tenant: run.tenant.clone(),
+                    workflow: run.workflow.clone(),
+                    window: run.window(),
+                    timezone: def.schedule.tz().name().to_owned(),
+                    trigger: run.trigger,
+                    pooled_backfill,
+                    tenant_backfill,
+                    payload: run.payload.clone(),
+                    task: task_def,
+                    def: Arc::clone(&def),
+                    permit,
+                    cancel: st.cancel_flags.entry(id).or_default().clone(),
+                });
             }
-        } else if touched {
-            st.dirty.insert(id);
+            st.backfill_attempts += dispatched_backfill;
+            if dispatched > 0 {
+                st.tenant_load.insert(tenant.clone(), load);
+                let pass = st.passes.entry(tenant.clone()).or_default();
+                st.vtime = st.vtime.max(*pass);
+                *pass += dispatched * STRIDE / weight;
+            }
+            if adv.finished.is_some() {
+                report.changed += 1;
+                if let Some(run) = st.runs.remove(&id) {
+                    tracing::info!(
+                        run = id,
+                        workflow = run.workflow,
+                        state = run.state.as_str(),
+                        "run ended"
+                    );
+                    st.dirty.remove(&id);
+                    super::backfills::run_ended(st, &run, now);
+                    st.ended.push(run);
+                }
+            } else if touched {
+                st.dirty.insert(id);
+            }
         }
     }
 }

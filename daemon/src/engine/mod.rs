@@ -12,6 +12,7 @@
 mod attempt;
 mod backfills;
 mod driver;
+mod quotas;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,6 +45,8 @@ pub struct EngineConfig {
     /// Overload protection: while this many runs are active, backfills
     /// start no new windows (live runs are never held back by it).
     pub backfill_admission_limit: usize,
+    /// Quotas of every tenant, unless its record overrides some.
+    pub quotas: crate::quota::Quotas,
 }
 
 impl Default for EngineConfig {
@@ -54,6 +57,7 @@ impl Default for EngineConfig {
             max_new_runs_per_tick: 1000,
             tenant: "default".into(),
             backfill_admission_limit: 10_000,
+            quotas: crate::quota::Quotas::default(),
         }
     }
 }
@@ -93,6 +97,10 @@ pub enum EngineError {
     BackfillEnded { id: u64, state: String },
     #[error("backfill {id} is still running; retry-failed applies to ended backfills")]
     BackfillActive { id: u64 },
+    #[error(transparent)]
+    Quota(#[from] crate::quota::QuotaError),
+    #[error("tenant {0:?} not found")]
+    TenantNotFound(String),
     #[error("{0}")]
     Unsupported(String),
     #[error("background task failed: {0}")]
@@ -133,6 +141,16 @@ struct EngineState {
     /// Interrupt flags of runs with attempts in flight, shared with those
     /// attempts.
     cancel_flags: HashMap<u64, crate::executor::CancelFlag>,
+    /// Attempts in flight per tenant.
+    tenant_load: HashMap<String, quotas::TenantLoad>,
+    /// Fair share (stride scheduling): each tenant's pass grows by
+    /// `STRIDE / weight` per attempt dispatched; the lowest pass goes next.
+    passes: HashMap<String, u64>,
+    /// The pass of the last tenant served: tenants that were idle restart
+    /// from here instead of spending banked credit.
+    vtime: u64,
+    /// Fuel burned per tenant since start.
+    fuel: HashMap<String, u64>,
 }
 
 pub(crate) struct Inner {
@@ -145,6 +163,12 @@ pub(crate) struct Inner {
     wake: Notify,
     slots: Arc<Semaphore>,
     in_flight: AtomicUsize,
+    /// Effective quotas per tenant (defaults merged with overrides).
+    quotas: Mutex<HashMap<String, Arc<crate::quota::Quotas>>>,
+    triggers: crate::quota::RateLimiter,
+    /// Dataset bytes of commits checked against the quota but not yet
+    /// persisted, per tenant.
+    dataset_pending: Mutex<HashMap<String, i64>>,
 }
 
 /// Cheap to clone; all clones drive the same engine.
@@ -310,6 +334,9 @@ impl Engine {
             persist_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             in_flight: AtomicUsize::new(0),
+            quotas: Mutex::default(),
+            triggers: Default::default(),
+            dataset_pending: Mutex::default(),
         });
         let mut heads = HashMap::new();
         for (tenant, wf) in inner.store.workflows_all()? {
@@ -444,6 +471,7 @@ impl Engine {
         wasm: Vec<u8>,
     ) -> Result<PluginMeta, EngineError> {
         check_name("plugin name", name)?;
+        self.check_plugin_quota(tenant, wasm.len())?;
         let executor = self.inner.executor.clone();
         let (wasm, plugin) = tokio::task::spawn_blocking(move || {
             let p = executor.load(&wasm);
@@ -470,6 +498,7 @@ impl Engine {
             tenant,
         };
         let def = Arc::new(raw.validate(&catalog)?);
+        quotas::check_workflow(&self.inner.quotas(tenant), &def)?;
         let stored = self
             .inner
             .store
@@ -725,6 +754,15 @@ impl Engine {
             st.dirty.remove(&id);
         }
         st.forgotten.insert(tenant.to_owned());
+        st.passes.remove(tenant);
+        st.fuel.remove(tenant);
+        drop(st);
+        self.inner
+            .quotas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
+        self.inner.triggers.forget(tenant);
     }
 
     /// Runs of a backfill that have not ended.

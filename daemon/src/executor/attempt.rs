@@ -41,6 +41,10 @@ pub enum AttemptError {
     /// writes were dropped, its checkpoints stand.
     #[error("cancelled: the attempt was interrupted by a cancel request")]
     Cancelled,
+    /// Committing the attempt's writes would pass a tenant quota (stored
+    /// dataset bytes); nothing was written.
+    #[error("quota exceeded: {message}")]
+    Quota { quota: String, message: String },
 }
 
 /// The kind of an [`AttemptError`], without its details.
@@ -56,6 +60,7 @@ pub enum ErrorKind {
     Task,
     Host,
     Cancelled,
+    Quota,
 }
 
 impl ErrorKind {
@@ -70,6 +75,7 @@ impl ErrorKind {
             ErrorKind::Task => "task error",
             ErrorKind::Host => "host error",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Quota => "quota exceeded",
         }
     }
 }
@@ -92,6 +98,7 @@ impl AttemptError {
             AttemptError::Task { .. } => ErrorKind::Task,
             AttemptError::Host { .. } => ErrorKind::Host,
             AttemptError::Cancelled => ErrorKind::Cancelled,
+            AttemptError::Quota { .. } => ErrorKind::Quota,
         }
     }
 
@@ -105,6 +112,7 @@ impl AttemptError {
                 retryable: false,
                 ..
             } | AttemptError::Cancelled
+                | AttemptError::Quota { .. }
         )
     }
 }

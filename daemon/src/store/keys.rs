@@ -27,6 +27,8 @@ pub const WINDOW: u8 = b'i';
 pub const RUN_BY_WINDOW: u8 = b'x';
 pub const ACTIVE: u8 = b'a';
 pub const ATTEMPT: u8 = b't';
+/// Per-tenant counters (stored dataset bytes).
+pub const USAGE: u8 = b'u';
 
 /// `kind tenant 0`: the prefix of one tenant's records of one kind.
 pub fn tenant_prefix(kind: u8, tenant: &str) -> Vec<u8> {

@@ -94,24 +94,47 @@ impl SledStore {
         tenant: &str,
         partition: i64,
         outputs: &StagedOutputs,
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         const OP: &str = "committing dataset writes";
+        let mut delta = 0i64;
         for dataset in outputs.datasets() {
             for old in self
                 .state
                 .scan_prefix(keys::partition_prefix(tenant, dataset, partition))
-                .keys()
             {
-                batch.remove(old.map_err(backend(OP))?);
+                let (k, v) = old.map_err(backend(OP))?;
+                delta -= (k.len() + v.len()) as i64;
+                batch.remove(k);
             }
         }
         for (dataset, key, value) in outputs.iter() {
-            batch.insert(
-                keys::dataset_key(tenant, dataset, partition, key),
-                keys::encode_value(value),
-            );
+            let k = keys::dataset_key(tenant, dataset, partition, key);
+            let v = keys::encode_value(value);
+            delta += (k.len() + v.len()) as i64;
+            batch.insert(k, v);
         }
-        Ok(())
+        Ok(delta)
+    }
+
+    /// What committing `outputs` would change the tenant's stored dataset
+    /// bytes by (the partitions they replace are subtracted).
+    pub(super) fn outputs_delta(
+        &self,
+        tenant: &str,
+        partition: i64,
+        outputs: &StagedOutputs,
+    ) -> Result<i64, StoreError> {
+        self.stage_outputs(&mut sled::Batch::default(), tenant, partition, outputs)
+    }
+
+    pub(super) fn usage_get(&self, tenant: &str) -> Result<u64, StoreError> {
+        const OP: &str = "reading usage";
+        Ok(self
+            .state
+            .get(keys::tenant_prefix(keys::USAGE, tenant))
+            .map_err(backend(OP))?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
     }
 }
 

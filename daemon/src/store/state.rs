@@ -1,6 +1,8 @@
 //! Engine state: plugins, workflow versions, runs, the per-window index,
 //! live-scheduling cursors and attempt records.
 
+use std::collections::HashMap;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -110,6 +112,16 @@ pub trait StateStore: TaskData + super::TenantStore + super::BackfillStore {
 
     fn next_run_id(&self) -> Result<u64, StoreError>;
     fn apply(&self, changes: Changes) -> Result<(), StoreError>;
+    /// Dataset bytes the tenant stores (keys and values, as written).
+    fn dataset_bytes(&self, tenant: &str) -> Result<u64, StoreError>;
+    /// How committing `outputs` to `partition` would change
+    /// [`StateStore::dataset_bytes`].
+    fn dataset_delta(
+        &self,
+        tenant: &str,
+        partition: i64,
+        outputs: &StagedOutputs,
+    ) -> Result<i64, StoreError>;
     fn run_get(&self, tenant: &str, id: u64) -> Result<Option<Run>, StoreError>;
     /// Every run that has not ended.
     fn runs_active(&self) -> Result<Vec<Run>, StoreError>;
@@ -369,11 +381,35 @@ impl StateStore for SledStore {
         for (tenant, w) in &changes.backfill_windows {
             batch.insert(super::backfills::window_key(tenant, w), encode(w));
         }
+        let mut usage: HashMap<&str, i64> = HashMap::new();
         for (tenant, partition, outputs) in &changes.outputs {
-            self.stage_outputs(&mut batch, tenant, *partition, outputs)?;
+            let delta = self.stage_outputs(&mut batch, tenant, *partition, outputs)?;
+            *usage.entry(tenant.as_str()).or_default() += delta;
+        }
+        // Only `persist` writes here, one batch at a time: read-modify-write
+        // of the counter is safe.
+        for (tenant, delta) in usage {
+            let bytes = (self.usage_get(tenant)? as i64 + delta).max(0) as u64;
+            batch.insert(
+                keys::tenant_prefix(keys::USAGE, tenant),
+                bytes.to_be_bytes().to_vec(),
+            );
         }
         self.state.apply_batch(batch).map_err(backend(OP))?;
         self.flush(OP)
+    }
+
+    fn dataset_bytes(&self, tenant: &str) -> Result<u64, StoreError> {
+        self.usage_get(tenant)
+    }
+
+    fn dataset_delta(
+        &self,
+        tenant: &str,
+        partition: i64,
+        outputs: &StagedOutputs,
+    ) -> Result<i64, StoreError> {
+        self.outputs_delta(tenant, partition, outputs)
     }
 
     fn run_get(&self, tenant: &str, id: u64) -> Result<Option<Run>, StoreError> {

@@ -11,6 +11,9 @@ use super::StoreError;
 pub struct TenantRecord {
     pub name: String,
     pub created_ms: i64,
+    /// Quota overrides; the rest come from configuration.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub quotas: crate::quota::Overrides,
 }
 
 /// An API token of a tenant; `hash` is the SHA-256 of the secret.
@@ -33,6 +36,8 @@ pub trait TenantStore: Send + Sync {
         first_token: &TokenRecord,
     ) -> Result<bool, StoreError>;
     fn tenant_get(&self, name: &str) -> Result<Option<TenantRecord>, StoreError>;
+    /// Replaces an existing tenant's record (its quota overrides).
+    fn tenant_update(&self, tenant: &TenantRecord) -> Result<(), StoreError>;
     fn tenant_list(&self) -> Result<Vec<TenantRecord>, StoreError>;
     /// Deletes the tenant, its tokens and every record it owns.
     fn tenant_delete(&self, name: &str) -> Result<bool, StoreError>;
@@ -102,6 +107,14 @@ impl TenantStore for SledStore {
         }
     }
 
+    fn tenant_update(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
+        const OP: &str = "updating a tenant";
+        self.state
+            .insert(keys::tenant_prefix(TENANT, &tenant.name), enc(tenant))
+            .map_err(backend(OP))?;
+        self.flush(OP)
+    }
+
     fn tenant_list(&self) -> Result<Vec<TenantRecord>, StoreError> {
         const OP: &str = "listing tenants";
         self.state
@@ -132,6 +145,9 @@ impl TenantStore for SledStore {
             keys::RUN_BY_WINDOW,
             keys::ACTIVE,
             keys::ATTEMPT,
+            keys::USAGE,
+            super::backfills::BACKFILL,
+            super::backfills::BACKFILL_WINDOW,
         ] {
             for k in self
                 .state

@@ -24,6 +24,7 @@ struct World {
     revoked: String,
     a_token_id: u64,
     run_id: u64,
+    backfill_id: u64,
 }
 
 async fn world() -> (World, tempfile::TempDir) {
@@ -57,6 +58,16 @@ async fn world() -> (World, tempfile::TempDir) {
         .await
         .unwrap();
     engine.settle().await.unwrap();
+    let backfill = engine
+        .create_backfill(
+            "alpha",
+            serde_json::from_value(serde_json::json!({"workflow": "wf", "dates": ["2024-02-01"]}))
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    engine.settle().await.unwrap();
     let app = tidemark::api::app(engine, tenancy);
     (
         World {
@@ -66,6 +77,7 @@ async fn world() -> (World, tempfile::TempDir) {
             revoked,
             a_token_id: extra.id,
             run_id: run.id,
+            backfill_id: backfill.id,
         },
         dir,
     )
@@ -106,8 +118,61 @@ async fn access_matrix() {
     let window = br#"{"window":"2024-03-05T00:00:00Z"}"#.to_vec();
     use StatusCode as S;
     // (method, path, body, status for the owner, status for another tenant)
+    let bf = w.backfill_id;
+    let dry_run = br#"{"workflow":"wf","dates":["2024-02-02"],"dry_run":true}"#.to_vec();
     let tenant_endpoints: Vec<(&str, String, Vec<u8>, S, S)> = vec![
         ("GET", "/api/v1/plugins".into(), vec![], S::OK, S::OK),
+        ("GET", "/api/v1/quotas".into(), vec![], S::OK, S::OK),
+        ("GET", "/api/v1/backfills".into(), vec![], S::OK, S::OK),
+        (
+            "POST",
+            "/api/v1/backfills".into(),
+            dry_run,
+            S::OK,
+            S::NOT_FOUND,
+        ),
+        (
+            "GET",
+            format!("/api/v1/backfills/{bf}"),
+            vec![],
+            S::OK,
+            S::NOT_FOUND,
+        ),
+        (
+            "GET",
+            format!("/api/v1/backfills/{bf}/windows"),
+            vec![],
+            S::OK,
+            S::NOT_FOUND,
+        ),
+        (
+            "POST",
+            format!("/api/v1/backfills/{bf}/pause"),
+            vec![],
+            S::CONFLICT,
+            S::NOT_FOUND,
+        ),
+        (
+            "POST",
+            format!("/api/v1/backfills/{bf}/resume"),
+            vec![],
+            S::CONFLICT,
+            S::NOT_FOUND,
+        ),
+        (
+            "POST",
+            format!("/api/v1/backfills/{bf}/cancel?interrupt=true"),
+            vec![],
+            S::CONFLICT,
+            S::NOT_FOUND,
+        ),
+        (
+            "POST",
+            format!("/api/v1/backfills/{bf}/retry-failed"),
+            vec![],
+            S::CONFLICT,
+            S::NOT_FOUND,
+        ),
         (
             "GET",
             "/api/v1/workflows/wf".into(),
@@ -207,6 +272,7 @@ async fn access_matrix() {
         if status == S::NOT_FOUND {
             // Exactly like a missing object of one's own.
             let missing = path
+                .replace(&format!("/backfills/{bf}"), "/backfills/999997")
                 .replace("/wf", "/nothing-here")
                 .replace(&run.to_string(), "999999")
                 .replace(&w.a_token_id.to_string(), "999998");
@@ -240,6 +306,13 @@ async fn access_matrix() {
         ),
         ("GET", "/api/v1/tenants/gamma/tokens", vec![], S::OK),
         ("POST", "/api/v1/tenants/gamma/tokens", vec![], S::CREATED),
+        ("GET", "/api/v1/tenants/gamma/quotas", vec![], S::OK),
+        (
+            "PUT",
+            "/api/v1/tenants/gamma/quotas",
+            br#"{"weight":2}"#.to_vec(),
+            S::OK,
+        ),
         ("DELETE", "/api/v1/tenants/gamma", vec![], S::NO_CONTENT),
     ];
     for (method, path, body, ok) in &admin_endpoints {
@@ -340,7 +413,7 @@ async fn tenant_lifecycle_and_token_revocation() {
             .0,
         StatusCode::UNAUTHORIZED
     );
-    let (s, _) = call(
+    let (s, v) = call(
         &w.app,
         "POST",
         "/api/v1/tenants",
@@ -349,6 +422,19 @@ async fn tenant_lifecycle_and_token_revocation() {
     )
     .await;
     assert_eq!(s, StatusCode::CREATED);
+    // A tenant of the same name starts empty: nothing of the old one remains.
+    let fresh = bearer(v["token"].as_str().unwrap());
+    let (_, v) = call(&w.app, "GET", "/api/v1/backfills", Some(&fresh), &[]).await;
+    assert_eq!(v["backfills"], serde_json::json!([]), "{v}");
+    let path = format!("/api/v1/backfills/{}", w.backfill_id);
+    assert_eq!(
+        call(&w.app, "GET", &path, Some(&fresh), &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, v) = call(&w.app, "GET", "/api/v1/plugins", Some(&fresh), &[]).await;
+    assert_eq!(v["plugins"], serde_json::json!([]), "{v}");
+    let (_, v) = call(&w.app, "GET", "/api/v1/quotas", Some(&fresh), &[]).await;
+    assert_eq!(v["usage"]["dataset_bytes"], 0, "{v}");
     let (_, v) = call(&w.app, "GET", "/api/v1/tenants", Some(&bearer(ADMIN)), &[]).await;
     assert_eq!(v["tenants"].as_array().unwrap().len(), 2);
 }

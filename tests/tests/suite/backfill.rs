@@ -668,7 +668,7 @@ async fn cancel_with_interrupt_stops_attempts_in_flight() {
         .unwrap();
     // Fuel and time enough that only an interrupt ends the attempt.
     let wf = "name = \"busy\"\npaused = true\n[schedule]\ncron = \"0 * * * *\"\nstart = \"2024-01-01\"\n\
-        [[tasks]]\nname = \"spin\"\nplugin = \"spin\"\nfuel = 1_000_000_000_000_000\ntimeout = \"1h\"\n\
+        [[tasks]]\nname = \"spin\"\nplugin = \"spin\"\nfuel = 10_000_000_000_000\ntimeout = \"1h\"\n\
         [[tasks]]\nname = \"after\"\nplugin = \"hello\"\ndepends_on = [\"spin\"]\n";
     e.apply_workflow(T, RawWorkflow::from_toml(wf).unwrap())
         .await

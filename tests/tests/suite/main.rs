@@ -8,6 +8,7 @@ mod datasets;
 mod engine;
 mod limits;
 mod plugins;
+mod quotas;
 mod validation;
 
 use std::sync::{Arc, OnceLock};
