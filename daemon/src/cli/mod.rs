@@ -70,6 +70,11 @@ pub enum Command {
     /// Manage the calling tenant's API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The calling tenant's quotas and what it uses of them.
+    Quotas {
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
     /// Run the window of WORKFLOW that contains WINDOW (an RFC 3339 instant) now.
     RunWindow {
         workflow: String,
@@ -195,6 +200,19 @@ pub enum TenantCommand {
     },
     /// Delete a tenant and everything it owns.
     Delete { name: String },
+    /// Show a tenant's quotas and usage; `--set`/`--unset` change its
+    /// overrides (the rest keep the configured defaults).
+    Quotas {
+        name: String,
+        /// QUOTA=VALUE, e.g. `--set concurrent_attempts=4`.
+        #[arg(long = "set", value_name = "QUOTA=VALUE")]
+        set: Vec<String>,
+        /// Return QUOTA to the default.
+        #[arg(long = "unset", value_name = "QUOTA")]
+        unset: Vec<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -382,6 +400,13 @@ pub fn main() -> ExitCode {
             &format!("/api/v1/tenants/{name}"),
             &format!("tenant {name} deleted"),
         ),
+        Command::Tenant(TenantCommand::Quotas {
+            name,
+            set,
+            unset,
+            output,
+        }) => remote::tenant_quotas(&client(), &name, &set, &unset, output == Output::Json),
+        Command::Quotas { output } => remote::quotas(&client(), output == Output::Json),
         Command::Token(TokenCommand::Create { label }) => remote::token_create(&client(), &label),
         Command::Token(TokenCommand::List { output }) => {
             remote::list(&client(), "/api/v1/tokens", "tokens", out(output))

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde_json::{json, Value};
 
-use super::{fail, Output, EXIT_FAILED, EXIT_INVALID};
+use super::{fail, Output, EXIT_FAILED, EXIT_INVALID, EXIT_USAGE};
 use crate::client::Client;
 
 fn print_json(v: &Value) -> ExitCode {
@@ -305,6 +305,102 @@ pub fn backfill_action(client: &Client, id: u64, action: &str) -> ExitCode {
                 "backfill {id}: {}",
                 v["backfill"]["state"].as_str().unwrap_or("?")
             );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}
+
+/// Prints a quotas response: each quota with its limit and, where one is
+/// measured, the usage.
+fn print_quotas(v: &Value, json: bool) {
+    if json {
+        println!("{v:#}");
+        return;
+    }
+    let usage = &v["usage"];
+    let used = |q: &str| -> Option<&Value> {
+        match q {
+            "concurrent_attempts" => Some(&usage["running_attempts"]),
+            "plugins" => Some(&usage["plugins"]),
+            "dataset_bytes" => Some(&usage["dataset_bytes"]),
+            "triggers_per_minute" => Some(&usage["trigger_tokens_left"]),
+            _ => None,
+        }
+    };
+    println!("tenant {}", v["tenant"].as_str().unwrap_or("?"));
+    println!(
+        "{:<26} {:>20} {:>14}  USAGE",
+        "QUOTA", "LIMIT", "OVERRIDDEN"
+    );
+    if let Some(quotas) = v["quotas"].as_object() {
+        for (name, limit) in quotas {
+            let overridden = v["overrides"].get(name).is_some();
+            let usage = match (name.as_str(), used(name)) {
+                ("triggers_per_minute", Some(left)) => format!("{left} left"),
+                (_, Some(u)) => u.to_string(),
+                _ => String::new(),
+            };
+            println!(
+                "{name:<26} {limit:>20} {:>14}  {usage}",
+                if overridden { "yes" } else { "" }
+            );
+        }
+    }
+    println!(
+        "fuel burned since start: {}; active runs: {}",
+        usage["fuel_consumed"], usage["active_runs"]
+    );
+}
+
+pub fn quotas(client: &Client, json: bool) -> ExitCode {
+    match client.get("/api/v1/quotas") {
+        Ok(v) => {
+            print_quotas(&v, json);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}
+
+pub fn tenant_quotas(
+    client: &Client,
+    name: &str,
+    set: &[String],
+    unset: &[String],
+    json: bool,
+) -> ExitCode {
+    let path = format!("/api/v1/tenants/{name}/quotas");
+    let current = match client.get(&path) {
+        Ok(v) => v,
+        Err(e) => return fail(EXIT_FAILED, &e),
+    };
+    if set.is_empty() && unset.is_empty() {
+        print_quotas(&current, json);
+        return ExitCode::SUCCESS;
+    }
+    let mut overrides = current["overrides"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for kv in set {
+        let Some((k, v)) = kv.split_once('=') else {
+            eprintln!("error: --set {kv:?}: expected QUOTA=VALUE");
+            return ExitCode::from(EXIT_USAGE);
+        };
+        let Ok(n) = v.trim().parse::<u64>() else {
+            eprintln!("error: --set {kv:?}: {v:?} is not a non-negative integer");
+            return ExitCode::from(EXIT_USAGE);
+        };
+        overrides.insert(k.trim().to_owned(), n.into());
+    }
+    for k in unset {
+        overrides.remove(k);
+    }
+    let body = Value::Object(overrides).to_string();
+    match client.send_bytes("PUT", &path, "application/json", body.as_bytes()) {
+        Ok(v) => {
+            print_quotas(&v, json);
             ExitCode::SUCCESS
         }
         Err(e) => fail(EXIT_FAILED, &e),

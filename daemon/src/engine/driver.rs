@@ -327,7 +327,15 @@ fn dispatch(
         usize::from(total >= 2)
     };
     let backfill_cap = total - live_reserve;
-    let backfill_waiting = queues.keys().any(|c| *c >= 2);
+    // Only backfills that their tenant's quota lets start hold a slot back.
+    let backfill_waiting = queues.range(2..).any(|(_, tenants)| {
+        tenants.keys().any(|t| {
+            let q = inner.quotas(t);
+            let load = st.tenant_load.get(t).copied().unwrap_or_default();
+            load.backfill < q.backfill_attempts()
+                && load.live + load.backfill < q.concurrent_attempts
+        })
+    });
     let backfill_min = usize::from(total >= 2 && backfill_waiting);
     let mut live_in_flight = inner
         .in_flight

@@ -87,10 +87,14 @@ impl Daemon {
     }
 
     fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        self.cli_as(self.token.as_deref().unwrap_or(""), args)
+    }
+
+    fn cli_as(&self, token: &str, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(tidemark_bin())
             .args(args)
             .env("TIDEMARK_SERVER", &self.url)
-            .env("TIDEMARK_TOKEN", self.token.as_deref().unwrap_or(""))
+            .env("TIDEMARK_TOKEN", token)
             .output()
             .expect("running the CLI");
         (
@@ -157,6 +161,27 @@ fn serve_apply_push_run_window_and_list() {
     let (code, out, err) = d.cli(&["plugin", "push", "hello", HELLO]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("plugin hello version 1"), "{out}");
+    // Quotas: the admin caps plugins; the tenant sees it and is refused.
+    let (code, out, err) = d.cli_as(ADMIN, &["tenant", "quotas", "acme", "--set", "plugins=1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("plugins"), "{out}");
+    let (code, out, err) = d.cli(&["quotas", "--output", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            v["quotas"]["plugins"].as_u64(),
+            v["usage"]["plugins"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let (code, _, err) = d.cli(&["plugin", "push", "other", HELLO]);
+    assert_eq!(code, 1);
+    assert!(err.contains("quota plugins exceeded"), "{err}");
+    let (code, _, err) = d.cli_as(ADMIN, &["tenant", "quotas", "acme", "--set", "plugins=x"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = d.cli_as(ADMIN, &["tenant", "quotas", "acme", "--unset", "plugins"]);
+    assert_eq!(code, 0, "{err}");
     let wf = data.path().join("wf.toml");
     std::fs::write(
         &wf,

@@ -529,3 +529,92 @@ async fn slots_are_shared_by_weight_under_contention() {
     }
     e.settle().await.unwrap();
 }
+
+/// Tenant A saturates its share with hostile plugins and a big backfill;
+/// tenant B's hourly live window still starts in the pass that creates it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_noisy_tenant_does_not_delay_another_tenants_live_window() {
+    let w = world(10).await;
+    let e = &w.engine;
+    for (name, path) in [
+        ("spin", SPIN),
+        ("hog", HOG),
+        ("deep", DEEP),
+        ("chatty", CHATTY),
+        ("hello", HELLO),
+    ] {
+        e.push_plugin("alpha", name, std::fs::read(path).unwrap())
+            .await
+            .unwrap();
+    }
+    set(&w, "alpha", serde_json::json!({"weight": 1})).await;
+    let hostile = workflow(
+        "hostile",
+        &[
+            (
+                "spin",
+                "spin",
+                "fuel = 10_000_000_000_000\ntimeout = \"1h\"",
+            ),
+            ("hog", "hog", ""),
+            ("deep", "deep", ""),
+            ("chatty", "chatty", ""),
+        ],
+    );
+    e.apply_workflow("alpha", hostile).await.unwrap();
+    e.apply_workflow("alpha", workflow("bulk", &[("t", "hello", "")]))
+        .await
+        .unwrap();
+    let mut hostile_runs = Vec::new();
+    for h in 0..8 {
+        hostile_runs.push(
+            e.run_window("alpha", "hostile", MON + h * H, Trigger::Manual)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let req = serde_json::json!({"workflow": "bulk", "start": "2021-11-01", "end": "2024-02-26", "parallelism": 64});
+    let bf = e
+        .create_backfill("alpha", serde_json::from_value(req).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(bf.estimated_total.unwrap() > 20_000);
+    e.push_plugin("beta", "hello", std::fs::read(HELLO).unwrap())
+        .await
+        .unwrap();
+    let live = "name = \"hourly\"\ncatchup = false\n[schedule]\ncron = \"0 * * * *\"\nstart = \"2024-01-01\"\n[[tasks]]\nname = \"t\"\nplugin = \"hello\"\n";
+    e.apply_workflow("beta", RawWorkflow::from_toml(live).unwrap())
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        e.tick().await.unwrap();
+    }
+    let a = e.usage("alpha").unwrap();
+    assert_eq!(a.running_attempts, 8, "alpha holds its whole quota: {a:?}");
+    // Beta's next window closes; the pass that creates its run starts it.
+    let before = e
+        .runs_of("beta", "hourly", i64::MIN, i64::MAX, 100)
+        .unwrap()
+        .len();
+    w.clock.advance(H);
+    e.tick().await.unwrap();
+    let runs = e
+        .runs_of("beta", "hourly", i64::MIN, i64::MAX, 100)
+        .unwrap();
+    assert_eq!(runs.len(), before + 1);
+    let newest = runs.iter().max_by_key(|r| r.window_start).unwrap();
+    let run = e.run("beta", newest.id).unwrap().unwrap();
+    assert_eq!(
+        run.tasks[0].attempts, 1,
+        "beta's window started in the same pass: {run:?}"
+    );
+    e.backfill_action("alpha", bf.id, BackfillAction::Cancel { interrupt: true })
+        .await
+        .unwrap();
+    for id in hostile_runs {
+        let _ = e.cancel_run_with("alpha", id, true).await;
+    }
+    e.settle().await.unwrap();
+}
