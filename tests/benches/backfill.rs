@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use tidemark::clock::ManualClock;
 use tidemark::engine::{Engine, EngineConfig};
-use tidemark::executor::{Executor, ExecutorConfig};
 use tidemark::store::{BackfillState, SledStore};
 use tidemark::workflow::RawWorkflow;
 use tidemark_tests::plugins;
@@ -54,18 +53,17 @@ fn wf(name: &str, cron: &str) -> RawWorkflow {
     .expect("workflow")
 }
 
+mod common;
+
 fn main() {
     let windows = env("WINDOWS", 87_600) as i64;
     let attempts = env("ATTEMPTS", 32);
     let parallelism = env("PARALLELISM", 64);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = common::runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     runtime.block_on(async {
         let store = Arc::new(SledStore::open(dir.path()).expect("store"));
-        let executor = Arc::new(Executor::new(ExecutorConfig { cache_dir: None, max_instances: Some(128) }).expect("executor"));
+        let executor = common::executor(128);
         let clock = Arc::new(ManualClock::new(T0 + 20 * 365 * 24 * H));
         let config = EngineConfig { max_concurrent_attempts: attempts, ..EngineConfig::default() };
         let engine = Engine::open(store, executor, clock, config).await.expect("engine");

@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use tidemark::clock::ManualClock;
 use tidemark::engine::{Engine, EngineConfig};
-use tidemark::executor::{Executor, ExecutorConfig};
 use tidemark::run::RunState;
 use tidemark::store::SledStore;
 use tidemark::workflow::RawWorkflow;
@@ -25,17 +24,16 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+mod common;
+
 fn main() {
     let windows = env("WINDOWS", 10_000) as i64;
     let attempts = env("ATTEMPTS", 8);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = common::runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     runtime.block_on(async {
         let store = Arc::new(SledStore::open(dir.path()).expect("store"));
-        let executor = Arc::new(Executor::new(ExecutorConfig { cache_dir: None, max_instances: Some(64) }).expect("executor"));
+        let executor = common::executor(64);
         let clock = Arc::new(ManualClock::new(T0 + windows * H));
         let config = EngineConfig { max_concurrent_attempts: attempts, max_new_runs_per_tick: 1000, ..EngineConfig::default() };
         let engine = Engine::open(store, executor, clock, config).await.expect("engine");

@@ -12,60 +12,18 @@ use std::time::Duration;
 
 use tidemark::clock::{Clock, SystemClock};
 use tidemark::engine::{Engine, EngineConfig};
-use tidemark::executor::{Executor, ExecutorConfig};
 use tidemark::workflow::RawWorkflow;
 use tidemark_tests::plugins;
 
-fn percentile(sorted: &[i64], p: f64) -> i64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-/// Lateness (ms) of the live windows that ended in `[from, to)`.
-fn lateness(engine: &Engine, from: i64, to: i64) -> Vec<i64> {
-    let mut out = Vec::new();
-    for run in engine
-        .runs_of("bench", "live", from - 1000, to, usize::MAX)
-        .expect("runs")
-    {
-        if run.window_end < from || run.window_end >= to {
-            continue;
-        }
-        if let Some(first) = engine
-            .attempts("bench", run.id)
-            .expect("attempts")
-            .iter()
-            .map(|a| a.started_ms)
-            .min()
-        {
-            out.push(first - run.window_end);
-        }
-    }
-    out.sort_unstable();
-    out
-}
-
-fn report(label: &str, l: &[i64]) {
-    println!(
-        "{label}: {} live windows, lateness median {} ms, p99 {} ms, max {} ms",
-        l.len(),
-        percentile(l, 0.5),
-        percentile(l, 0.99),
-        l.last().copied().unwrap_or(0)
-    );
-}
+mod common;
+use common::{lateness, report_lateness};
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = common::runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     runtime.block_on(async {
         let store = Arc::new(tidemark::store::SledStore::open(dir.path()).expect("store"));
-        let executor = Arc::new(Executor::new(ExecutorConfig { cache_dir: None, max_instances: Some(128) }).expect("executor"));
+        let executor = common::executor(128);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let engine = Engine::open(store, executor, clock.clone(), EngineConfig { max_concurrent_attempts: 16, ..EngineConfig::default() }).await.expect("engine");
         engine.push_plugin("bench", "hello", std::fs::read(plugins::HELLO).expect("plugin")).await.expect("push");
@@ -93,8 +51,8 @@ fn main() {
         let _ = stop_tx.send(());
         let _ = handle.await;
 
-        report("alone (10 s)", &lateness(&engine, t0 + 1000, t1));
-        report("during a 50,000-window backfill (20 s)", &lateness(&engine, t1 + 1000, t2));
+        report_lateness("alone (10 s)", &lateness(&engine, "bench", "live", t0 + 1000, t1));
+        report_lateness("during a 50,000-window backfill (20 s)", &lateness(&engine, "bench", "live", t1 + 1000, t2));
         println!(
             "backfill meanwhile: {} of {:?} windows done ({:.0} windows/s)",
             progress.succeeded,

@@ -15,50 +15,11 @@ use std::time::Duration;
 
 use tidemark::clock::{Clock, SystemClock};
 use tidemark::engine::{Engine, EngineConfig};
-use tidemark::executor::{Executor, ExecutorConfig};
 use tidemark::workflow::RawWorkflow;
 use tidemark_tests::plugins;
 
-fn percentile(sorted: &[i64], p: f64) -> i64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-/// Lateness (ms) of B's windows that ended in `[from, to)`.
-fn lateness(engine: &Engine, from: i64, to: i64) -> Vec<i64> {
-    let mut out = Vec::new();
-    for run in engine
-        .runs_of("b", "live", from - 1000, to, usize::MAX)
-        .expect("runs")
-    {
-        if run.window_end < from || run.window_end >= to {
-            continue;
-        }
-        if let Some(first) = engine
-            .attempts("b", run.id)
-            .expect("attempts")
-            .iter()
-            .map(|a| a.started_ms)
-            .min()
-        {
-            out.push(first - run.window_end);
-        }
-    }
-    out.sort_unstable();
-    out
-}
-
-fn report(label: &str, l: &[i64]) {
-    println!(
-        "{label}: {} windows of B, start lateness median {} ms, p99 {} ms, max {} ms",
-        l.len(),
-        percentile(l, 0.5),
-        percentile(l, 0.99),
-        l.last().copied().unwrap_or(0)
-    );
-}
+mod common;
+use common::{lateness, report_lateness};
 
 async fn push(engine: &Engine, tenant: &str, name: &str, path: &str) {
     engine
@@ -75,20 +36,11 @@ async fn apply(engine: &Engine, tenant: &str, toml: &str) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = common::runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     runtime.block_on(async {
         let store = Arc::new(tidemark::store::SledStore::open(dir.path()).expect("store"));
-        let executor = Arc::new(
-            Executor::new(ExecutorConfig {
-                cache_dir: None,
-                max_instances: Some(128),
-            })
-            .expect("executor"),
-        );
+        let executor = common::executor(128);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let config = EngineConfig {
             max_concurrent_attempts: 16,
@@ -145,10 +97,10 @@ fn main() {
         let _ = stop_tx.send(());
         let _ = handle.await;
 
-        report("B alone (10 s)", &lateness(&engine, t0 + 1000, t1));
-        report(
+        report_lateness("B alone (10 s)", &lateness(&engine, "b", "live", t0 + 1000, t1));
+        report_lateness(
             "B while A runs hostile plugins + a 20,000-window backfill (20 s)",
-            &lateness(&engine, t1 + 1000, t2),
+            &lateness(&engine, "b", "live", t1 + 1000, t2),
         );
         let hostile = engine
             .runs_of("a", "hostile", t1, t2, usize::MAX)

@@ -47,6 +47,16 @@ async fn setup() -> (Engine, tempfile::TempDir) {
     (e, dir)
 }
 
+/// A one-task workflow `name` on `cron` from 2024-02-26 running `plugin`,
+/// depending on `up` (if not empty); `extra` is more top-level TOML.
+fn chained(name: &str, cron: &str, plugin: &str, up: &str, extra: &str) -> RawWorkflow {
+    let mut t = format!("name = \"{name}\"\n{extra}\n[schedule]\ncron = \"{cron}\"\nstart = \"2024-02-26\"\n[[tasks]]\nname = \"t\"\nplugin = \"{plugin}\"\nparams = {{ fail_times = 1 }}\n");
+    if !up.is_empty() {
+        t.push_str(&format!("[[upstream]]\nworkflow = \"{up}\"\n"));
+    }
+    RawWorkflow::from_toml(&t).unwrap()
+}
+
 fn req(json: serde_json::Value) -> RawBackfillRequest {
     serde_json::from_value(json).unwrap()
 }
@@ -465,13 +475,8 @@ async fn downstream_cascade_reruns_dependents_in_order() {
     e.push_plugin(T, "hello", std::fs::read(HELLO).unwrap())
         .await
         .unwrap();
-    let wf = |name: &str, cron: &str, up: &str| {
-        let mut t = format!("name = \"{name}\"\nmax_active_runs = 64\n[schedule]\ncron = \"{cron}\"\nstart = \"2024-02-26\"\n[[tasks]]\nname = \"t\"\nplugin = \"hello\"\n");
-        if !up.is_empty() {
-            t.push_str(&format!("[[upstream]]\nworkflow = \"{up}\"\n"));
-        }
-        RawWorkflow::from_toml(&t).unwrap()
-    };
+    let wf =
+        |name: &str, cron: &str, up: &str| chained(name, cron, "hello", up, "max_active_runs = 64");
     e.apply_workflow(T, wf("events", "0 * * * *", ""))
         .await
         .unwrap();
@@ -712,13 +717,7 @@ async fn cancel_with_interrupt_stops_attempts_in_flight() {
 async fn a_backfill_run_whose_upstream_cannot_succeed_fails_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let e = engine(dir.path()).await;
-    let wf = |name: &str, cron: &str, up: &str| {
-        let mut t = format!("name = \"{name}\"\npaused = true\n[schedule]\ncron = \"{cron}\"\nstart = \"2024-02-26\"\n[[tasks]]\nname = \"t\"\nplugin = \"hello\"\n");
-        if !up.is_empty() {
-            t.push_str(&format!("[[upstream]]\nworkflow = \"{up}\"\n"));
-        }
-        RawWorkflow::from_toml(&t).unwrap()
-    };
+    let wf = |name: &str, cron: &str, up: &str| chained(name, cron, "hello", up, "paused = true");
     e.apply_workflow(T, wf("events", "0 * * * *", ""))
         .await
         .unwrap();
@@ -767,11 +766,7 @@ async fn retry_failed_also_runs_the_cascade_of_windows_it_repairs() {
         .await
         .unwrap();
     let wf = |name: &str, cron: &str, plugin: &str, up: &str| {
-        let mut t = format!("name = \"{name}\"\npaused = true\n[schedule]\ncron = \"{cron}\"\nstart = \"2024-02-26\"\n[[tasks]]\nname = \"t\"\nplugin = \"{plugin}\"\nparams = {{ fail_times = 1 }}\n");
-        if !up.is_empty() {
-            t.push_str(&format!("[[upstream]]\nworkflow = \"{up}\"\n"));
-        }
-        RawWorkflow::from_toml(&t).unwrap()
+        chained(name, cron, plugin, up, "paused = true")
     };
     e.apply_workflow(T, wf("events", "0 * * * *", "flaky", ""))
         .await
