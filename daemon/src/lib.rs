@@ -14,6 +14,7 @@ pub mod clock;
 pub mod engine;
 pub mod executor;
 pub mod harness;
+pub mod metrics;
 pub mod planner;
 pub mod quota;
 pub mod run;

@@ -44,6 +44,7 @@ pub fn app(engine: Engine, tenancy: crate::tenancy::Tenancy) -> Router {
         .layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route("/api/v1/plugins", get(list_plugins))
         .route("/api/v1/workflows", post(apply_workflow))
         .route("/api/v1/workflows/{name}", get(get_workflow))
@@ -96,6 +97,25 @@ pub fn app(engine: Engine, tenancy: crate::tenancy::Tenancy) -> Router {
 }
 
 type Api<T> = Result<T, ApiError>;
+
+/// Prometheus metrics. They name every tenant, so only the admin token
+/// reads them (Prometheus: `authorization: { credentials: ADMIN_TOKEN }`).
+async fn metrics(
+    _: auth::AdminCaller,
+    State(s): State<Arc<AppState>>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let engine = s.engine.clone();
+    let text = tokio::task::spawn_blocking(move || engine.metrics_text())
+        .await
+        .unwrap_or_else(|e| format!("# metrics failed: {e}\n"));
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+}
 
 async fn push_plugin(
     TenantCaller(tenant): TenantCaller,

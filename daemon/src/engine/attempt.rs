@@ -149,7 +149,15 @@ fn record(inner: &Inner, job: &Job, report: AttemptReport, started: i64, ended: 
     let st = &mut *st;
     if let Some(f) = report.fuel_consumed {
         *st.fuel.entry(job.tenant.clone()).or_default() += f;
+        let labels = crate::metrics::labels(&[("tenant", &job.tenant)]);
+        inner.metrics.fuel.get_or_create(&labels).inc_by(f);
     }
+    let outcome = match &report.result {
+        Ok(_) => "succeeded",
+        Err(e) => e.kind().as_label(),
+    };
+    let labels = crate::metrics::labels(&[("tenant", &job.tenant), ("outcome", outcome)]);
+    inner.metrics.attempts.get_or_create(&labels).inc();
     let (error_kind, message) = match &report.result {
         Ok(summary) => (None, summary.clone()),
         Err(e) => (Some(e.kind()), e.to_string()),

@@ -385,6 +385,8 @@ fn dispatch(
             };
             report.next_wake = earliest(report.next_wake, adv.next_retry_at);
             let mut touched = adv.finished.is_some();
+            let first_dispatch =
+                run.trigger == Trigger::Scheduled && run.tasks.iter().all(|t| t.attempts == 0);
             let mut dispatched_backfill = 0;
             let mut dispatched = 0u64;
             for i in adv.dispatch {
@@ -443,6 +445,15 @@ fn dispatch(
                 });
             }
             st.backfill_attempts += dispatched_backfill;
+            if first_dispatch && dispatched > 0 {
+                let labels = crate::metrics::labels(&[("tenant", &tenant)]);
+                let late = (now - run.window_end).max(0) as f64 / 1000.0;
+                inner
+                    .metrics
+                    .dispatch_latency
+                    .get_or_create(&labels)
+                    .observe(late);
+            }
             if dispatched > 0 {
                 st.tenant_load.insert(tenant.clone(), load);
                 let pass = st.passes.entry(tenant.clone()).or_default();

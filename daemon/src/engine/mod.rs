@@ -12,6 +12,7 @@
 mod attempt;
 mod backfills;
 mod driver;
+mod observe;
 mod quotas;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -169,6 +170,7 @@ pub(crate) struct Inner {
     /// Dataset bytes of commits checked against the quota but not yet
     /// persisted, per tenant.
     dataset_pending: Mutex<HashMap<String, i64>>,
+    metrics: crate::metrics::Metrics,
 }
 
 /// Cheap to clone; all clones drive the same engine.
@@ -209,6 +211,9 @@ impl Inner {
             let mut runs: Vec<Run> = std::mem::take(&mut st.ended);
             for r in &runs {
                 st.cancel_flags.remove(&r.id);
+                let labels =
+                    crate::metrics::labels(&[("tenant", &r.tenant), ("state", r.state.as_str())]);
+                self.metrics.runs_ended.get_or_create(&labels).inc();
             }
             let dirty: Vec<u64> = st.dirty.drain().collect();
             runs.extend(dirty.iter().filter_map(|id| st.runs.get(id).cloned()));
@@ -337,6 +342,7 @@ impl Engine {
             quotas: Mutex::default(),
             triggers: Default::default(),
             dataset_pending: Mutex::default(),
+            metrics: Default::default(),
         });
         let mut heads = HashMap::new();
         for (tenant, wf) in inner.store.workflows_all()? {

@@ -80,6 +80,24 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// The snake_case name (as serialized), for metric labels.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            ErrorKind::FuelExhausted => "fuel_exhausted",
+            ErrorKind::DeadlineExceeded => "deadline_exceeded",
+            ErrorKind::MemoryLimit => "memory_limit",
+            ErrorKind::LogLimit => "log_limit",
+            ErrorKind::OutputLimit => "output_limit",
+            ErrorKind::Trap => "trap",
+            ErrorKind::Task => "task",
+            ErrorKind::Host => "host",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Quota => "quota",
+        }
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -168,6 +168,7 @@ async fn restart_creates_no_window_twice_and_reruns_nothing() {
                 .len(),
             2
         );
+        engine.close().await;
     }
     // A new daemon on the same data at the same time.
     let store = Arc::new(SledStore::open(dir.path()).unwrap());

@@ -618,3 +618,86 @@ async fn a_noisy_tenant_does_not_delay_another_tenants_live_window() {
     }
     e.settle().await.unwrap();
 }
+
+async fn scrape(w: &World, token: &str) -> (StatusCode, String) {
+    let req = Request::builder()
+        .uri("/metrics")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = w.app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_and_outcomes_are_exported_as_metrics() {
+    let w = world(8).await;
+    let e = &w.engine;
+    e.push_plugin("alpha", "hello", std::fs::read(HELLO).unwrap())
+        .await
+        .unwrap();
+    e.push_plugin("alpha", "extract", std::fs::read(ETL_EXTRACT).unwrap())
+        .await
+        .unwrap();
+    set(&w, "alpha", serde_json::json!({"plugins": 9})).await;
+    e.apply_workflow("alpha", workflow("x", &[("t", "extract", "")]))
+        .await
+        .unwrap();
+    e.apply_workflow("alpha", workflow("tiny", &[("t", "hello", "fuel = 100")]))
+        .await
+        .unwrap();
+    assert_eq!(run_to_end(e, "alpha", "x", MON).await, None);
+    assert_eq!(
+        run_to_end(e, "alpha", "tiny", MON).await,
+        Some(ErrorKind::FuelExhausted)
+    );
+    assert_eq!(scrape(&w, &w.tokens[0]).await.0, StatusCode::FORBIDDEN);
+    let (status, text) = scrape(&w, ADMIN).await;
+    assert_eq!(status, StatusCode::OK);
+    let get = |m: &str| metric(&text, m).unwrap_or_else(|| panic!("{m} missing:\n{text}"));
+    assert_eq!(
+        get("tidemark_quota_limit{tenant=\"alpha\",quota=\"plugins\"}"),
+        9.0
+    );
+    assert_eq!(
+        get("tidemark_quota_usage{tenant=\"alpha\",quota=\"plugins\"}"),
+        2.0
+    );
+    assert_eq!(
+        get("tidemark_quota_usage{tenant=\"alpha\",quota=\"dataset_bytes\"}"),
+        e.usage("alpha").unwrap().dataset_bytes as f64
+    );
+    assert_eq!(
+        get("tidemark_quota_usage{tenant=\"beta\",quota=\"dataset_bytes\"}"),
+        0.0
+    );
+    assert_eq!(
+        get("tidemark_attempts_total{tenant=\"alpha\",outcome=\"succeeded\"}"),
+        1.0
+    );
+    assert_eq!(
+        get("tidemark_attempts_total{tenant=\"alpha\",outcome=\"fuel_exhausted\"}"),
+        1.0
+    );
+    assert_eq!(
+        get("tidemark_runs_ended_total{tenant=\"alpha\",state=\"failed\"}"),
+        1.0
+    );
+    assert_eq!(
+        get("tidemark_runs_ended_total{tenant=\"alpha\",state=\"succeeded\"}"),
+        1.0
+    );
+    assert_eq!(
+        get("tidemark_fuel_consumed_total{tenant=\"alpha\"}"),
+        e.usage("alpha").unwrap().fuel_consumed as f64
+    );
+}
