@@ -76,6 +76,22 @@ impl Client {
         }
     }
 
+    /// POSTs `body` (JSON text) with extra headers.
+    pub fn post_raw(
+        &self,
+        path: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<Value, ClientError> {
+        let mut req = self
+            .request("POST", path)
+            .set("Content-Type", "application/json");
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        self.finish(req.send_bytes(body))
+    }
+
     pub fn get(&self, path: &str) -> Result<Value, ClientError> {
         self.finish(self.request("GET", path).call())
     }

@@ -52,6 +52,7 @@ pub fn app(engine: Engine, tenancy: crate::tenancy::Tenancy) -> Router {
             "/api/v1/workflows/{name}/runs",
             get(list_runs).post(run_window),
         )
+        .route("/api/v1/workflows/{name}/trigger", post(trigger))
         .route("/api/v1/runs/{id}", get(get_run))
         .route("/api/v1/runs/{id}/retry", post(retry_run))
         .route("/api/v1/runs/{id}/cancel", post(cancel_run))
@@ -309,4 +310,56 @@ async fn cancel_run(
     let id = run_id(&id)?;
     let run = s.engine.cancel_run_with(&tenant, id, q.interrupt).await?;
     Ok(Json(json!(run)))
+}
+
+/// Starts an event run whose tasks get the body (any JSON) as payload. The
+/// `Idempotency-Key` header makes retries safe: the same key answers with
+/// the same run (200 and `Idempotent-Replayed: true`) instead of a new one.
+async fn trigger(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Api<(StatusCode, HeaderMap, Json<Value>)> {
+    s.engine.take_trigger(&tenant)?;
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let k = v.to_str().map_err(|e| {
+                ApiError::bad_request("invalid_header", format!("Idempotency-Key: {e}"))
+            })?;
+            crate::engine::check_idempotency_key(k)
+                .map_err(|m| ApiError::bad_request("invalid_header", m))?;
+            Some(k.to_owned())
+        }
+    };
+    if !body.is_empty() {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("the payload is not JSON: {e}"))
+        })?;
+    }
+    let t = s
+        .engine
+        .trigger(&tenant, &name, body.to_vec(), key.as_deref())
+        .await?;
+    let mut out = HeaderMap::new();
+    let url = format!("/api/v1/runs/{}", t.run.id);
+    if let Ok(v) = url.parse() {
+        out.insert(axum::http::header::LOCATION, v);
+    }
+    let status = if t.created {
+        StatusCode::CREATED
+    } else {
+        out.insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        out,
+        Json(json!({ "run_id": t.run.id, "url": url, "run": t.run })),
+    ))
 }

@@ -70,6 +70,18 @@ pub enum Command {
     /// Manage the calling tenant's API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Start an event run of WORKFLOW whose tasks get a JSON payload.
+    Trigger {
+        workflow: String,
+        /// The payload (JSON text); `@FILE` reads it from a file.
+        #[arg(long, default_value = "{}")]
+        payload: String,
+        /// Makes retries safe: the same key answers with the same run.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
     /// The calling tenant's quotas and what it uses of them.
     Quotas {
         #[arg(long, value_enum, default_value = "text")]
@@ -121,6 +133,20 @@ pub enum RunsCommand {
         state: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
         output: ListOutput,
+    },
+    /// One run with its tasks and their attempts.
+    Show {
+        id: u64,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Re-run a failed or cancelled run from its failed tasks.
+    Retry { id: u64 },
+    /// Cancel a run; `--interrupt` also stops attempts in flight.
+    Cancel {
+        id: u64,
+        #[arg(long)]
+        interrupt: bool,
     },
 }
 
@@ -366,6 +392,26 @@ pub fn main() -> ExitCode {
             state,
             output,
         }) => remote::runs_list(&client(), &workflow, state.as_deref(), out(output)),
+        Command::Runs(RunsCommand::Show { id, output }) => remote::run_show(&client(), id, output),
+        Command::Runs(RunsCommand::Retry { id }) => {
+            remote::run_action(&client(), &format!("/api/v1/runs/{id}/retry"))
+        }
+        Command::Runs(RunsCommand::Cancel { id, interrupt }) => remote::run_action(
+            &client(),
+            &format!("/api/v1/runs/{id}/cancel?interrupt={interrupt}"),
+        ),
+        Command::Trigger {
+            workflow,
+            payload,
+            idempotency_key,
+            output,
+        } => remote::trigger(
+            &client(),
+            &workflow,
+            &payload,
+            idempotency_key.as_deref(),
+            output,
+        ),
         Command::RunWindow {
             workflow,
             window,

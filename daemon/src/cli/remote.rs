@@ -406,3 +406,99 @@ pub fn tenant_quotas(
         Err(e) => fail(EXIT_FAILED, &e),
     }
 }
+
+pub fn trigger(
+    client: &Client,
+    workflow: &str,
+    payload: &str,
+    key: Option<&str>,
+    output: Output,
+) -> ExitCode {
+    let body = match payload.strip_prefix('@') {
+        Some(path) => match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error: reading the payload from {path}: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        None => payload.as_bytes().to_vec(),
+    };
+    if let Err(e) = serde_json::from_slice::<Value>(&body) {
+        eprintln!("error: --payload is not JSON: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
+    match client.post_raw(
+        &format!("/api/v1/workflows/{workflow}/trigger"),
+        &body,
+        &headers,
+    ) {
+        Ok(v) if output == Output::Json => print_json(&v),
+        Ok(v) => {
+            println!(
+                "run {} of {workflow} triggered: {}",
+                v["run_id"],
+                v["url"].as_str().unwrap_or("")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}
+
+pub fn run_show(client: &Client, id: u64, output: Output) -> ExitCode {
+    let run = match client.get(&format!("/api/v1/runs/{id}")) {
+        Ok(v) => v,
+        Err(e) => return fail(EXIT_FAILED, &e),
+    };
+    if output == Output::Json {
+        return print_json(&run);
+    }
+    let r = if run["run"].is_object() {
+        &run["run"]
+    } else {
+        &run
+    };
+    println!(
+        "run {} of {}: {} ({} trigger), window {} .. {}",
+        r["id"],
+        r["workflow"].as_str().unwrap_or("?"),
+        r["state"].as_str().unwrap_or("?"),
+        r["trigger"].as_str().unwrap_or("?"),
+        time(&r["window_start"]),
+        time(&r["window_end"])
+    );
+    for t in r["tasks"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<24} {:<16} attempts {}{}",
+            t["name"].as_str().unwrap_or("?"),
+            t["state"].as_str().unwrap_or("?"),
+            t["attempts"],
+            t["last_error"]
+                .as_str()
+                .map(|e| format!("  error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    for a in run["attempts"].as_array().into_iter().flatten() {
+        println!(
+            "  attempt {} #{}: {} {}",
+            a["task"].as_str().unwrap_or("?"),
+            a["attempt"],
+            a["error_kind"].as_str().unwrap_or("ok"),
+            a["message"].as_str().unwrap_or("")
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn run_action(client: &Client, path: &str) -> ExitCode {
+    match client.post_json(path, &json!({})) {
+        Ok(v) => {
+            println!("run {}: {}", v["id"], v["state"].as_str().unwrap_or("?"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}

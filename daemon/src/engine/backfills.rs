@@ -505,7 +505,7 @@ pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mu
     let mut busy: HashSet<(String, String, i64)> = st
         .runs
         .values()
-        .filter(|r| !r.state.is_terminal())
+        .filter(|r| !r.state.is_terminal() && r.trigger != Trigger::Event)
         .map(|r| (r.tenant.clone(), r.workflow.clone(), r.window_start))
         .collect();
     let heads: Vec<(String, Arc<WorkflowDef>, u32)> = st
@@ -588,6 +588,7 @@ pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mu
                                 r.tenant == tenant
                                     && r.workflow == b.def.name
                                     && r.window_start == w.start
+                                    && r.trigger != Trigger::Event
                                     && !r.state.is_terminal()
                             });
                             if let Some(o) = other {

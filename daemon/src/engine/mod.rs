@@ -14,6 +14,9 @@ mod backfills;
 mod driver;
 mod observe;
 mod quotas;
+mod trigger;
+
+pub use trigger::{check_idempotency_key, Triggered, MAX_IDEMPOTENCY_KEY};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -152,6 +155,13 @@ struct EngineState {
     vtime: u64,
     /// Fuel burned per tenant since start.
     fuel: HashMap<String, u64>,
+    /// Idempotency keys of triggers to write with their runs.
+    idempotency: Vec<(String, String, String, u64)>,
+    /// Keys whose runs exist in memory but are not durable yet, so a
+    /// concurrent retry with the same key finds the same run.
+    idempotency_pending: HashMap<(String, String, String), u64>,
+    /// The instant of the last event run per workflow.
+    last_event: HashMap<(String, String), i64>,
 }
 
 pub(crate) struct Inner {
@@ -229,6 +239,7 @@ impl Inner {
                     .filter_map(|id| st.backfills.get(id).map(|b| b.record.clone())),
             );
             let mut backfill_windows = std::mem::take(&mut st.backfill_windows);
+            let mut idempotency = std::mem::take(&mut st.idempotency);
             let gone = &st.forgotten;
             backfills.retain(|b| !gone.contains(&b.tenant));
             backfill_windows.retain(|w| !gone.contains(&w.0));
@@ -236,6 +247,7 @@ impl Inner {
             cursors.retain(|c| !gone.contains(&c.0));
             attempts.retain(|a| !gone.contains(&a.0));
             outputs.retain(|o| !gone.contains(&o.0));
+            idempotency.retain(|i| !gone.contains(&i.0));
             Changes {
                 runs,
                 cursors,
@@ -243,6 +255,7 @@ impl Inner {
                 outputs,
                 backfills,
                 backfill_windows,
+                idempotency,
             }
         };
         if changes.runs.is_empty()
@@ -253,8 +266,20 @@ impl Inner {
         {
             return Ok(());
         }
+        let keys: Vec<(String, String, String)> = changes
+            .idempotency
+            .iter()
+            .map(|(t, w, k, _)| (t.clone(), w.clone(), k.clone()))
+            .collect();
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.apply(changes)).await??;
+        if !keys.is_empty() {
+            // Durable now: the store answers for these keys.
+            let mut st = self.lock();
+            for k in keys {
+                st.idempotency_pending.remove(&k);
+            }
+        }
         Ok(())
     }
 
@@ -581,7 +606,10 @@ impl Engine {
         {
             let mut st = self.inner.lock();
             if let Some(busy) = st.runs.values().find(|r| {
-                r.tenant == tenant && r.workflow == workflow && r.window_start == window.start
+                r.tenant == tenant
+                    && r.workflow == workflow
+                    && r.window_start == window.start
+                    && r.trigger != Trigger::Event
             }) {
                 return Err(EngineError::WindowBusy {
                     workflow: workflow.to_owned(),

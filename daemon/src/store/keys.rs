@@ -29,6 +29,8 @@ pub const ACTIVE: u8 = b'a';
 pub const ATTEMPT: u8 = b't';
 /// Per-tenant counters (stored dataset bytes).
 pub const USAGE: u8 = b'u';
+/// Trigger idempotency key → run id.
+pub const IDEMPOTENCY: u8 = b'k';
 
 /// `kind tenant 0`: the prefix of one tenant's records of one kind.
 pub fn tenant_prefix(kind: u8, tenant: &str) -> Vec<u8> {

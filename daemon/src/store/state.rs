@@ -67,6 +67,9 @@ pub struct Changes {
     pub backfills: Vec<super::BackfillRecord>,
     /// `(tenant, window)`.
     pub backfill_windows: Vec<(String, super::BackfillWindow)>,
+    /// `(tenant, workflow, idempotency key, run id)`: written with the run
+    /// the key created.
+    pub idempotency: Vec<(String, String, String, u64)>,
 }
 
 /// Everything the engine persists. Implementations make each [`apply`]
@@ -134,6 +137,13 @@ pub trait StateStore: TaskData + super::TenantStore + super::BackfillStore {
         to: i64,
         limit: usize,
     ) -> Result<Vec<(i64, WindowRecord)>, StoreError>;
+    /// The run an idempotency key of `workflow`'s trigger created.
+    fn idempotency_get(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        key: &str,
+    ) -> Result<Option<u64>, StoreError>;
     fn window_get(
         &self,
         tenant: &str,
@@ -340,8 +350,12 @@ impl StateStore for SledStore {
                 keys::named_prefix(keys::WINDOW, t, &run.workflow),
                 run.window_start,
             );
+            // Event runs stand beside the schedule: they are not a window's
+            // run, so they never hide or block one.
             let current: Option<WindowRecord> = self.get_as(OP, &wkey)?;
-            if current.is_none_or(|c| c.run_id <= run.id) {
+            if run.trigger != crate::executor::Trigger::Event
+                && current.is_none_or(|c| c.run_id <= run.id)
+            {
                 batch.insert(
                     wkey,
                     encode(&WindowRecord {
@@ -380,6 +394,9 @@ impl StateStore for SledStore {
         }
         for (tenant, w) in &changes.backfill_windows {
             batch.insert(super::backfills::window_key(tenant, w), encode(w));
+        }
+        for (tenant, workflow, key, run_id) in &changes.idempotency {
+            batch.insert(idempotency_key(tenant, workflow, key), encode(run_id));
         }
         let mut usage: HashMap<&str, i64> = HashMap::new();
         for (tenant, partition, outputs) in &changes.outputs {
@@ -459,6 +476,18 @@ impl StateStore for SledStore {
         Ok(out)
     }
 
+    fn idempotency_get(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        key: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        self.get_as(
+            "reading an idempotency key",
+            &idempotency_key(tenant, workflow, key),
+        )
+    }
+
     fn window_get(
         &self,
         tenant: &str,
@@ -484,4 +513,10 @@ impl StateStore for SledStore {
             keys::u64_key(keys::tenant_prefix(keys::ATTEMPT, tenant), run_id),
         )
     }
+}
+
+fn idempotency_key(tenant: &str, workflow: &str, key: &str) -> Vec<u8> {
+    let mut k = keys::named_prefix(keys::IDEMPOTENCY, tenant, workflow);
+    k.extend_from_slice(key.as_bytes());
+    k
 }

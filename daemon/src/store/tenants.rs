@@ -146,6 +146,7 @@ impl TenantStore for SledStore {
             keys::ACTIVE,
             keys::ATTEMPT,
             keys::USAGE,
+            keys::IDEMPOTENCY,
             super::backfills::BACKFILL,
             super::backfills::BACKFILL_WINDOW,
         ] {

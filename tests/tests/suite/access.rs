@@ -123,6 +123,13 @@ async fn access_matrix() {
     let tenant_endpoints: Vec<(&str, String, Vec<u8>, S, S)> = vec![
         ("GET", "/api/v1/plugins".into(), vec![], S::OK, S::OK),
         ("GET", "/api/v1/quotas".into(), vec![], S::OK, S::OK),
+        (
+            "POST",
+            "/api/v1/workflows/wf/trigger".into(),
+            br#"{"event":1}"#.to_vec(),
+            S::CREATED,
+            S::NOT_FOUND,
+        ),
         ("GET", "/api/v1/backfills".into(), vec![], S::OK, S::OK),
         (
             "POST",
@@ -298,6 +305,7 @@ async fn access_matrix() {
     // Admin endpoints: only the admin token.
     let admin_endpoints: Vec<(&str, &str, Vec<u8>, S)> = vec![
         ("GET", "/api/v1/tenants", vec![], S::OK),
+        ("GET", "/metrics", vec![], S::OK),
         (
             "POST",
             "/api/v1/tenants",

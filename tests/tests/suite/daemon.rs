@@ -202,6 +202,35 @@ fn serve_apply_push_run_window_and_list() {
             .iter()
             .any(|r| r["window_start"] == 1_709_251_200_000i64 && r["state"] == "succeeded")
     });
+    // Event runs: a retried trigger with the same key is the same run.
+    let trigger = || {
+        let (code, out, err) = d.cli(&[
+            "trigger",
+            "greet",
+            "--payload",
+            r#"{"a": 1}"#,
+            "--idempotency-key",
+            "k1",
+            "--output",
+            "json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()["run_id"]
+            .as_u64()
+            .unwrap()
+    };
+    let event = trigger();
+    assert_eq!(trigger(), event);
+    let (code, _, err) = d.cli(&["trigger", "greet", "--payload", "{oops"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--payload is not JSON"), "{err}");
+    wait_for("the event run", Duration::from_secs(30), || {
+        let (_, out, _) = d.cli(&["runs", "show", &event.to_string()]);
+        out.contains(": succeeded (event trigger)")
+    });
+    let (code, out, err) = d.cli(&["runs", "show", &event.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("attempt hi #1: ok hello"), "{out}");
     // Backfill: preview, run, follow.
     let (code, out, err) = d.cli(&[
         "backfill",

@@ -9,6 +9,7 @@ mod engine;
 mod limits;
 mod plugins;
 mod quotas;
+mod trigger;
 mod validation;
 
 use std::sync::{Arc, OnceLock};
