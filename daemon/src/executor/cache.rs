@@ -161,7 +161,11 @@ impl ComponentCache {
             .map_err(|e| PluginError::Invalid {
                 message: format!("{e:#}"),
             })?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // Unique per call: threads of one process may compile the same
+        // plugin at once, and each must rename only its own file.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
         std::fs::write(&tmp, &compiled).map_err(cache_err)?;
         std::fs::rename(&tmp, path).map_err(cache_err)?;
         // SAFETY: written just above by this engine.

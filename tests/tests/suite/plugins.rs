@@ -211,3 +211,36 @@ async fn checkpoints_are_per_window() {
     let r = run(RESUMABLE, &other, &limits(), data.clone()).await;
     assert_eq!(r.result, Ok("processed 30 items, resumed from 0".into()));
 }
+
+#[test]
+fn concurrent_first_loads_share_the_disk_cache_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = std::sync::Arc::new(
+        tidemark::executor::Executor::new(tidemark::executor::ExecutorConfig {
+            cache_dir: Some(dir.path().to_owned()),
+            max_instances: Some(8),
+        })
+        .unwrap(),
+    );
+    let wasm = std::sync::Arc::new(std::fs::read(tidemark_tests::plugins::HELLO).unwrap());
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (executor, wasm, barrier) = (executor.clone(), wasm.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                executor.load(&wasm).map(|p| p.digest.clone())
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(h.join().unwrap().is_ok());
+    }
+    // One compiled file, no temporary left behind.
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].ends_with(".cwasm"));
+}
