@@ -160,6 +160,14 @@ pub enum BackfillCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+    /// Follow a backfill with a live progress bar until it ends; exits
+    /// non-zero unless it succeeded.
+    Watch {
+        id: u64,
+        /// How often to poll, e.g. 500ms or 2s.
+        #[arg(long, default_value = "1s")]
+        interval: String,
+    },
     Pause {
         id: u64,
     },
@@ -422,6 +430,15 @@ pub fn main() -> ExitCode {
         }
         Command::Backfill(BackfillCommand::Status { id, output }) => {
             remote::backfill_status(&client(), id, output)
+        }
+        Command::Backfill(BackfillCommand::Watch { id, interval }) => {
+            match humantime::parse_duration(&interval) {
+                Ok(every) => remote::backfill_watch(&client(), id, every),
+                Err(e) => {
+                    eprintln!("error: --interval {interval:?}: {e}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            }
         }
         Command::Backfill(BackfillCommand::Pause { id }) => {
             remote::backfill_action(&client(), id, "pause")

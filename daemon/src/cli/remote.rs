@@ -502,3 +502,62 @@ pub fn run_action(client: &Client, path: &str) -> ExitCode {
         Err(e) => fail(EXIT_FAILED, &e),
     }
 }
+
+/// Polls a backfill and draws its progress until it ends.
+pub fn backfill_watch(client: &Client, id: u64, every: std::time::Duration) -> ExitCode {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:40.cyan/blue}] {pos}/{len} windows  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    loop {
+        let v = match client.get(&format!("/api/v1/backfills/{id}")) {
+            Ok(v) => v,
+            Err(e) => {
+                bar.abandon();
+                return fail(EXIT_FAILED, &e);
+            }
+        };
+        let b = &v["backfill"];
+        let p = &v["progress"];
+        let state = b["state"].as_str().unwrap_or("?");
+        let done = p["done"].as_u64().unwrap_or(0);
+        bar.set_prefix(format!("backfill {id} {state}"));
+        bar.set_length(p["estimated_total"].as_u64().unwrap_or(done).max(done));
+        bar.set_position(done);
+        let eta = p["eta_seconds"]
+            .as_f64()
+            .map(|s| {
+                format!(
+                    ", ETA {}",
+                    humantime::format_duration(std::time::Duration::from_secs(s as u64))
+                )
+            })
+            .unwrap_or_default();
+        let throttled = p["throttled"]
+            .as_str()
+            .map(|t| format!(", throttled: {t}"))
+            .unwrap_or_default();
+        bar.set_message(format!(
+            "{} failed, {} running, {:.1} windows/s{eta}{throttled}",
+            p["failed"],
+            p["running"],
+            p["windows_per_second"].as_f64().unwrap_or(0.0)
+        ));
+        if matches!(state, "succeeded" | "failed" | "cancelled") {
+            bar.finish();
+            println!(
+                "backfill {id} {state}: {} succeeded, {} failed, {} skipped, {} cancelled",
+                p["succeeded"], p["failed"], p["skipped"], p["cancelled"]
+            );
+            return if state == "succeeded" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILED)
+            };
+        }
+        std::thread::sleep(every);
+    }
+}

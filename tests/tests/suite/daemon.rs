@@ -258,11 +258,28 @@ fn serve_apply_push_run_window_and_list() {
     ]);
     assert_eq!(code, 0, "{err}");
     let id = out.split_whitespace().nth(1).unwrap().to_owned();
-    wait_for("the backfill", Duration::from_secs(30), || {
-        let (_, out, _) = d.cli(&["backfill", "status", &id, "--output", "json"]);
-        let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
-        v["backfill"]["state"] == "succeeded"
-    });
+    // `watch` follows it to the end and exits 0 because it succeeded.
+    let (code, out, err) = d.cli(&["backfill", "watch", &id, "--interval", "50ms"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "backfill {id} succeeded: 2 succeeded, 0 failed, 1 skipped"
+        )),
+        "{out}"
+    );
+    // A backfill that fails: `watch` exits non-zero.
+    let (code, _, err) = d.cli(&["plugin", "push", "panic", PANIC]);
+    assert_eq!(code, 0, "{err}");
+    let boom = data.path().join("boom.toml");
+    std::fs::write(&boom, "name = \"boom\"\npaused = true\n[schedule]\ncron = \"0 0 * * *\"\nstart = \"2024-01-01\"\n[[tasks]]\nname = \"t\"\nplugin = \"panic\"\n").unwrap();
+    let (code, _, err) = d.cli(&["apply", "-f", boom.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = d.cli(&["backfill", "create", "boom", "--dates", "2024-03-01"]);
+    assert_eq!(code, 0, "{err}");
+    let failing = out.split_whitespace().nth(1).unwrap().to_owned();
+    let (code, out, _) = d.cli(&["backfill", "watch", &failing, "--interval", "50ms"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("failed: 0 succeeded, 1 failed"), "{out}");
     let (_, out, _) = d.cli(&["backfill", "status", &id]);
     assert!(
         out.contains("3 done (2 succeeded, 0 failed, 1 skipped"),
