@@ -4,8 +4,10 @@
 
 mod auth;
 mod backfills;
+mod data;
 mod error;
 mod tenants;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -23,7 +25,6 @@ use auth::TenantCaller;
 
 use crate::engine::Engine;
 use crate::executor::Trigger;
-use crate::workflow::RawWorkflow;
 
 /// Largest plugin upload (interpreters compiled to components are big).
 pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
@@ -44,16 +45,34 @@ pub fn app(engine: Engine, tenancy: crate::tenancy::Tenancy) -> Router {
         .layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/plugins", get(list_plugins))
-        .route("/api/v1/workflows", post(apply_workflow))
-        .route("/api/v1/workflows/{name}", get(get_workflow))
+        .route(
+            "/api/v1/workflows",
+            post(workflows::apply).get(workflows::list),
+        )
+        .route(
+            "/api/v1/workflows/{name}",
+            get(workflows::get).delete(workflows::delete),
+        )
+        .route(
+            "/api/v1/workflows/{name}/versions",
+            get(workflows::versions),
+        )
+        .route("/api/v1/workflows/{name}/pause", post(workflows::pause))
+        .route("/api/v1/workflows/{name}/unpause", post(workflows::unpause))
         .route(
             "/api/v1/workflows/{name}/runs",
             get(list_runs).post(run_window),
         )
         .route("/api/v1/workflows/{name}/trigger", post(trigger))
         .route("/api/v1/runs/{id}", get(get_run))
+        .route("/api/v1/runs/{id}/logs", get(data::logs))
+        .route(
+            "/api/v1/datasets/{dataset}/partitions/{window}",
+            get(data::partition),
+        )
         .route("/api/v1/runs/{id}/retry", post(retry_run))
         .route("/api/v1/runs/{id}/cancel", post(cancel_run))
         .route(
@@ -99,6 +118,18 @@ pub fn app(engine: Engine, tenancy: crate::tenancy::Tenancy) -> Router {
 
 type Api<T> = Result<T, ApiError>;
 
+/// Ready when the store answers (the engine is open once the router
+/// exists).
+async fn readyz(State(s): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    match s.engine.store().tenant_list() {
+        Ok(_) => (StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::error!("not ready: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
+    }
+}
+
 /// Prometheus metrics. They name every tenant, so only the admin token
 /// reads them (Prometheus: `authorization: { credentials: ADMIN_TOKEN }`).
 async fn metrics(
@@ -140,49 +171,6 @@ async fn list_plugins(
     Ok(Json(json!({ "plugins": plugins })))
 }
 
-async fn apply_workflow(
-    TenantCaller(tenant): TenantCaller,
-    State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Api<Json<Value>> {
-    let content_type = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let is_json = content_type.contains("json")
-        || (!content_type.contains("toml") && body.trim_ascii_start().starts_with(b"{"));
-    let raw = if is_json {
-        RawWorkflow::from_json(&body)
-    } else {
-        let text = std::str::from_utf8(&body).map_err(|e| {
-            ApiError::bad_request("invalid_workflow", format!("TOML must be UTF-8: {e}"))
-        })?;
-        RawWorkflow::from_toml(text)
-    }
-    .map_err(|e| ApiError::bad_request("invalid_workflow", e.to_string()))?;
-    let stored = s.engine.apply_workflow(&tenant, raw).await?;
-    Ok(Json(
-        json!({ "name": stored.name, "version": stored.version }),
-    ))
-}
-
-async fn get_workflow(
-    TenantCaller(tenant): TenantCaller,
-    State(s): State<Arc<AppState>>,
-    Path(name): Path<String>,
-) -> Api<Json<Value>> {
-    let wf = s
-        .engine
-        .store()
-        .workflow_get(&tenant, &name, None)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found(format!("workflow {name:?} not found")))?;
-    Ok(Json(
-        json!({ "name": wf.name, "version": wf.version, "created_ms": wf.created_ms, "definition": wf.raw }),
-    ))
-}
-
 #[derive(Debug, Deserialize)]
 struct RunsQuery {
     from: Option<String>,
@@ -192,7 +180,7 @@ struct RunsQuery {
 }
 
 /// An instant given as milliseconds or RFC 3339.
-fn instant(name: &str, s: &str) -> Api<i64> {
+pub(crate) fn instant(name: &str, s: &str) -> Api<i64> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
@@ -271,7 +259,7 @@ async fn run_window(
     Ok((StatusCode::CREATED, Json(json!(run))))
 }
 
-fn run_id(id: &str) -> Api<u64> {
+pub(crate) fn run_id(id: &str) -> Api<u64> {
     id.parse().map_err(|_| {
         ApiError::bad_request("invalid_argument", format!("run id {id:?} is not a number"))
     })

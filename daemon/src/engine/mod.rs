@@ -15,8 +15,10 @@ mod driver;
 mod observe;
 mod quotas;
 mod trigger;
+mod workflows;
 
 pub use trigger::{check_idempotency_key, Triggered, MAX_IDEMPOTENCY_KEY};
+pub use workflows::WorkflowSummary;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -105,6 +107,8 @@ pub enum EngineError {
     Quota(#[from] crate::quota::QuotaError),
     #[error("tenant {0:?} not found")]
     TenantNotFound(String),
+    #[error("{0}")]
+    InUse(String),
     #[error("{0}")]
     Unsupported(String),
     #[error("background task failed: {0}")]

@@ -112,6 +112,15 @@ pub trait StateStore: TaskData + super::TenantStore + super::BackfillStore {
     ) -> Result<Option<StoredWorkflow>, StoreError>;
     /// The newest version of every workflow of every tenant: `(tenant, wf)`.
     fn workflows_all(&self) -> Result<Vec<(String, StoredWorkflow)>, StoreError>;
+    /// Every stored version of a workflow, oldest first.
+    fn workflow_versions(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Vec<StoredWorkflow>, StoreError>;
+    /// Removes a workflow's versions and its live cursor; its runs and the
+    /// datasets it wrote stay.
+    fn workflow_delete(&self, tenant: &str, name: &str) -> Result<(), StoreError>;
 
     fn next_run_id(&self) -> Result<u64, StoreError>;
     fn apply(&self, changes: Changes) -> Result<(), StoreError>;
@@ -137,6 +146,12 @@ pub trait StateStore: TaskData + super::TenantStore + super::BackfillStore {
         to: i64,
         limit: usize,
     ) -> Result<Vec<(i64, WindowRecord)>, StoreError>;
+    /// The newest window of `workflow` that has a run.
+    fn window_latest(
+        &self,
+        tenant: &str,
+        workflow: &str,
+    ) -> Result<Option<(i64, WindowRecord)>, StoreError>;
     /// The run an idempotency key of `workflow`'s trigger created.
     fn idempotency_get(
         &self,
@@ -309,6 +324,32 @@ impl StateStore for SledStore {
         }
     }
 
+    fn workflow_versions(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Vec<StoredWorkflow>, StoreError> {
+        self.all_with_prefix(
+            "listing workflow versions",
+            keys::named_prefix(keys::WORKFLOW, tenant, name),
+        )
+    }
+
+    fn workflow_delete(&self, tenant: &str, name: &str) -> Result<(), StoreError> {
+        const OP: &str = "deleting a workflow";
+        let mut batch = sled::Batch::default();
+        for k in self
+            .state
+            .scan_prefix(keys::named_prefix(keys::WORKFLOW, tenant, name))
+            .keys()
+        {
+            batch.remove(k.map_err(backend(OP))?);
+        }
+        batch.remove(keys::named_prefix(keys::CURSOR, tenant, name));
+        self.state.apply_batch(batch).map_err(backend(OP))?;
+        self.flush(OP)
+    }
+
     fn workflows_all(&self) -> Result<Vec<(String, StoredWorkflow)>, StoreError> {
         const OP: &str = "listing workflows";
         let mut out: Vec<(String, StoredWorkflow)> = Vec::new();
@@ -474,6 +515,28 @@ impl StateStore for SledStore {
             out.push((start, decode(OP, &v)?));
         }
         Ok(out)
+    }
+
+    fn window_latest(
+        &self,
+        tenant: &str,
+        workflow: &str,
+    ) -> Result<Option<(i64, WindowRecord)>, StoreError> {
+        const OP: &str = "reading the newest window";
+        let prefix = keys::named_prefix(keys::WINDOW, tenant, workflow);
+        match self.state.scan_prefix(&prefix).next_back() {
+            None => Ok(None),
+            Some(item) => {
+                let (k, v) = item.map_err(backend(OP))?;
+                let start = keys::decode_instant(&k[prefix.len()..]).ok_or_else(|| {
+                    StoreError::Corrupt {
+                        op: OP,
+                        detail: "window key without an instant".into(),
+                    }
+                })?;
+                Ok(Some((start, decode(OP, &v)?)))
+            }
+        }
     }
 
     fn idempotency_get(

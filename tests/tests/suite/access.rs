@@ -123,6 +123,35 @@ async fn access_matrix() {
     let tenant_endpoints: Vec<(&str, String, Vec<u8>, S, S)> = vec![
         ("GET", "/api/v1/plugins".into(), vec![], S::OK, S::OK),
         ("GET", "/api/v1/quotas".into(), vec![], S::OK, S::OK),
+        ("GET", "/api/v1/workflows".into(), vec![], S::OK, S::OK),
+        (
+            "GET",
+            "/api/v1/workflows/wf/versions".into(),
+            vec![],
+            S::OK,
+            S::NOT_FOUND,
+        ),
+        (
+            "POST",
+            "/api/v1/workflows/wf/pause".into(),
+            vec![],
+            S::OK,
+            S::NOT_FOUND,
+        ),
+        (
+            "GET",
+            format!("/api/v1/runs/{run}/logs"),
+            vec![],
+            S::OK,
+            S::NOT_FOUND,
+        ),
+        (
+            "GET",
+            format!("/api/v1/datasets/events/partitions/{T0}"),
+            vec![],
+            S::OK,
+            S::OK,
+        ),
         (
             "POST",
             "/api/v1/workflows/wf/trigger".into(),
@@ -245,6 +274,14 @@ async fn access_matrix() {
             S::OK,
             S::OK,
         ),
+        // Each tenant deletes its own `wf2` from the row above.
+        (
+            "DELETE",
+            "/api/v1/workflows/wf2".into(),
+            vec![],
+            S::NO_CONTENT,
+            S::NO_CONTENT,
+        ),
         (
             "POST",
             "/api/v1/tokens".into(),
@@ -306,6 +343,7 @@ async fn access_matrix() {
     let admin_endpoints: Vec<(&str, &str, Vec<u8>, S)> = vec![
         ("GET", "/api/v1/tenants", vec![], S::OK),
         ("GET", "/metrics", vec![], S::OK),
+        ("GET", "/api/v1/tenants/alpha/quotas", vec![], S::OK),
         (
             "POST",
             "/api/v1/tenants",

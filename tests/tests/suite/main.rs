@@ -1,6 +1,7 @@
 //! Tidemark's black-box integration suite: one binary, one module per area.
 
 mod access;
+mod api;
 mod backfill;
 mod cli;
 mod daemon;

@@ -1,0 +1,124 @@
+//! Run logs (paged) and dataset reads: a window's partition, with its keys
+//! paged.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::TenantCaller;
+use super::{instant, run_id, Api, ApiError, AppState};
+use crate::workflow::check_name;
+
+const MAX_PAGE: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+pub struct LogsQuery {
+    task: Option<String>,
+    attempt: Option<u32>,
+    /// Continue after this line number (from `next`).
+    after: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// The log lines of a run's attempts in order (task, attempt, line),
+/// numbered so that `after` continues where a page ended.
+pub async fn logs(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Api<Json<Value>> {
+    let id = run_id(&id)?;
+    if s.engine.run(&tenant, id)?.is_none() {
+        return Err(ApiError::not_found(format!("run {id} not found")));
+    }
+    let limit = q.limit.unwrap_or(200).clamp(1, MAX_PAGE);
+    let start = q.after.map_or(0, |a| a + 1);
+    let mut lines = Vec::new();
+    let mut n = 0usize;
+    let mut more = false;
+    'attempts: for a in s.engine.attempts(&tenant, id)? {
+        if q.task.as_deref().is_some_and(|t| t != a.task)
+            || q.attempt.is_some_and(|x| x != a.attempt)
+        {
+            continue;
+        }
+        for l in a.log {
+            if n >= start {
+                if lines.len() == limit {
+                    more = true;
+                    break 'attempts;
+                }
+                lines.push(json!({
+                    "n": n,
+                    "task": a.task,
+                    "attempt": a.attempt,
+                    "at_ms": a.started_ms + l.at_ms as i64,
+                    "source": l.source.as_str(),
+                    "message": l.message,
+                }));
+            }
+            n += 1;
+        }
+    }
+    let next = more.then(|| lines.last().map(|l| l["n"].clone())).flatten();
+    Ok(Json(json!({ "run_id": id, "lines": lines, "next": next })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PartitionQuery {
+    /// Only keys with this prefix.
+    prefix: Option<String>,
+    /// Continue after this key (from `next`).
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Entries of one window's partition of a dataset, in key order. Values
+/// that are UTF-8 come as `value`, others as `value_base64`.
+pub async fn partition(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path((dataset, window)): Path<(String, String)>,
+    Query(q): Query<PartitionQuery>,
+) -> Api<Json<Value>> {
+    check_name("dataset", &dataset)
+        .map_err(|e| ApiError::bad_request("invalid_argument", e.to_string()))?;
+    let start = instant("window", &window)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let entries = s
+        .engine
+        .store()
+        .dataset_scan(
+            &tenant,
+            &dataset,
+            start..start.saturating_add(1),
+            q.prefix.as_deref().unwrap_or(""),
+            q.after.as_deref().map(|k| (start, k)),
+            limit + 1,
+        )
+        .map_err(ApiError::internal)?;
+    let more = entries.len() > limit;
+    let out: Vec<Value> = entries
+        .into_iter()
+        .take(limit)
+        .map(|e| match String::from_utf8(e.value) {
+            Ok(v) => json!({ "key": e.key, "value": v }),
+            Err(raw) => json!({
+                "key": e.key,
+                "value_base64": base64::engine::general_purpose::STANDARD.encode(raw.into_bytes()),
+            }),
+        })
+        .collect();
+    let next = more.then(|| out.last().map(|e| e["key"].clone())).flatten();
+    Ok(Json(json!({
+        "dataset": dataset,
+        "window_start": start,
+        "entries": out,
+        "next": next,
+    })))
+}
