@@ -11,6 +11,7 @@ pub mod backfill;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod config;
 pub mod engine;
 pub mod executor;
 pub mod harness;

@@ -30,6 +30,9 @@ pub struct ServeConfig {
     /// The tenant that preloaded plugins and workflows belong to; created
     /// if missing, with its first token written to `DATA_DIR/<tenant>-token`.
     pub preload_tenant: String,
+    pub backfill_admission_limit: usize,
+    /// Every tenant's quotas unless overridden.
+    pub quotas: crate::quota::Quotas,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +215,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         Arc::new(SystemClock),
         EngineConfig {
             max_concurrent_attempts: cfg.max_concurrent_attempts,
+            backfill_admission_limit: cfg.backfill_admission_limit,
+            quotas: cfg.quotas.clone(),
             ..EngineConfig::default()
         },
     )

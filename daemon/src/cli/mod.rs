@@ -82,6 +82,10 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+    /// Validate the daemon's configuration (file, environment, flags) and
+    /// print what it resolves to.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// The calling tenant's quotas and what it uses of them.
     Quotas {
         #[arg(long, value_enum, default_value = "text")]
@@ -98,29 +102,68 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// A TOML configuration file; flags and environment override it.
+    #[arg(long, env = "TIDEMARK_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Data directory (the sled store and compiled components).
     #[arg(long, env = "TIDEMARK_DATA")]
     pub data: Option<PathBuf>,
-    #[arg(long, default_value = "127.0.0.1:7878")]
-    pub listen: std::net::SocketAddr,
+    /// Address to listen on [default: 127.0.0.1:7878].
+    #[arg(long, env = "TIDEMARK_LISTEN")]
+    pub listen: Option<String>,
     /// Push every .wasm in this directory at start (name = file stem).
     #[arg(long)]
     pub plugins: Option<PathBuf>,
     /// Apply every .toml in this directory at start.
     #[arg(long)]
     pub workflows: Option<PathBuf>,
-    /// Attempts running at once.
-    #[arg(long, default_value_t = 8)]
-    pub max_attempts: usize,
-    /// How long running attempts may finish after SIGTERM, e.g. 30s.
-    #[arg(long, default_value = "30s")]
-    pub grace: String,
+    /// Attempts running at once [default: 8].
+    #[arg(long, env = "TIDEMARK_MAX_ATTEMPTS")]
+    pub max_attempts: Option<usize>,
+    /// How long running attempts may finish after SIGTERM, e.g. 30s [default: 30s].
+    #[arg(long, env = "TIDEMARK_GRACE")]
+    pub grace: Option<String>,
     /// The admin token (default: DATA/admin-token, generated on first start).
     #[arg(long, env = "TIDEMARK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Tenant that --plugins and --workflows load into (created if missing).
-    #[arg(long, default_value = "default")]
-    pub tenant: String,
+    /// Tenant that --plugins and --workflows load into (created if missing) [default: default].
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "TIDEMARK_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+impl ServeArgs {
+    fn overlay(&self) -> crate::config::Overlay {
+        crate::config::Overlay {
+            data: self.data.clone(),
+            listen: self.listen.clone(),
+            plugins: self.plugins.clone(),
+            workflows: self.workflows.clone(),
+            tenant: self.tenant.clone(),
+            max_attempts: self.max_attempts,
+            grace: self.grace.clone(),
+            admin_token: self.admin_token.clone(),
+            log_format: self.log_format.clone(),
+        }
+    }
+
+    /// The file (if any) under flags and environment, validated.
+    fn resolve(&self) -> Result<crate::config::Config, crate::config::ConfigError> {
+        let file = match &self.config {
+            Some(p) => crate::config::FileConfig::load(p)?,
+            None => Default::default(),
+        };
+        crate::config::resolve(file, self.overlay(), default_data_dir())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Exit 0 and print the effective configuration, or name the bad key
+    /// and exit 3.
+    Check(Box<ServeArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -374,7 +417,9 @@ pub struct TaskRunArgs {
 /// Entry point of the binary: parses arguments, runs, returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_tracing(crate::config::LogFormat::Text, None);
+    }
     let token = cli.token.clone();
     let client = || Client::new(&cli.server).with_token(token.clone());
     let out = |o: ListOutput| {
@@ -386,6 +431,16 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Config(ConfigCommand::Check(args)) => match args.resolve() {
+            Ok(c) => match toml::to_string(&c) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(EXIT_FAILED, &e),
+            },
+            Err(e) => fail(EXIT_INVALID, &e),
+        },
         Command::Apply { file } => remote::apply(&client(), &file),
         Command::Task(TaskCommand::Run(args)) => task_run(*args),
         Command::Plugin(PluginCommand::Check { plugin }) => plugin_check(plugin),
@@ -482,18 +537,22 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: crate::config::LogFormat, filter: Option<&str>) {
     let default = if std::env::args().nth(1).as_deref() == Some("serve") {
         "info"
     } else {
         "warn"
     };
+    // RUST_LOG wins over the configured filter.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter.unwrap_or(default)));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Text => builder.try_init(),
+        crate::config::LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 fn default_data_dir() -> PathBuf {
@@ -505,19 +564,22 @@ fn default_data_dir() -> PathBuf {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    let grace = match harness::parse_timeout(&args.grace) {
-        Ok(g) => g,
-        Err(e) => return fail(EXIT_USAGE, &e),
+    let c = match args.resolve() {
+        Ok(c) => c,
+        Err(e) => return fail(EXIT_INVALID, &e),
     };
+    init_tracing(c.log_format, c.log_filter.as_deref());
     let config = crate::server::ServeConfig {
-        data_dir: args.data.unwrap_or_else(default_data_dir),
-        listen: args.listen,
-        plugins_dir: args.plugins,
-        workflows_dir: args.workflows,
-        max_concurrent_attempts: args.max_attempts.max(1),
-        grace,
-        admin_token: args.admin_token,
-        preload_tenant: args.tenant,
+        data_dir: c.data,
+        listen: c.listen,
+        plugins_dir: c.plugins,
+        workflows_dir: c.workflows,
+        max_concurrent_attempts: c.max_attempts,
+        grace: c.grace,
+        admin_token: c.admin_token,
+        preload_tenant: c.tenant,
+        backfill_admission_limit: c.backfill_admission_limit,
+        quotas: c.quotas,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

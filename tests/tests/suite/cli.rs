@@ -167,3 +167,63 @@ fn plugin_check_accepts_plugins_and_rejects_other_files() {
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out.stderr).contains("/nonexistent/x.wasm"));
 }
+
+#[test]
+fn config_check_names_the_bad_key_and_shows_what_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tidemark.toml");
+    std::fs::write(
+        &file,
+        "max_attempts = 4\ngrace = \"10s\"\n[quotas]\nweight = 2\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let out = tidemark(&["config", "check", "--config", path]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("max_attempts = 4"), "{shown}");
+    assert!(shown.contains("grace = \"10s\""), "{shown}");
+    assert!(shown.contains("weight = 2"), "{shown}");
+    // Environment over the file, flags over both.
+    let out = Command::new(tidemark_bin())
+        .args(["config", "check", "--config", path, "--grace", "1m"])
+        .env("TIDEMARK_MAX_ATTEMPTS", "6")
+        .output()
+        .unwrap();
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("max_attempts = 6") && shown.contains("grace = \"1m\""),
+        "{shown}"
+    );
+    for (bad, message) in [
+        ("listn = \"0.0.0.0:1\"", "unknown field `listn`"),
+        ("[quotas]\nweight = 0", "quotas.weight: must be at least 1"),
+        (
+            "[log]\nformat = \"xml\"",
+            "log.format: \"xml\" is not one of text, json",
+        ),
+    ] {
+        std::fs::write(&file, bad).unwrap();
+        let out = tidemark(&["config", "check", "--config", path]);
+        assert_eq!(out.status.code(), Some(3), "{bad}");
+        assert!(
+            text(&out.stderr).contains(message),
+            "{bad}: {}",
+            text(&out.stderr)
+        );
+    }
+    // The documented example is valid.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../tidemark.example.toml");
+    let out = tidemark(&["config", "check", "--config", example]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // `serve` refuses the same way before touching anything.
+    let out = tidemark(&[
+        "serve",
+        "--config",
+        path,
+        "--data",
+        dir.path().join("d").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!dir.path().join("d").exists());
+}
