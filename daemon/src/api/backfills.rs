@@ -51,6 +51,14 @@ fn progress(b: &BackfillRecord, now: i64) -> Value {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/backfills",
+    tag = "backfills",
+    summary = "Create a backfill, or with dry_run return its plan",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Create a backfill, or with dry_run return its plan", body = serde_json::Value))
+)]
 pub async fn create(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -70,6 +78,13 @@ pub async fn create(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/backfills",
+    tag = "backfills",
+    summary = "Backfills of the tenant",
+    responses((status = 200, description = "Backfills of the tenant", body = serde_json::Value))
+)]
 pub async fn list(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -88,6 +103,14 @@ pub async fn list(
     Ok(Json(json!({ "backfills": out })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/backfills/{id}",
+    tag = "backfills",
+    summary = "A backfill and its progress",
+    params(("id" = String, Path, description = "A numeric id")),
+    responses((status = 200, description = "A backfill and its progress", body = serde_json::Value))
+)]
 pub async fn get(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -101,7 +124,8 @@ pub async fn get(
     Ok(Json(progress(&b, s.engine.clock().now_ms())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WindowsQuery {
     state: Option<String>,
     /// Continue after this workflow and window start (from `next`).
@@ -110,6 +134,14 @@ pub struct WindowsQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/backfills/{id}/windows",
+    tag = "backfills",
+    summary = "Windows of a backfill, paged, filtered by state",
+    params(("id" = String, Path, description = "A numeric id"), WindowsQuery),
+    responses((status = 200, description = "Windows of a backfill, paged, filtered by state", body = serde_json::Value))
+)]
 pub async fn windows(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -189,6 +221,14 @@ async fn act(
     Ok(Json(progress(&b, s.engine.clock().now_ms())))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/backfills/{id}/pause",
+    tag = "backfills",
+    summary = "Pause a backfill",
+    params(("id" = String, Path, description = "A numeric id")),
+    responses((status = 200, description = "Pause a backfill", body = serde_json::Value))
+)]
 pub async fn pause(
     TenantCaller(t): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -197,6 +237,14 @@ pub async fn pause(
     act(t, s, raw, BackfillAction::Pause).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/backfills/{id}/resume",
+    tag = "backfills",
+    summary = "Resume a backfill",
+    params(("id" = String, Path, description = "A numeric id")),
+    responses((status = 200, description = "Resume a backfill", body = serde_json::Value))
+)]
 pub async fn resume(
     TenantCaller(t): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -206,12 +254,21 @@ pub async fn resume(
 }
 
 /// `?interrupt=true` stops attempts in flight instead of letting them finish.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CancelQuery {
     #[serde(default)]
     pub interrupt: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/backfills/{id}/cancel",
+    tag = "backfills",
+    summary = "Cancel a backfill",
+    params(("id" = String, Path, description = "A numeric id"), CancelQuery),
+    responses((status = 200, description = "Cancel a backfill", body = serde_json::Value))
+)]
 pub async fn cancel(
     TenantCaller(t): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -224,6 +281,14 @@ pub async fn cancel(
     act(t, s, raw, action).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/backfills/{id}/retry-failed",
+    tag = "backfills",
+    summary = "Re-run the failed windows of an ended backfill",
+    params(("id" = String, Path, description = "A numeric id")),
+    responses((status = 200, description = "Re-run the failed windows of an ended backfill", body = serde_json::Value))
+)]
 pub async fn retry_failed(
     TenantCaller(t): TenantCaller,
     State(s): State<Arc<AppState>>,

@@ -15,7 +15,8 @@ use crate::workflow::check_name;
 
 const MAX_PAGE: usize = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
     task: Option<String>,
     attempt: Option<u32>,
@@ -26,6 +27,14 @@ pub struct LogsQuery {
 
 /// The log lines of a run's attempts in order (task, attempt, line),
 /// numbered so that `after` continues where a page ended.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/logs",
+    tag = "runs",
+    summary = "Log lines of a run, paged",
+    params(("id" = String, Path, description = "A numeric id"), LogsQuery),
+    responses((status = 200, description = "Log lines of a run, paged", body = serde_json::Value))
+)]
 pub async fn logs(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -69,7 +78,8 @@ pub async fn logs(
     Ok(Json(json!({ "run_id": id, "lines": lines, "next": next })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PartitionQuery {
     /// Only keys with this prefix.
     prefix: Option<String>,
@@ -80,6 +90,14 @@ pub struct PartitionQuery {
 
 /// Entries of one window's partition of a dataset, in key order. Values
 /// that are UTF-8 come as `value`, others as `value_base64`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/datasets/{dataset}/partitions/{window}",
+    tag = "datasets",
+    summary = "A window's partition of a dataset, keys paged",
+    params(("dataset" = String, Path, description = "Dataset name"), ("window" = String, Path, description = "Window start, RFC 3339 or ms"), PartitionQuery),
+    responses((status = 200, description = "A window's partition of a dataset, keys paged", body = serde_json::Value))
+)]
 pub async fn partition(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,

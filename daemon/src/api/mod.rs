@@ -6,6 +6,7 @@ mod auth;
 mod backfills;
 mod data;
 mod error;
+mod openapi;
 mod tenants;
 mod workflows;
 
@@ -14,10 +15,12 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, get, post, put};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 
@@ -37,89 +40,78 @@ pub struct AppState {
     pub tenancy: crate::tenancy::Tenancy,
 }
 
-/// The router, apart from any socket, so tests can call it directly.
+/// The router, apart from any socket, so tests can call it directly. Every
+/// route comes from its handler's `#[utoipa::path]`, so the OpenAPI
+/// document served at `/api/v1/openapi.json` cannot drift from it.
 pub fn app(engine: Engine, tenancy: crate::tenancy::Tenancy) -> Router {
+    let (router, doc) = routes().split_for_parts();
+    let doc = Arc::new(openapi::finish(doc));
     let state = Arc::new(AppState { engine, tenancy });
-    let plugins = Router::new()
-        .route("/api/v1/plugins/{name}", put(push_plugin))
-        .layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES));
-    Router::new()
+    router
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/plugins", get(list_plugins))
         .route(
-            "/api/v1/workflows",
-            post(workflows::apply).get(workflows::list),
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
         )
-        .route(
-            "/api/v1/workflows/{name}",
-            get(workflows::get).delete(workflows::delete),
-        )
-        .route(
-            "/api/v1/workflows/{name}/versions",
-            get(workflows::versions),
-        )
-        .route("/api/v1/workflows/{name}/pause", post(workflows::pause))
-        .route("/api/v1/workflows/{name}/unpause", post(workflows::unpause))
-        .route(
-            "/api/v1/workflows/{name}/runs",
-            get(list_runs).post(run_window),
-        )
-        .route("/api/v1/workflows/{name}/trigger", post(trigger))
-        .route("/api/v1/runs/{id}", get(get_run))
-        .route("/api/v1/runs/{id}/logs", get(data::logs))
-        .route(
-            "/api/v1/datasets/{dataset}/partitions/{window}",
-            get(data::partition),
-        )
-        .route("/api/v1/runs/{id}/retry", post(retry_run))
-        .route("/api/v1/runs/{id}/cancel", post(cancel_run))
-        .route(
-            "/api/v1/tenants",
-            post(tenants::create_tenant).get(tenants::list_tenants),
-        )
-        .route("/api/v1/tenants/{name}", delete(tenants::delete_tenant))
-        .route(
-            "/api/v1/tenants/{name}/tokens",
-            post(tenants::admin_create_token).get(tenants::admin_list_tokens),
-        )
-        .route(
-            "/api/v1/tenants/{name}/tokens/{id}",
-            delete(tenants::admin_revoke_token),
-        )
-        .route(
-            "/api/v1/tokens",
-            post(tenants::create_token).get(tenants::list_tokens),
-        )
-        .route("/api/v1/tokens/{id}", delete(tenants::revoke_token))
-        .route("/api/v1/quotas", get(tenants::own_quotas))
-        .route(
-            "/api/v1/tenants/{name}/quotas",
-            get(tenants::tenant_quotas).put(tenants::set_quotas),
-        )
-        .route(
-            "/api/v1/backfills",
-            post(backfills::create).get(backfills::list),
-        )
-        .route("/api/v1/backfills/{id}", get(backfills::get))
-        .route("/api/v1/backfills/{id}/windows", get(backfills::windows))
-        .route("/api/v1/backfills/{id}/pause", post(backfills::pause))
-        .route("/api/v1/backfills/{id}/resume", post(backfills::resume))
-        .route("/api/v1/backfills/{id}/cancel", post(backfills::cancel))
-        .route(
-            "/api/v1/backfills/{id}/retry-failed",
-            post(backfills::retry_failed),
-        )
+        .with_state(state)
+}
+
+fn routes() -> OpenApiRouter<Arc<AppState>> {
+    let plugins = OpenApiRouter::new()
+        .routes(routes!(push_plugin))
+        .layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES));
+    OpenApiRouter::new()
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(list_plugins))
+        .routes(routes!(workflows::apply, workflows::list))
+        .routes(routes!(workflows::get, workflows::delete))
+        .routes(routes!(workflows::versions))
+        .routes(routes!(workflows::pause))
+        .routes(routes!(workflows::unpause))
+        .routes(routes!(list_runs, run_window))
+        .routes(routes!(trigger))
+        .routes(routes!(get_run))
+        .routes(routes!(data::logs))
+        .routes(routes!(data::partition))
+        .routes(routes!(retry_run))
+        .routes(routes!(cancel_run))
+        .routes(routes!(tenants::create_tenant, tenants::list_tenants))
+        .routes(routes!(tenants::delete_tenant))
+        .routes(routes!(
+            tenants::admin_create_token,
+            tenants::admin_list_tokens
+        ))
+        .routes(routes!(tenants::admin_revoke_token))
+        .routes(routes!(tenants::create_token, tenants::list_tokens))
+        .routes(routes!(tenants::revoke_token))
+        .routes(routes!(tenants::own_quotas))
+        .routes(routes!(tenants::tenant_quotas, tenants::set_quotas))
+        .routes(routes!(backfills::create, backfills::list))
+        .routes(routes!(backfills::get))
+        .routes(routes!(backfills::windows))
+        .routes(routes!(backfills::pause))
+        .routes(routes!(backfills::resume))
+        .routes(routes!(backfills::cancel))
+        .routes(routes!(backfills::retry_failed))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(plugins)
-        .with_state(state)
 }
 
 type Api<T> = Result<T, ApiError>;
 
 /// Ready when the store answers (the engine is open once the router
 /// exists).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    summary = "Ready when the store answers",
+    responses((status = 200, description = "Ready when the store answers", body = String))
+)]
 async fn readyz(State(s): State<Arc<AppState>>) -> (StatusCode, &'static str) {
     match s.engine.store().tenant_list() {
         Ok(_) => (StatusCode::OK, "ready"),
@@ -132,6 +124,13 @@ async fn readyz(State(s): State<Arc<AppState>>) -> (StatusCode, &'static str) {
 
 /// Prometheus metrics. They name every tenant, so only the admin token
 /// reads them (Prometheus: `authorization: { credentials: ADMIN_TOKEN }`).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    summary = "Prometheus metrics (admin token)",
+    responses((status = 200, description = "Prometheus metrics (admin token)", body = String))
+)]
 async fn metrics(
     _: auth::AdminCaller,
     State(s): State<Arc<AppState>>,
@@ -149,6 +148,15 @@ async fn metrics(
     )
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/plugins/{name}",
+    tag = "plugins",
+    summary = "Upload a plugin version (.wasm component, validated against the world)",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses((status = 201, description = "Upload a plugin version (.wasm component, validated against the world)", body = serde_json::Value))
+)]
 async fn push_plugin(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -159,6 +167,13 @@ async fn push_plugin(
     Ok((StatusCode::CREATED, Json(json!(meta))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/plugins",
+    tag = "plugins",
+    summary = "Every plugin version of the tenant",
+    responses((status = 200, description = "Every plugin version of the tenant", body = serde_json::Value))
+)]
 async fn list_plugins(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -171,7 +186,8 @@ async fn list_plugins(
     Ok(Json(json!({ "plugins": plugins })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RunsQuery {
     from: Option<String>,
     to: Option<String>,
@@ -194,6 +210,14 @@ pub(crate) fn instant(name: &str, s: &str) -> Api<i64> {
         })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/{name}/runs",
+    tag = "runs",
+    summary = "Runs of a workflow by window range and state",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name"), RunsQuery),
+    responses((status = 200, description = "Runs of a workflow by window range and state", body = serde_json::Value))
+)]
 async fn list_runs(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -242,6 +266,15 @@ struct RunWindowBody {
     window: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{name}/runs",
+    tag = "runs",
+    summary = "Run the window containing an instant now",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Run the window containing an instant now", body = serde_json::Value))
+)]
 async fn run_window(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -265,6 +298,14 @@ pub(crate) fn run_id(id: &str) -> Api<u64> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}",
+    tag = "runs",
+    summary = "A run with its task attempts",
+    params(("id" = String, Path, description = "A numeric id")),
+    responses((status = 200, description = "A run with its task attempts", body = serde_json::Value))
+)]
 async fn get_run(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -280,6 +321,14 @@ async fn get_run(
     Ok(Json(json!({ "run": run, "attempts": attempts })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{id}/retry",
+    tag = "runs",
+    summary = "Re-run a failed or cancelled run from its failed tasks",
+    params(("id" = String, Path, description = "A numeric id")),
+    responses((status = 200, description = "Re-run a failed or cancelled run from its failed tasks", body = serde_json::Value))
+)]
 async fn retry_run(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -289,6 +338,14 @@ async fn retry_run(
     Ok(Json(json!(s.engine.retry_run(&tenant, id).await?)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{id}/cancel",
+    tag = "runs",
+    summary = "Cancel a run (interrupt=true also stops attempts in flight)",
+    params(("id" = String, Path, description = "A numeric id"), backfills::CancelQuery),
+    responses((status = 200, description = "Cancel a run (interrupt=true also stops attempts in flight)", body = serde_json::Value))
+)]
 async fn cancel_run(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -303,6 +360,15 @@ async fn cancel_run(
 /// Starts an event run whose tasks get the body (any JSON) as payload. The
 /// `Idempotency-Key` header makes retries safe: the same key answers with
 /// the same run (200 and `Idempotent-Replayed: true`) instead of a new one.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{name}/trigger",
+    tag = "runs",
+    summary = "Start an event run with a JSON payload (Idempotency-Key makes retries safe)",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name"), ("Idempotency-Key" = String, Header, description = "Same key, same run")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Start an event run with a JSON payload (Idempotency-Key makes retries safe)", body = serde_json::Value))
+)]
 async fn trigger(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,

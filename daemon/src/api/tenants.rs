@@ -58,6 +58,14 @@ fn parse<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Api<T> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    summary = "Create a tenant and its first token (admin)",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Create a tenant and its first token (admin)", body = serde_json::Value))
+)]
 pub async fn create_tenant(
     _: AdminCaller,
     State(s): State<Arc<AppState>>,
@@ -73,10 +81,25 @@ pub async fn create_tenant(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    summary = "Every tenant (admin)",
+    responses((status = 200, description = "Every tenant (admin)", body = serde_json::Value))
+)]
 pub async fn list_tenants(_: AdminCaller, State(s): State<Arc<AppState>>) -> Api<Json<Value>> {
     Ok(Json(json!({ "tenants": s.tenancy.tenants()? })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tenants/{name}",
+    tag = "tenants",
+    summary = "Delete a tenant and everything it owns (admin)",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
+    responses((status = 204, description = "Delete a tenant and everything it owns (admin)"))
+)]
 pub async fn delete_tenant(
     _: AdminCaller,
     State(s): State<Arc<AppState>>,
@@ -87,6 +110,15 @@ pub async fn delete_tenant(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{name}/tokens",
+    tag = "tenants",
+    summary = "Create a token of a tenant (admin)",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Create a token of a tenant (admin)", body = serde_json::Value))
+)]
 pub async fn admin_create_token(
     _: AdminCaller,
     State(s): State<Arc<AppState>>,
@@ -96,6 +128,14 @@ pub async fn admin_create_token(
     issue_token(&s, &tenant, &body)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{name}/tokens",
+    tag = "tenants",
+    summary = "Tokens of a tenant (admin)",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
+    responses((status = 200, description = "Tokens of a tenant (admin)", body = serde_json::Value))
+)]
 pub async fn admin_list_tokens(
     _: AdminCaller,
     State(s): State<Arc<AppState>>,
@@ -108,6 +148,14 @@ pub async fn admin_list_tokens(
     Ok(Json(json!({ "tokens": tokens })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tenants/{name}/tokens/{id}",
+    tag = "tenants",
+    summary = "Revoke a token of a tenant (admin)",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name"), ("id" = String, Path, description = "A numeric id")),
+    responses((status = 200, description = "Revoke a token of a tenant (admin)", body = serde_json::Value))
+)]
 pub async fn admin_revoke_token(
     _: AdminCaller,
     State(s): State<Arc<AppState>>,
@@ -138,6 +186,14 @@ fn token_id(id: &str) -> Api<u64> {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "tenants",
+    summary = "Create a token of the calling tenant",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 201, description = "Create a token of the calling tenant", body = serde_json::Value))
+)]
 pub async fn create_token(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -146,6 +202,13 @@ pub async fn create_token(
     issue_token(&s, &tenant, &body)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "tenants",
+    summary = "Tokens of the calling tenant",
+    responses((status = 200, description = "Tokens of the calling tenant", body = serde_json::Value))
+)]
 pub async fn list_tokens(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -154,6 +217,14 @@ pub async fn list_tokens(
     Ok(Json(json!({ "tokens": tokens })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "tenants",
+    summary = "Revoke a token of the calling tenant",
+    params(("id" = String, Path, description = "A numeric id")),
+    responses((status = 200, description = "Revoke a token of the calling tenant", body = serde_json::Value))
+)]
 pub async fn revoke_token(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -180,6 +251,13 @@ fn quotas_json(s: &AppState, tenant: &str) -> Api<Json<Value>> {
 }
 
 /// The calling tenant's quotas and what it uses of them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/quotas",
+    tag = "tenants",
+    summary = "The calling tenant's quotas and usage",
+    responses((status = 200, description = "The calling tenant's quotas and usage", body = serde_json::Value))
+)]
 pub async fn own_quotas(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -187,6 +265,14 @@ pub async fn own_quotas(
     quotas_json(&s, &tenant)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{name}/quotas",
+    tag = "tenants",
+    summary = "A tenant's quotas and usage (admin)",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
+    responses((status = 200, description = "A tenant's quotas and usage (admin)", body = serde_json::Value))
+)]
 pub async fn tenant_quotas(
     _: AdminCaller,
     State(s): State<Arc<AppState>>,
@@ -200,6 +286,15 @@ pub async fn tenant_quotas(
 
 /// Replaces a tenant's quota overrides: a JSON object of quota name →
 /// value; quotas it does not name take the configured defaults.
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{name}/quotas",
+    tag = "tenants",
+    summary = "Replace a tenant's quota overrides (admin)",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Replace a tenant's quota overrides (admin)", body = serde_json::Value))
+)]
 pub async fn set_quotas(
     _: AdminCaller,
     State(s): State<Arc<AppState>>,

@@ -14,6 +14,14 @@ use super::auth::TenantCaller;
 use super::{Api, ApiError, AppState};
 use crate::workflow::RawWorkflow;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows",
+    tag = "workflows",
+    summary = "Create or update a workflow (TOML or JSON)",
+    request_body(content = String, content_type = "application/toml"),
+    responses((status = 200, description = "Create or update a workflow (TOML or JSON)", body = serde_json::Value))
+)]
 pub async fn apply(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -41,11 +49,20 @@ pub async fn apply(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VersionQuery {
     version: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/{name}",
+    tag = "workflows",
+    summary = "A workflow definition (newest or ?version=N)",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name"), VersionQuery),
+    responses((status = 200, description = "A workflow definition (newest or ?version=N)", body = serde_json::Value))
+)]
 pub async fn get(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -66,6 +83,13 @@ pub async fn get(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows",
+    tag = "workflows",
+    summary = "The tenant's workflows",
+    responses((status = 200, description = "The tenant's workflows", body = serde_json::Value))
+)]
 pub async fn list(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -73,6 +97,14 @@ pub async fn list(
     Ok(Json(json!({ "workflows": s.engine.workflows(&tenant)? })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/{name}/versions",
+    tag = "workflows",
+    summary = "Every version of a workflow",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
+    responses((status = 200, description = "Every version of a workflow", body = serde_json::Value))
+)]
 pub async fn versions(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -99,6 +131,14 @@ async fn set_paused(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{name}/pause",
+    tag = "workflows",
+    summary = "Pause a workflow",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
+    responses((status = 200, description = "Pause a workflow", body = serde_json::Value))
+)]
 pub async fn pause(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -107,6 +147,14 @@ pub async fn pause(
     set_paused(tenant, s, name, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{name}/unpause",
+    tag = "workflows",
+    summary = "Unpause a workflow",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
+    responses((status = 200, description = "Unpause a workflow", body = serde_json::Value))
+)]
 pub async fn unpause(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
@@ -115,6 +163,14 @@ pub async fn unpause(
     set_paused(tenant, s, name, false).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/workflows/{name}",
+    tag = "workflows",
+    summary = "Delete a workflow",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
+    responses((status = 204, description = "Delete a workflow"))
+)]
 pub async fn delete(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
