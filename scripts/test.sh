@@ -18,3 +18,6 @@ cargo build --release --workspace --bins
 
 echo "== test"
 cargo test --release --workspace
+
+echo "== api fuzz (schemathesis against the real daemon)"
+bash scripts/api-fuzz.sh

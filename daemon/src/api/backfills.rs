@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use super::error::Query;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use super::error::Query;
+use axum::extract::{Path, State};
 use axum::Json;
 use base64::Engine as _;
 use serde::Deserialize;

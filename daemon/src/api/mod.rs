@@ -13,10 +13,11 @@ mod workflows;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
+use error::Query;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
@@ -108,6 +109,7 @@ type Api<T> = Result<T, ApiError>;
 #[utoipa::path(
     get,
     path = "/readyz",
+    security(()),
     tag = "health",
     summary = "Ready when the store answers",
     responses((status = 200, description = "Ready when the store answers", body = String))
@@ -129,7 +131,7 @@ async fn readyz(State(s): State<Arc<AppState>>) -> (StatusCode, &'static str) {
     path = "/metrics",
     tag = "health",
     summary = "Prometheus metrics (admin token)",
-    responses((status = 200, description = "Prometheus metrics (admin token)", body = String))
+    responses((status = 200, description = "Prometheus metrics (admin token)", body = String, content_type = "application/openmetrics-text"))
 )]
 async fn metrics(
     _: auth::AdminCaller,
@@ -154,7 +156,7 @@ async fn metrics(
     tag = "plugins",
     summary = "Upload a plugin version (.wasm component, validated against the world)",
     params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, description = "Upload a plugin version (.wasm component, validated against the world)", body = serde_json::Value))
 )]
 async fn push_plugin(

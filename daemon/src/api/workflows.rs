@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use super::error::Query;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
@@ -19,7 +20,7 @@ use crate::workflow::RawWorkflow;
     path = "/api/v1/workflows",
     tag = "workflows",
     summary = "Create or update a workflow (TOML or JSON)",
-    request_body(content = String, content_type = "application/toml"),
+    request_body(content = serde_json::Value, content_type = "application/json"),
     responses((status = 200, description = "Create or update a workflow (TOML or JSON)", body = serde_json::Value))
 )]
 pub async fn apply(
