@@ -19,10 +19,10 @@ use crate::store::{BackfillRecord, WindowState};
 type Api<T> = Result<T, ApiError>;
 
 fn id(raw: &str) -> Api<u64> {
-    raw.parse().map_err(|_| {
+    raw.parse().map_err(|e| {
         ApiError::bad_request(
             "invalid_argument",
-            format!("backfill id {raw:?} is not a number"),
+            format!("backfill id {raw:?} is not a number ({e})"),
         )
     })
 }

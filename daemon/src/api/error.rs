@@ -69,6 +69,7 @@ impl From<EngineError> for ApiError {
             EngineError::Quota(q) => return q.clone().into(),
             EngineError::TenantNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             EngineError::InUse(_) => (StatusCode::CONFLICT, "in_use"),
+            EngineError::PluginNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             EngineError::Store(_) | EngineError::Join(_) => return ApiError::internal(e),
         };
         ApiError::new(status, code, e.to_string())

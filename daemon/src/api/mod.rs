@@ -57,7 +57,31 @@ pub fn app(engine: Engine, tenancy: crate::tenancy::Tenancy) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
+        .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
+}
+
+/// A span per request; its method, path and status end in the log.
+async fn request_span(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let span = tracing::info_span!("request", %method, path);
+    async move {
+        let started = std::time::Instant::now();
+        let resp = next.run(req).await;
+        tracing::debug!(
+            status = resp.status().as_u16(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        resp
+    }
+    .instrument(span)
+    .await
 }
 
 fn routes() -> OpenApiRouter<Arc<AppState>> {
@@ -68,6 +92,8 @@ fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(readyz))
         .routes(routes!(metrics))
         .routes(routes!(list_plugins))
+        .routes(routes!(get_plugin))
+        .routes(routes!(delete_plugin_version))
         .routes(routes!(workflows::apply, workflows::list))
         .routes(routes!(workflows::get, workflows::delete))
         .routes(routes!(workflows::versions))
@@ -295,8 +321,11 @@ async fn run_window(
 }
 
 pub(crate) fn run_id(id: &str) -> Api<u64> {
-    id.parse().map_err(|_| {
-        ApiError::bad_request("invalid_argument", format!("run id {id:?} is not a number"))
+    id.parse().map_err(|e| {
+        ApiError::bad_request(
+            "invalid_argument",
+            format!("run id {id:?} is not a number ({e})"),
+        )
     })
 }
 
@@ -418,4 +447,47 @@ async fn trigger(
         out,
         Json(json!({ "run_id": t.run.id, "url": url, "run": t.run })),
     ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/plugins/{name}/versions",
+    tag = "plugins",
+    summary = "Every version of a plugin: digest, size, exports",
+    params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 200, description = "The versions", body = serde_json::Value))
+)]
+async fn get_plugin(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Api<Json<Value>> {
+    let versions = s.engine.plugin_versions(&tenant, &name)?;
+    Ok(Json(json!({ "name": name, "versions": versions })))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/plugins/{name}/versions/{version}",
+    tag = "plugins",
+    summary = "Delete a plugin version no workflow uses",
+    params(
+        ("name" = String, Path, description = "Plugin name"),
+        ("version" = String, Path, description = "Version number")
+    ),
+    responses((status = 204, description = "Deleted"))
+)]
+async fn delete_plugin_version(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Api<StatusCode> {
+    let version: u32 = version.parse().map_err(|e| {
+        ApiError::bad_request(
+            "invalid_argument",
+            format!("plugin version {version:?} is not a number ({e})"),
+        )
+    })?;
+    s.engine.delete_plugin_version(&tenant, &name, version)?;
+    Ok(StatusCode::NO_CONTENT)
 }

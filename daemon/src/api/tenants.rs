@@ -178,10 +178,10 @@ fn issue_token(s: &AppState, tenant: &str, body: &[u8]) -> Api<(StatusCode, Json
 }
 
 fn token_id(id: &str) -> Api<u64> {
-    id.parse().map_err(|_| {
+    id.parse().map_err(|e| {
         ApiError::bad_request(
             "invalid_argument",
-            format!("token id {id:?} is not a number"),
+            format!("token id {id:?} is not a number ({e})"),
         )
     })
 }

@@ -33,9 +33,34 @@ pub(super) struct Job {
 }
 
 pub(super) async fn run(inner: Arc<Inner>, job: Job) {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "attempt",
+        tenant = job.tenant,
+        workflow = job.workflow,
+        run = job.run_id,
+        task = job.task.name,
+        attempt = job.attempt
+    );
+    run_in_span(inner, job).instrument(span).await
+}
+
+async fn run_in_span(inner: Arc<Inner>, job: Job) {
     let started = inner.clock.now_ms();
     let mut report = execute(&inner, &job).await;
     let ended = inner.clock.now_ms();
+    // Guest log lines go to the daemon's log under their own target, so
+    // they can be filtered (`RUST_LOG=tidemark::guest=off`) apart.
+    for line in &report.log {
+        tracing::debug!(target: "tidemark::guest", source = line.source.as_str(), "{}", line.message);
+    }
+    match &report.result {
+        Ok(_) => tracing::debug!(
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "attempt succeeded"
+        ),
+        Err(e) => tracing::info!(kind = e.kind().as_label(), "attempt failed: {e}"),
+    }
     let mut reserved = 0;
     if report.succeeded() && !report.outputs.is_empty() {
         match inner.reserve_dataset_bytes(&job.tenant, job.window.start, &report.outputs) {

@@ -109,6 +109,8 @@ pub enum EngineError {
     TenantNotFound(String),
     #[error("{0}")]
     InUse(String),
+    #[error("plugin {0} not found")]
+    PluginNotFound(String),
     #[error("{0}")]
     Unsupported(String),
     #[error("background task failed: {0}")]
@@ -515,10 +517,14 @@ impl Engine {
         .await?;
         let plugin = plugin?;
         let now = self.inner.clock.now_ms();
-        Ok(self
-            .inner
-            .store
-            .plugin_put(tenant, name, &plugin.digest, &wasm, now)?)
+        Ok(self.inner.store.plugin_put(
+            tenant,
+            name,
+            &plugin.digest,
+            &wasm,
+            &plugin.exports,
+            now,
+        )?)
     }
 
     /// Validates and stores a workflow definition (a new version if it

@@ -147,3 +147,68 @@ impl Engine {
         Ok(())
     }
 }
+
+impl Engine {
+    /// Every version of a plugin.
+    pub fn plugin_versions(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Vec<crate::store::PluginMeta>, EngineError> {
+        let versions: Vec<_> = self
+            .inner
+            .store
+            .plugin_list(tenant)?
+            .into_iter()
+            .filter(|m| m.name == name)
+            .collect();
+        if versions.is_empty() {
+            return Err(EngineError::PluginNotFound(name.to_owned()));
+        }
+        Ok(versions)
+    }
+
+    /// Deletes a plugin version that no workflow (newest versions, and
+    /// older ones that active runs use) resolves to.
+    pub fn delete_plugin_version(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: u32,
+    ) -> Result<(), EngineError> {
+        let defs: Vec<std::sync::Arc<crate::workflow::WorkflowDef>> = {
+            let st = self.inner.lock();
+            st.heads
+                .iter()
+                .filter(|((t, _), _)| t == tenant)
+                .map(|(_, l)| l.def.clone())
+                .chain(
+                    st.versions
+                        .iter()
+                        .filter(|((t, _, _), _)| t == tenant)
+                        .map(|(_, d)| d.clone()),
+                )
+                .collect()
+        };
+        for def in &defs {
+            for task in &def.tasks {
+                let used = self
+                    .inner
+                    .store
+                    .plugin_resolve(tenant, &task.plugin)?
+                    .is_some_and(|m| m.name == name && m.version == version);
+                if used {
+                    return Err(EngineError::InUse(format!(
+                        "plugin {name} version {version} is used by task {:?} of workflow {:?}",
+                        task.name, def.name
+                    )));
+                }
+            }
+        }
+        if !self.inner.store.plugin_delete(tenant, name, version)? {
+            return Err(EngineError::PluginNotFound(format!("{name}@{version}")));
+        }
+        tracing::info!(tenant, plugin = name, version, "plugin version deleted");
+        Ok(())
+    }
+}

@@ -21,6 +21,9 @@ pub struct PluginMeta {
     pub digest: String,
     pub size: u64,
     pub created_ms: i64,
+    /// What the component exports (validated at upload).
+    #[serde(default)]
+    pub exports: Vec<String>,
 }
 
 /// A stored workflow version.
@@ -85,8 +88,12 @@ pub trait StateStore: TaskData + super::TenantStore + super::BackfillStore {
         name: &str,
         digest: &str,
         wasm: &[u8],
+        exports: &[String],
         now: i64,
     ) -> Result<PluginMeta, StoreError>;
+    /// Deletes one version; its blob goes too unless another version of the
+    /// tenant has the same digest. `false` if there was no such version.
+    fn plugin_delete(&self, tenant: &str, name: &str, version: u32) -> Result<bool, StoreError>;
     fn plugin_resolve(
         &self,
         tenant: &str,
@@ -224,6 +231,7 @@ impl StateStore for SledStore {
         name: &str,
         digest: &str,
         wasm: &[u8],
+        exports: &[String],
         now: i64,
     ) -> Result<PluginMeta, StoreError> {
         const OP: &str = "storing a plugin";
@@ -238,6 +246,7 @@ impl StateStore for SledStore {
             digest: digest.to_owned(),
             size: wasm.len() as u64,
             created_ms: now,
+            exports: exports.to_vec(),
         };
         // The blob first: a version record never points at a missing blob.
         let mut blob_key = keys::tenant_prefix(b'b', tenant);
@@ -248,6 +257,29 @@ impl StateStore for SledStore {
             .map_err(backend(OP))?;
         self.flush(OP)?;
         Ok(meta)
+    }
+
+    fn plugin_delete(&self, tenant: &str, name: &str, version: u32) -> Result<bool, StoreError> {
+        const OP: &str = "deleting a plugin version";
+        let key = keys::u64_key(
+            keys::named_prefix(keys::PLUGIN, tenant, name),
+            version as u64,
+        );
+        let Some(meta) = self.get_as::<PluginMeta>(OP, &key)? else {
+            return Ok(false);
+        };
+        self.state.remove(&key).map_err(backend(OP))?;
+        let shared = self
+            .plugin_list(tenant)?
+            .iter()
+            .any(|m| m.digest == meta.digest);
+        if !shared {
+            let mut blob_key = keys::tenant_prefix(b'b', tenant);
+            blob_key.extend_from_slice(meta.digest.as_bytes());
+            self.blobs.remove(blob_key).map_err(backend(OP))?;
+        }
+        self.flush(OP)?;
+        Ok(true)
     }
 
     fn plugin_resolve(

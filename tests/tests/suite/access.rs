@@ -126,6 +126,20 @@ async fn access_matrix() {
         ("GET", "/api/v1/workflows".into(), vec![], S::OK, S::OK),
         (
             "GET",
+            "/api/v1/plugins/hello/versions".into(),
+            vec![],
+            S::OK,
+            S::NOT_FOUND,
+        ),
+        (
+            "DELETE",
+            "/api/v1/plugins/hello/versions/1".into(),
+            vec![],
+            S::CONFLICT,
+            S::NOT_FOUND,
+        ),
+        (
+            "GET",
             "/api/v1/workflows/wf/versions".into(),
             vec![],
             S::OK,

@@ -375,3 +375,51 @@ async fn the_openapi_document_describes_every_route() {
     assert!(operations >= 39, "{operations}");
     eprintln!("openapi: {} paths, {operations} operations", paths.len());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_versions_and_deleting_an_unused_one() {
+    let w = world().await;
+    let (s, v) = call(&w, "GET", "/api/v1/plugins/hello/versions", "").await;
+    assert_eq!(s, StatusCode::OK);
+    let v1 = &v["versions"][0];
+    assert_eq!(
+        (v1["version"].as_u64(), v1["size"].as_u64()),
+        (Some(1), Some(std::fs::metadata(HELLO).unwrap().len()))
+    );
+    assert!(v1["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(v1["exports"], json!(["run"]), "{v1}");
+    // In use by a workflow: refused with the user named.
+    call(
+        &w,
+        "POST",
+        "/api/v1/workflows",
+        &wf("uses", "hello", "paused = true"),
+    )
+    .await;
+    let (s, v) = call(&w, "DELETE", "/api/v1/plugins/hello/versions/1", "").await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(
+        v["error"]["message"],
+        "plugin hello version 1 is used by task \"t\" of workflow \"uses\""
+    );
+    // Unused: deleted, and gone.
+    let (s, _) = call(&w, "DELETE", "/api/v1/plugins/chatty/versions/1", "").await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(
+        call(&w, "GET", "/api/v1/plugins/chatty/versions", "")
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(&w, "DELETE", "/api/v1/plugins/chatty/versions/1", "")
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (s, v) = call(&w, "DELETE", "/api/v1/plugins/hello/versions/one", "").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_argument"))
+    );
+}
