@@ -86,6 +86,9 @@ pub enum Command {
     /// print what it resolves to.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print this CLI's reference in Markdown (docs/cli.md is made by it).
+    #[command(hide = true)]
+    CliReference,
     /// The calling tenant's quotas and what it uses of them.
     Quotas {
         #[arg(long, value_enum, default_value = "text")]
@@ -211,17 +214,32 @@ pub enum BackfillCommand {
         #[arg(long, default_value = "1s")]
         interval: String,
     },
+    /// Hold back new windows; runs in flight finish.
     Pause {
         id: u64,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
     },
     Resume {
         id: u64,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
     },
+    /// Cancel every window not yet ended.
     Cancel {
         id: u64,
         /// Stop attempts in flight instead of letting them finish.
         #[arg(long)]
         interrupt: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Re-run the failed windows of an ended backfill, each from its failed
+    /// task (same id, statistics kept true).
+    RetryFailed {
+        id: u64,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
     },
 }
 
@@ -431,6 +449,10 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::CliReference => {
+            print!("{}", cli_reference());
+            ExitCode::SUCCESS
+        }
         Command::Config(ConfigCommand::Check(args)) => match args.resolve() {
             Ok(c) => match toml::to_string(&c) {
                 Ok(text) => {
@@ -495,19 +517,26 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        Command::Backfill(BackfillCommand::Pause { id }) => {
-            remote::backfill_action(&client(), id, "pause")
+        Command::Backfill(BackfillCommand::Pause { id, output }) => {
+            remote::backfill_action(&client(), id, "pause", output)
         }
-        Command::Backfill(BackfillCommand::Resume { id }) => {
-            remote::backfill_action(&client(), id, "resume")
+        Command::Backfill(BackfillCommand::Resume { id, output }) => {
+            remote::backfill_action(&client(), id, "resume", output)
         }
-        Command::Backfill(BackfillCommand::Cancel { id, interrupt }) => {
+        Command::Backfill(BackfillCommand::Cancel {
+            id,
+            interrupt,
+            output,
+        }) => {
             let action = if interrupt {
                 "cancel?interrupt=true"
             } else {
                 "cancel"
             };
-            remote::backfill_action(&client(), id, action)
+            remote::backfill_action(&client(), id, action, output)
+        }
+        Command::Backfill(BackfillCommand::RetryFailed { id, output }) => {
+            remote::backfill_action(&client(), id, "retry-failed", output)
         }
         Command::Tenant(TenantCommand::Create { name }) => remote::tenant_create(&client(), &name),
         Command::Tenant(TenantCommand::List { output }) => {
@@ -792,4 +821,9 @@ fn plugin_check(path: PathBuf) -> ExitCode {
         }
         Err(e) => fail(EXIT_INVALID, &e),
     }
+}
+
+/// The CLI reference in Markdown, generated from the clap definitions.
+pub fn cli_reference() -> String {
+    clap_markdown::help_markdown::<Cli>()
 }

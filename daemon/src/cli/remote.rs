@@ -298,8 +298,9 @@ pub fn backfill_status(client: &Client, id: u64, output: Output) -> ExitCode {
     }
 }
 
-pub fn backfill_action(client: &Client, id: u64, action: &str) -> ExitCode {
+pub fn backfill_action(client: &Client, id: u64, action: &str, output: Output) -> ExitCode {
     match client.post_json(&format!("/api/v1/backfills/{id}/{action}"), &json!({})) {
+        Ok(v) if output == Output::Json => print_json(&v),
         Ok(v) => {
             println!(
                 "backfill {id}: {}",

@@ -227,3 +227,15 @@ fn config_check_names_the_bad_key_and_shows_what_applies() {
     assert_eq!(out.status.code(), Some(3));
     assert!(!dir.path().join("d").exists());
 }
+
+#[test]
+fn the_cli_reference_is_current() {
+    let out = tidemark(&["cli-reference"]);
+    assert!(out.status.success());
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/cli.md")).unwrap();
+    assert!(
+        text(&out.stdout) == committed,
+        "docs/cli.md is stale: run `tidemark cli-reference > docs/cli.md`"
+    );
+}

@@ -280,6 +280,16 @@ fn serve_apply_push_run_window_and_list() {
     let (code, out, _) = d.cli(&["backfill", "watch", &failing, "--interval", "50ms"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("failed: 0 succeeded, 1 failed"), "{out}");
+    let (code, out, err) = d.cli(&["backfill", "retry-failed", &failing, "--output", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            v["backfill"]["id"].to_string(),
+            v["backfill"]["state"].as_str()
+        ),
+        (failing.clone(), Some("running"))
+    );
     let (_, out, _) = d.cli(&["backfill", "status", &id]);
     assert!(
         out.contains("3 done (2 succeeded, 0 failed, 1 skipped"),
