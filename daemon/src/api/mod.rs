@@ -221,6 +221,8 @@ struct RunsQuery {
     to: Option<String>,
     limit: Option<usize>,
     state: Option<String>,
+    /// Continue after this window start (the `next` of the previous page).
+    after: Option<i64>,
 }
 
 /// An instant given as milliseconds or RFC 3339.
@@ -261,7 +263,8 @@ async fn list_runs(
         .as_deref()
         .map(|v| instant("from", v))
         .transpose()?
-        .unwrap_or(i64::MIN);
+        .unwrap_or(i64::MIN)
+        .max(q.after.map_or(i64::MIN, |a| a.saturating_add(1)));
     let to =
         q.to.as_deref()
             .map(|v| instant("to", v))
@@ -276,15 +279,21 @@ async fn list_runs(
             )
         })?),
     };
-    let limit = q.limit.unwrap_or(1000).min(10_000);
-    let runs: Vec<_> = s
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let mut runs: Vec<_> = s
         .engine
         .runs_of(tenant, &name, from, to, usize::MAX)?
         .into_iter()
         .filter(|r| state.is_none_or(|st| r.state == st))
-        .take(limit)
+        .take(limit + 1)
         .collect();
-    Ok(Json(json!({ "runs": runs })))
+    let next = (runs.len() > limit)
+        .then(|| {
+            runs.truncate(limit);
+            runs.last().map(|r| r.window_start)
+        })
+        .flatten();
+    Ok(Json(json!({ "runs": runs, "next": next })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -423,3 +423,40 @@ async fn plugin_versions_and_deleting_an_unused_one() {
         (StatusCode::BAD_REQUEST, Some("invalid_argument"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_are_listed_in_pages() {
+    let w = world().await;
+    call(
+        &w,
+        "POST",
+        "/api/v1/workflows",
+        &wf("h", "hello", "paused = true"),
+    )
+    .await;
+    for i in 0..7 {
+        w.engine
+            .run_window("acme", "h", T0 + i * H, Trigger::Manual)
+            .await
+            .unwrap();
+    }
+    w.engine.settle().await.unwrap();
+    let mut starts = Vec::new();
+    let mut after: Option<i64> = None;
+    loop {
+        let path = match after {
+            None => "/api/v1/workflows/h/runs?limit=3".to_owned(),
+            Some(a) => format!("/api/v1/workflows/h/runs?limit=3&after={a}"),
+        };
+        let (s, v) = call(&w, "GET", &path, "").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let page = v["runs"].as_array().unwrap();
+        assert!(page.len() <= 3);
+        starts.extend(page.iter().map(|r| r["window_start"].as_i64().unwrap()));
+        match v["next"].as_i64() {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(starts, (0..7).map(|i| T0 + i * H).collect::<Vec<_>>());
+}
