@@ -79,29 +79,50 @@ pub async fn create(
     }
 }
 
+/// Backfills in id (creation) order, paged.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Continue after this backfill id (the `next` of the previous page).
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/backfills",
     tag = "backfills",
     summary = "Backfills of the tenant",
+    params(ListQuery),
     responses((status = 200, description = "Backfills of the tenant", body = serde_json::Value))
 )]
 pub async fn list(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
+    Query(q): Query<ListQuery>,
 ) -> Api<Json<Value>> {
     let now = s.engine.clock().now_ms();
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let mut out = Vec::new();
+    let mut next = None;
     for b in s
         .engine
         .store()
         .backfills(&tenant)
         .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|b| q.after.is_none_or(|a| b.id > a))
     {
+        if out.len() == limit {
+            next = out
+                .last()
+                .and_then(|v: &Value| v["backfill"]["id"].as_u64());
+            break;
+        }
         let b = s.engine.backfill(&tenant, b.id)?.unwrap_or(b);
         out.push(progress(&b, now));
     }
-    Ok(Json(json!({ "backfills": out })))
+    Ok(Json(json!({ "backfills": out, "next": next })))
 }
 
 #[utoipa::path(

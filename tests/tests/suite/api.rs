@@ -460,3 +460,40 @@ async fn runs_are_listed_in_pages() {
     }
     assert_eq!(starts, (0..7).map(|i| T0 + i * H).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backfills_are_listed_in_pages() {
+    let w = world().await;
+    call(
+        &w,
+        "POST",
+        "/api/v1/workflows",
+        &wf("h", "hello", "paused = true"),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for day in 1..=5 {
+        let body = json!({"workflow": "h", "dates": [format!("2024-02-0{day}")]}).to_string();
+        let (s, v) = call(&w, "POST", "/api/v1/backfills", &body).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["backfill"]["id"].as_u64().unwrap());
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<u64> = None;
+    loop {
+        let path = match after {
+            None => "/api/v1/backfills?limit=2".to_owned(),
+            Some(a) => format!("/api/v1/backfills?limit=2&after={a}"),
+        };
+        let (_, v) = call(&w, "GET", &path, "").await;
+        let page = v["backfills"].as_array().unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(page.iter().map(|b| b["backfill"]["id"].as_u64().unwrap()));
+        match v["next"].as_u64() {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    w.engine.settle().await.unwrap();
+}
