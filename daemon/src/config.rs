@@ -51,20 +51,6 @@ pub struct LogConfig {
     pub filter: Option<String>,
 }
 
-/// What flags and environment gave (`None` where neither did).
-#[derive(Debug, Default, Clone)]
-pub struct Overlay {
-    pub data: Option<PathBuf>,
-    pub listen: Option<String>,
-    pub plugins: Option<PathBuf>,
-    pub workflows: Option<PathBuf>,
-    pub tenant: Option<String>,
-    pub max_attempts: Option<usize>,
-    pub grace: Option<String>,
-    pub admin_token: Option<String>,
-    pub log_format: Option<String>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -138,11 +124,12 @@ impl FileConfig {
     }
 }
 
-/// Merges `file` under `over` and validates everything; `default_data` is
-/// used when neither names a data directory.
+/// Merges `file` under `over` (what flags and environment gave, in the
+/// same shape) and validates everything; `default_data` is used when
+/// neither names a data directory.
 pub fn resolve(
     file: FileConfig,
-    over: Overlay,
+    over: FileConfig,
     default_data: PathBuf,
 ) -> Result<Config, ConfigError> {
     let listen_text = over
@@ -166,7 +153,10 @@ pub fn resolve(
     if max_attempts == 0 {
         return Err(invalid("max_attempts", "must be at least 1"));
     }
-    let backfill_admission_limit = file.backfill_admission_limit.unwrap_or(10_000);
+    let backfill_admission_limit = over
+        .backfill_admission_limit
+        .or(file.backfill_admission_limit)
+        .unwrap_or(10_000);
     if backfill_admission_limit == 0 {
         return Err(invalid("backfill_admission_limit", "must be at least 1"));
     }
@@ -176,7 +166,8 @@ pub fn resolve(
         .unwrap_or_else(|| "default".into());
     crate::workflow::check_name("tenant", &tenant).map_err(|e| invalid("tenant", e.to_string()))?;
     let log_format = match over
-        .log_format
+        .log
+        .format
         .or(file.log.format)
         .as_deref()
         .unwrap_or("text")
@@ -190,7 +181,8 @@ pub fn resolve(
             ))
         }
     };
-    if let Some(f) = &file.log.filter {
+    let log_filter = over.log.filter.or(file.log.filter);
+    if let Some(f) = &log_filter {
         tracing_subscriber::EnvFilter::try_new(f)
             .map_err(|e| invalid("log.filter", format!("{f:?}: {e}")))?;
     }
@@ -211,7 +203,7 @@ pub fn resolve(
         admin_token: over.admin_token.or(file.admin_token),
         backfill_admission_limit,
         log_format,
-        log_filter: file.log.filter,
+        log_filter,
         quotas,
     })
 }
@@ -222,7 +214,7 @@ mod tests {
 
     fn check(text: &str) -> Result<Config, String> {
         let file = FileConfig::parse(text)?;
-        resolve(file, Overlay::default(), "d".into()).map_err(|e| e.to_string())
+        resolve(file, FileConfig::default(), "d".into()).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -236,9 +228,9 @@ mod tests {
             "max_attempts = 4\nlisten = \"0.0.0.0:9000\"\n[quotas]\nweight = 3\n",
         )
         .unwrap();
-        let over = Overlay {
+        let over = FileConfig {
             max_attempts: Some(16),
-            ..Overlay::default()
+            ..FileConfig::default()
         };
         let c = resolve(file, over, "d".into()).unwrap();
         assert_eq!(

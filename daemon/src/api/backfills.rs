@@ -18,15 +18,6 @@ use crate::store::{BackfillRecord, WindowState};
 
 type Api<T> = Result<T, ApiError>;
 
-fn id(raw: &str) -> Api<u64> {
-    raw.parse().map_err(|e| {
-        ApiError::bad_request(
-            "invalid_argument",
-            format!("backfill id {raw:?} is not a number ({e})"),
-        )
-    })
-}
-
 /// The record plus derived progress: windows done, rate.
 fn progress(b: &BackfillRecord, now: i64) -> Value {
     let done = b.succeeded + b.failed + b.skipped + b.cancelled;
@@ -138,7 +129,7 @@ pub async fn get(
     State(s): State<Arc<AppState>>,
     Path(raw): Path<String>,
 ) -> Api<Json<Value>> {
-    let id = id(&raw)?;
+    let id = super::error::number("backfill id", &raw)?;
     let b = s
         .engine
         .backfill(&tenant, id)?
@@ -170,7 +161,7 @@ pub async fn windows(
     Path(raw): Path<String>,
     Query(q): Query<WindowsQuery>,
 ) -> Api<Json<Value>> {
-    let id = id(&raw)?;
+    let id = super::error::number("backfill id", &raw)?;
     if s.engine.backfill(&tenant, id)?.is_none() {
         return Err(ApiError::not_found(format!("backfill {id} not found")));
     }
@@ -238,7 +229,7 @@ async fn act(
     raw: String,
     action: BackfillAction,
 ) -> Api<Json<Value>> {
-    let id = id(&raw)?;
+    let id = super::error::number("backfill id", &raw)?;
     let b = s.engine.backfill_action(&tenant, id, action).await?;
     Ok(Json(progress(&b, s.engine.clock().now_ms())))
 }

@@ -144,3 +144,17 @@ where
             .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
     }
 }
+
+/// A number from a path segment; `what` names it in the 400 answer.
+pub fn number<T>(what: &str, raw: &str) -> Result<T, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    raw.parse().map_err(|e| {
+        ApiError::bad_request(
+            "invalid_argument",
+            format!("{what} {raw:?} is not a number ({e})"),
+        )
+    })
+}

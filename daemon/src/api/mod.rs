@@ -330,12 +330,7 @@ async fn run_window(
 }
 
 pub(crate) fn run_id(id: &str) -> Api<u64> {
-    id.parse().map_err(|e| {
-        ApiError::bad_request(
-            "invalid_argument",
-            format!("run id {id:?} is not a number ({e})"),
-        )
-    })
+    error::number("run id", id)
 }
 
 #[utoipa::path(
@@ -491,12 +486,7 @@ async fn delete_plugin_version(
     State(s): State<Arc<AppState>>,
     Path((name, version)): Path<(String, String)>,
 ) -> Api<StatusCode> {
-    let version: u32 = version.parse().map_err(|e| {
-        ApiError::bad_request(
-            "invalid_argument",
-            format!("plugin version {version:?} is not a number ({e})"),
-        )
-    })?;
+    let version: u32 = error::number("plugin version", &version)?;
     s.engine.delete_plugin_version(&tenant, &name, version)?;
     Ok(StatusCode::NO_CONTENT)
 }

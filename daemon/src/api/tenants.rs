@@ -161,7 +161,7 @@ pub async fn admin_revoke_token(
     State(s): State<Arc<AppState>>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Api<Json<Value>> {
-    let id = token_id(&id)?;
+    let id = super::error::number("token id", &id)?;
     Ok(Json(token_json(&s.tenancy.revoke_token(&tenant, id)?)))
 }
 
@@ -175,15 +175,6 @@ fn issue_token(s: &AppState, tenant: &str, body: &[u8]) -> Api<(StatusCode, Json
         StatusCode::CREATED,
         Json(json!({ "id": t.id, "token": secret, "label": t.label })),
     ))
-}
-
-fn token_id(id: &str) -> Api<u64> {
-    id.parse().map_err(|e| {
-        ApiError::bad_request(
-            "invalid_argument",
-            format!("token id {id:?} is not a number ({e})"),
-        )
-    })
 }
 
 #[utoipa::path(
@@ -230,7 +221,7 @@ pub async fn revoke_token(
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Api<Json<Value>> {
-    let id = token_id(&id)?;
+    let id = super::error::number("token id", &id)?;
     Ok(Json(token_json(&s.tenancy.revoke_token(&tenant, id)?)))
 }
 

@@ -138,8 +138,9 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn overlay(&self) -> crate::config::Overlay {
-        crate::config::Overlay {
+    /// What flags and environment gave, in the shape of the file.
+    fn overlay(&self) -> crate::config::FileConfig {
+        crate::config::FileConfig {
             data: self.data.clone(),
             listen: self.listen.clone(),
             plugins: self.plugins.clone(),
@@ -148,7 +149,11 @@ impl ServeArgs {
             max_attempts: self.max_attempts,
             grace: self.grace.clone(),
             admin_token: self.admin_token.clone(),
-            log_format: self.log_format.clone(),
+            log: crate::config::LogConfig {
+                format: self.log_format.clone(),
+                filter: None,
+            },
+            ..Default::default()
         }
     }
 
