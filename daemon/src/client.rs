@@ -96,6 +96,15 @@ impl Client {
         self.finish(self.request("GET", path).call())
     }
 
+    /// GET with query parameters, encoded by the client.
+    pub fn get_query(&self, path: &str, query: &[(String, String)]) -> Result<Value, ClientError> {
+        let mut req = self.request("GET", path);
+        for (k, v) in query {
+            req = req.query(k, v);
+        }
+        self.finish(req.call())
+    }
+
     pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
         self.finish(self.request("POST", path).send_json(body))
     }

@@ -7,6 +7,7 @@ mod backfills;
 mod data;
 mod error;
 mod openapi;
+mod page;
 mod tenants;
 mod workflows;
 
@@ -199,19 +200,22 @@ async fn push_plugin(
     get,
     path = "/api/v1/plugins",
     tag = "plugins",
-    summary = "Every plugin version of the tenant",
+    summary = "Every plugin version of the tenant, by name and version",
+    params(page::PageQuery),
     responses((status = 200, description = "Every plugin version of the tenant", body = serde_json::Value))
 )]
 async fn list_plugins(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
+    Query(q): Query<page::PageQuery>,
 ) -> Api<Json<Value>> {
     let plugins = s
         .engine
         .store()
         .plugin_list(&tenant)
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "plugins": plugins })))
+    let (plugins, next) = q.apply(plugins, |p| (p.name.clone(), p.version))?;
+    Ok(Json(json!({ "plugins": plugins, "next": next })))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -458,16 +462,20 @@ async fn trigger(
     path = "/api/v1/plugins/{name}/versions",
     tag = "plugins",
     summary = "Every version of a plugin: digest, size, exports",
-    params(("name" = String, Path, description = "Plugin name")),
+    params(("name" = String, Path, description = "Plugin name"), page::PageQuery),
     responses((status = 200, description = "The versions", body = serde_json::Value))
 )]
 async fn get_plugin(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
+    Query(q): Query<page::PageQuery>,
 ) -> Api<Json<Value>> {
     let versions = s.engine.plugin_versions(&tenant, &name)?;
-    Ok(Json(json!({ "name": name, "versions": versions })))
+    let (versions, next) = q.apply(versions, |p| p.version)?;
+    Ok(Json(
+        json!({ "name": name, "versions": versions, "next": next }),
+    ))
 }
 
 #[utoipa::path(

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{AdminCaller, TenantCaller};
+use super::error::Query;
 use super::{ApiError, AppState};
 use crate::store::TokenRecord;
 use crate::tenancy::TenancyError;
@@ -85,11 +86,17 @@ pub async fn create_tenant(
     get,
     path = "/api/v1/tenants",
     tag = "tenants",
-    summary = "Every tenant (admin)",
+    summary = "Every tenant, by name (admin)",
+    params(super::page::PageQuery),
     responses((status = 200, description = "Every tenant (admin)", body = serde_json::Value))
 )]
-pub async fn list_tenants(_: AdminCaller, State(s): State<Arc<AppState>>) -> Api<Json<Value>> {
-    Ok(Json(json!({ "tenants": s.tenancy.tenants()? })))
+pub async fn list_tenants(
+    _: AdminCaller,
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<super::page::PageQuery>,
+) -> Api<Json<Value>> {
+    let (tenants, next) = q.apply(s.tenancy.tenants()?, |t| t.name.clone())?;
+    Ok(Json(json!({ "tenants": tenants, "next": next })))
 }
 
 #[utoipa::path(
@@ -132,20 +139,20 @@ pub async fn admin_create_token(
     get,
     path = "/api/v1/tenants/{name}/tokens",
     tag = "tenants",
-    summary = "Tokens of a tenant (admin)",
-    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
+    summary = "Tokens of a tenant, by id (admin)",
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name"), super::page::PageQuery),
     responses((status = 200, description = "Tokens of a tenant (admin)", body = serde_json::Value))
 )]
 pub async fn admin_list_tokens(
     _: AdminCaller,
     State(s): State<Arc<AppState>>,
     Path(tenant): Path<String>,
+    Query(q): Query<super::page::PageQuery>,
 ) -> Api<Json<Value>> {
     if !s.tenancy.tenant_exists(&tenant)? {
         return Err(TenancyError::TenantNotFound(tenant).into());
     }
-    let tokens: Vec<Value> = s.tenancy.tokens(&tenant)?.iter().map(token_json).collect();
-    Ok(Json(json!({ "tokens": tokens })))
+    tokens_page(&s, &tenant, &q)
 }
 
 #[utoipa::path(
@@ -197,15 +204,22 @@ pub async fn create_token(
     get,
     path = "/api/v1/tokens",
     tag = "tenants",
-    summary = "Tokens of the calling tenant",
+    summary = "Tokens of the calling tenant, by id",
+    params(super::page::PageQuery),
     responses((status = 200, description = "Tokens of the calling tenant", body = serde_json::Value))
 )]
 pub async fn list_tokens(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
+    Query(q): Query<super::page::PageQuery>,
 ) -> Api<Json<Value>> {
-    let tokens: Vec<Value> = s.tenancy.tokens(&tenant)?.iter().map(token_json).collect();
-    Ok(Json(json!({ "tokens": tokens })))
+    tokens_page(&s, &tenant, &q)
+}
+
+fn tokens_page(s: &AppState, tenant: &str, q: &super::page::PageQuery) -> Api<Json<Value>> {
+    let (tokens, next) = q.apply(s.tenancy.tokens(tenant)?, |t| t.id)?;
+    let tokens: Vec<Value> = tokens.iter().map(token_json).collect();
+    Ok(Json(json!({ "tokens": tokens, "next": next })))
 }
 
 #[utoipa::path(

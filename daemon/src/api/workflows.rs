@@ -88,14 +88,17 @@ pub async fn get(
     get,
     path = "/api/v1/workflows",
     tag = "workflows",
-    summary = "The tenant's workflows",
+    summary = "The tenant's workflows, by name",
+    params(super::page::PageQuery),
     responses((status = 200, description = "The tenant's workflows", body = serde_json::Value))
 )]
 pub async fn list(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
+    Query(q): Query<super::page::PageQuery>,
 ) -> Api<Json<Value>> {
-    Ok(Json(json!({ "workflows": s.engine.workflows(&tenant)? })))
+    let (workflows, next) = q.apply(s.engine.workflows(&tenant)?, |w| w.name.clone())?;
+    Ok(Json(json!({ "workflows": workflows, "next": next })))
 }
 
 #[utoipa::path(
@@ -103,21 +106,23 @@ pub async fn list(
     path = "/api/v1/workflows/{name}/versions",
     tag = "workflows",
     summary = "Every version of a workflow",
-    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
+    params(("name" = String, Path, description = "A workflow, plugin or tenant name"), super::page::PageQuery),
     responses((status = 200, description = "Every version of a workflow", body = serde_json::Value))
 )]
 pub async fn versions(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
+    Query(q): Query<super::page::PageQuery>,
 ) -> Api<Json<Value>> {
-    let versions: Vec<Value> = s
-        .engine
-        .workflow_versions(&tenant, &name)?
+    let (versions, next) = q.apply(s.engine.workflow_versions(&tenant, &name)?, |w| w.version)?;
+    let versions: Vec<Value> = versions
         .into_iter()
         .map(|w| json!({ "version": w.version, "created_ms": w.created_ms, "definition": w.raw }))
         .collect();
-    Ok(Json(json!({ "name": name, "versions": versions })))
+    Ok(Json(
+        json!({ "name": name, "versions": versions, "next": next }),
+    ))
 }
 
 async fn set_paused(

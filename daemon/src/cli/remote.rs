@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use serde_json::{json, Value};
 
+use super::list::time;
 use super::{fail, Output, EXIT_FAILED, EXIT_INVALID, EXIT_USAGE};
 use crate::client::Client;
 
@@ -16,13 +17,6 @@ fn print_json(v: &Value) -> ExitCode {
         }
         Err(e) => fail(EXIT_FAILED, &e),
     }
-}
-
-fn time(ms: &Value) -> String {
-    ms.as_i64()
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|| "-".into())
 }
 
 pub fn plugin_push(client: &Client, name: &str, file: &Path) -> ExitCode {
@@ -51,26 +45,6 @@ pub fn plugin_push(client: &Client, name: &str, file: &Path) -> ExitCode {
                 v["version"],
                 v["digest"].as_str().unwrap_or("")
             );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(EXIT_FAILED, &e),
-    }
-}
-
-pub fn plugin_list(client: &Client, output: Output) -> ExitCode {
-    match client.get("/api/v1/plugins") {
-        Ok(v) if output == Output::Json => print_json(&v),
-        Ok(v) => {
-            println!("{:<24} {:>7} {:>10}  DIGEST", "NAME", "VERSION", "BYTES");
-            for p in v["plugins"].as_array().into_iter().flatten() {
-                println!(
-                    "{:<24} {:>7} {:>10}  {}",
-                    p["name"].as_str().unwrap_or(""),
-                    p["version"],
-                    p["size"],
-                    p["digest"].as_str().unwrap_or("")
-                );
-            }
             ExitCode::SUCCESS
         }
         Err(e) => fail(EXIT_FAILED, &e),
@@ -108,40 +82,26 @@ pub fn apply(client: &Client, file: &Path) -> ExitCode {
     }
 }
 
-pub fn runs_list(client: &Client, workflow: &str, state: Option<&str>, output: Output) -> ExitCode {
-    let mut path = format!("/api/v1/workflows/{workflow}/runs");
-    if let Some(s) = state {
-        path.push_str(&format!("?state={s}"));
-    }
+pub fn workflow_show(client: &Client, name: &str, version: Option<u32>) -> ExitCode {
+    let path = match version {
+        Some(v) => format!("/api/v1/workflows/{name}?version={v}"),
+        None => format!("/api/v1/workflows/{name}"),
+    };
     match client.get(&path) {
-        Ok(v) if output == Output::Json => print_json(&v),
+        Ok(v) => print_json(&v),
+        Err(e) => fail(EXIT_FAILED, &e),
+    }
+}
+
+pub fn workflow_pause(client: &Client, name: &str, paused: bool) -> ExitCode {
+    let action = if paused { "pause" } else { "unpause" };
+    match client.post_json(&format!("/api/v1/workflows/{name}/{action}"), &json!({})) {
         Ok(v) => {
             println!(
-                "{:<10} {:<21} {:<17} {:<10} TASKS",
-                "RUN", "WINDOW", "STATE", "TRIGGER"
+                "workflow {name} version {}: {}",
+                v["version"],
+                if paused { "paused" } else { "unpaused" }
             );
-            for r in v["runs"].as_array().into_iter().flatten() {
-                let tasks: Vec<String> = r["tasks"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|t| {
-                        format!(
-                            "{}={}",
-                            t["name"].as_str().unwrap_or("?"),
-                            t["state"].as_str().unwrap_or("?")
-                        )
-                    })
-                    .collect();
-                println!(
-                    "{:<10} {:<21} {:<17} {:<10} {}",
-                    r["id"].to_string(),
-                    time(&r["window_start"]),
-                    r["state"].as_str().unwrap_or("?"),
-                    r["trigger"].as_str().unwrap_or("?"),
-                    tasks.join(" ")
-                );
-            }
             ExitCode::SUCCESS
         }
         Err(e) => fail(EXIT_FAILED, &e),
@@ -184,20 +144,6 @@ pub fn token_create(client: &Client, label: &str) -> ExitCode {
         Ok(v) => {
             eprintln!("created token {} (shown once):", v["id"]);
             println!("{}", v["token"].as_str().unwrap_or(""));
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(EXIT_FAILED, &e),
-    }
-}
-
-/// Lists `key` of a GET response: JSON, or one compact JSON object a line.
-pub fn list(client: &Client, path: &str, key: &str, output: Output) -> ExitCode {
-    match client.get(path) {
-        Ok(v) if output == Output::Json => print_json(&v),
-        Ok(v) => {
-            for item in v[key].as_array().into_iter().flatten() {
-                println!("{item}");
-            }
             ExitCode::SUCCESS
         }
         Err(e) => fail(EXIT_FAILED, &e),

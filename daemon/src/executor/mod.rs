@@ -24,7 +24,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 pub use attempt::{AttemptError, AttemptReport, ErrorKind, LogLine, LogSource};
-pub use cache::{Plugin, PluginError};
+pub use cache::{digest, Plugin, PluginError};
 pub use host::check_dataset_name;
 pub use limits::Limits;
 

@@ -14,16 +14,16 @@ use tidemark_tests::tidemark_bin;
 
 const H: i64 = 3_600_000;
 
-const ADMIN: &str = "test-admin-token";
+pub const ADMIN: &str = "test-admin-token";
 
-struct Daemon {
+pub struct Daemon {
     child: Child,
-    url: String,
-    token: Option<String>,
+    pub url: String,
+    pub token: Option<String>,
 }
 
 impl Daemon {
-    fn start(data: &Path, plugins: Option<&Path>, workflows: Option<&Path>) -> Daemon {
+    pub fn start(data: &Path, plugins: Option<&Path>, workflows: Option<&Path>) -> Daemon {
         let mut cmd = Command::new(tidemark_bin());
         cmd.args([
             "serve",
@@ -65,7 +65,7 @@ impl Daemon {
     }
 
     /// Creates a tenant with the admin token and uses its token from now on.
-    fn login_as_new_tenant(&mut self, name: &str) {
+    pub fn login_as_new_tenant(&mut self, name: &str) {
         let out = Command::new(tidemark_bin())
             .args(["tenant", "create", name])
             .env("TIDEMARK_SERVER", &self.url)
@@ -86,11 +86,11 @@ impl Daemon {
         self.token = Some(token);
     }
 
-    fn cli(&self, args: &[&str]) -> (i32, String, String) {
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
         self.cli_as(self.token.as_deref().unwrap_or(""), args)
     }
 
-    fn cli_as(&self, token: &str, args: &[&str]) -> (i32, String, String) {
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(tidemark_bin())
             .args(args)
             .env("TIDEMARK_SERVER", &self.url)
@@ -104,26 +104,26 @@ impl Daemon {
         )
     }
 
-    fn runs(&self, workflow: &str) -> Vec<Value> {
+    pub fn runs(&self, workflow: &str) -> Vec<Value> {
         let (code, out, err) = self.cli(&["runs", "list", workflow, "--output", "json"]);
         assert_eq!(code, 0, "{err}");
         let v: Value = serde_json::from_str(&out).unwrap();
         v["runs"].as_array().cloned().unwrap_or_default()
     }
 
-    fn get(&self, path: &str) -> Value {
+    pub fn get(&self, path: &str) -> Value {
         tidemark::client::Client::new(&self.url)
             .with_token(self.token.clone())
             .get(path)
             .expect("GET")
     }
 
-    fn kill9(mut self) {
+    pub fn kill9(mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("wait");
     }
 
-    fn terminate(mut self) -> i32 {
+    pub fn terminate(mut self) -> i32 {
         let pid = self.child.id().to_string();
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -133,7 +133,7 @@ impl Daemon {
     }
 }
 
-fn plugin_dir(names: &[&str]) -> tempfile::TempDir {
+pub fn plugin_dir(names: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for path in names {
         let p = PathBuf::from(path);
@@ -142,7 +142,7 @@ fn plugin_dir(names: &[&str]) -> tempfile::TempDir {
     dir
 }
 
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

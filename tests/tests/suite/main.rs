@@ -8,6 +8,7 @@ mod daemon;
 mod datasets;
 mod engine;
 mod limits;
+mod listing;
 mod plugins;
 mod quotas;
 mod trigger;

@@ -1,0 +1,450 @@
+//! The `tidemark` command line's arguments, as clap parses them. They are
+//! validated into domain types where they are used (`harness::RunSpec`,
+//! the API), so errors name the bad argument.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::list::Paging;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: scheduler, executor and HTTP API.
+    Serve(ServeArgs),
+    /// Create or update a workflow from a TOML or JSON file.
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// Work with single tasks locally, without a daemon.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Check, push, list and delete plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// List, inspect, pause and delete workflows.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+    /// Inspect runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Re-run a workflow over historical windows.
+    #[command(subcommand)]
+    Backfill(BackfillCommand),
+    /// Manage tenants (needs the admin token).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage the calling tenant's API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Start an event run of WORKFLOW whose tasks get a JSON payload.
+    Trigger {
+        workflow: String,
+        /// The payload (JSON text); `@FILE` reads it from a file.
+        #[arg(long, default_value = "{}")]
+        payload: String,
+        /// Makes retries safe: the same key answers with the same run.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Validate the daemon's configuration (file, environment, flags) and
+    /// print what it resolves to.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print this CLI's reference in Markdown (docs/cli.md is made by it).
+    #[command(hide = true)]
+    CliReference,
+    /// The calling tenant's quotas and what it uses of them.
+    Quotas {
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Run the window of WORKFLOW that contains WINDOW (an RFC 3339 instant) now.
+    RunWindow {
+        workflow: String,
+        window: String,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A TOML configuration file; flags and environment override it.
+    #[arg(long, env = "TIDEMARK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (the sled store and compiled components).
+    #[arg(long, env = "TIDEMARK_DATA")]
+    pub data: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7878].
+    #[arg(long, env = "TIDEMARK_LISTEN")]
+    pub listen: Option<String>,
+    /// Push every .wasm in this directory at start (name = file stem).
+    #[arg(long)]
+    pub plugins: Option<PathBuf>,
+    /// Apply every .toml in this directory at start.
+    #[arg(long)]
+    pub workflows: Option<PathBuf>,
+    /// Attempts running at once [default: 8].
+    #[arg(long, env = "TIDEMARK_MAX_ATTEMPTS")]
+    pub max_attempts: Option<usize>,
+    /// How long running attempts may finish after SIGTERM, e.g. 30s [default: 30s].
+    #[arg(long, env = "TIDEMARK_GRACE")]
+    pub grace: Option<String>,
+    /// The admin token (default: DATA/admin-token, generated on first start).
+    #[arg(long, env = "TIDEMARK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Tenant that --plugins and --workflows load into (created if missing) [default: default].
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "TIDEMARK_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Exit 0 and print the effective configuration, or name the bad key
+    /// and exit 3.
+    Check(Box<ServeArgs>),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// The latest run of each window of a workflow, by window.
+    List {
+        workflow: String,
+        /// Only runs in this state (queued, running, succeeded, failed, ...).
+        #[arg(long)]
+        state: Option<String>,
+        /// Windows starting at or after this instant (RFC 3339 or ms).
+        #[arg(long)]
+        from: Option<String>,
+        /// Windows starting before this instant (RFC 3339 or ms).
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// The log lines of a run's attempts, in order.
+    Logs {
+        id: u64,
+        /// Only this task's lines.
+        #[arg(long)]
+        task: Option<String>,
+        /// Only this attempt's lines (1 = first).
+        #[arg(long)]
+        attempt: Option<u32>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// One run with its tasks and their attempts.
+    Show {
+        id: u64,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Re-run a failed or cancelled run from its failed tasks.
+    Retry { id: u64 },
+    /// Cancel a run; `--interrupt` also stops attempts in flight.
+    Cancel {
+        id: u64,
+        #[arg(long)]
+        interrupt: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackfillCommand {
+    /// Start a backfill (or preview it with --dry-run).
+    Create(Box<BackfillArgs>),
+    /// The tenant's backfills with their progress, oldest first.
+    List {
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// The windows of a backfill (every affected workflow), by workflow and
+    /// window.
+    Windows {
+        id: u64,
+        /// Only windows in this state (running, succeeded, failed, skipped,
+        /// cancelled).
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Progress of a backfill.
+    Status {
+        id: u64,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Follow a backfill with a live progress bar until it ends; exits
+    /// non-zero unless it succeeded.
+    Watch {
+        id: u64,
+        /// How often to poll, e.g. 500ms or 2s.
+        #[arg(long, default_value = "1s")]
+        interval: String,
+    },
+    /// Hold back new windows; runs in flight finish.
+    Pause {
+        id: u64,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    Resume {
+        id: u64,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Cancel every window not yet ended.
+    Cancel {
+        id: u64,
+        /// Stop attempts in flight instead of letting them finish.
+        #[arg(long)]
+        interrupt: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Re-run the failed windows of an ended backfill, each from its failed
+    /// task (same id, statistics kept true).
+    RetryFailed {
+        id: u64,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    pub workflow: String,
+    /// Range start: a date (in the workflow's zone) or an RFC 3339 instant.
+    #[arg(long, requires = "end", conflicts_with = "dates")]
+    pub start: Option<String>,
+    /// Range end (exclusive).
+    #[arg(long, requires = "start")]
+    pub end: Option<String>,
+    /// Comma-separated dates or instants; each selects its window.
+    #[arg(long, value_delimiter = ',')]
+    pub dates: Option<Vec<String>>,
+    #[arg(long, value_parser = ["serial", "parallel"], default_value = "parallel")]
+    pub mode: String,
+    #[arg(long)]
+    pub parallelism: Option<u32>,
+    #[arg(long, value_parser = ["asc", "desc"], default_value = "asc")]
+    pub order: String,
+    /// missing (default: never succeeded), failed, or all.
+    #[arg(long, value_parser = ["missing", "failed", "all"], default_value = "missing")]
+    pub rerun: String,
+    #[arg(long)]
+    pub from_task: Option<String>,
+    #[arg(long, value_parser = ["none", "direct", "transitive"], default_value = "none")]
+    pub downstream: String,
+    #[arg(long, value_parser = ["low", "normal", "high"], default_value = "low")]
+    pub priority: String,
+    #[arg(long)]
+    pub version: Option<u32>,
+    #[arg(long)]
+    pub max_failed_windows: Option<u32>,
+    /// When a window already has an active run: wait (default), skip it, or
+    /// cancel the other run.
+    #[arg(long, value_parser = ["wait", "skip", "cancel_other"], default_value = "wait")]
+    pub overlap: String,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its first API token.
+    Create { name: String },
+    List {
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// A tenant's tokens (never their secrets).
+    Tokens {
+        name: String,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Delete a tenant and everything it owns.
+    Delete { name: String },
+    /// Show a tenant's quotas and usage; `--set`/`--unset` change its
+    /// overrides (the rest keep the configured defaults).
+    Quotas {
+        name: String,
+        /// QUOTA=VALUE, e.g. `--set concurrent_attempts=4`.
+        #[arg(long = "set", value_name = "QUOTA=VALUE")]
+        set: Vec<String>,
+        /// Return QUOTA to the default.
+        #[arg(long = "unset", value_name = "QUOTA")]
+        unset: Vec<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (it is shown only once).
+    Create {
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    List {
+        #[command(flatten)]
+        paging: Paging,
+    },
+    Revoke {
+        id: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Run one attempt of a plugin and print its log and outcome.
+    Run(Box<TaskRunArgs>),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Check that a file is a component implementing the tidemark:task world.
+    Check {
+        /// The plugin's `.wasm` component.
+        plugin: PathBuf,
+    },
+    /// Upload a plugin to the daemon as NAME (a new version if it changed).
+    Push { name: String, file: PathBuf },
+    /// Every plugin version of the tenant, by name and version.
+    List {
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// The versions of one plugin with digest, size and creation time.
+    Versions {
+        name: String,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Delete a plugin version that no workflow version uses.
+    Delete { name: String, version: u32 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// The tenant's workflows: schedule, paused, last window and next due.
+    List {
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Print a workflow's definition (newest, or `--version N`) as JSON.
+    Show {
+        name: String,
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Every version of a workflow.
+    Versions {
+        name: String,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Stop creating new windows (a new version with `paused = true`).
+    Pause {
+        name: String,
+    },
+    Unpause {
+        name: String,
+    },
+    /// Delete a workflow (refused while it has active runs or backfills).
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TriggerArg {
+    Scheduled,
+    Backfill,
+    Manual,
+    Event,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskRunArgs {
+    /// The plugin's `.wasm` component.
+    pub plugin: PathBuf,
+    /// Run for this day (in --tz), e.g. 2024-03-01.
+    #[arg(long, conflicts_with_all = ["window_start", "window_end"])]
+    pub window: Option<String>,
+    /// Window start, an RFC 3339 instant (with --window-end).
+    #[arg(long)]
+    pub window_start: Option<String>,
+    /// Window end, an RFC 3339 instant (with --window-start).
+    #[arg(long)]
+    pub window_end: Option<String>,
+    /// IANA time zone of the window.
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+    /// A task parameter, KEY=VALUE; repeatable.
+    #[arg(long = "param", short = 'p')]
+    pub params: Vec<String>,
+    /// Fuel for the attempt.
+    #[arg(long)]
+    pub fuel: Option<u64>,
+    /// Memory cap, e.g. 64MiB.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Wall-clock timeout, e.g. 5s.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Log cap, e.g. 1MiB.
+    #[arg(long)]
+    pub log_limit: Option<String>,
+    /// Cap on staged dataset bytes, e.g. 64MiB.
+    #[arg(long)]
+    pub output_limit: Option<String>,
+    /// Keep datasets and checkpoints in this directory (a sled store)
+    /// instead of memory, so later runs see them.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Attempt number passed to the task (1 = first attempt).
+    #[arg(long, default_value_t = 1)]
+    pub attempt: u32,
+    /// Trigger kind passed to the task.
+    #[arg(long, value_enum, default_value = "manual")]
+    pub trigger: TriggerArg,
+    /// File whose bytes become the event payload.
+    #[arg(long)]
+    pub payload: Option<PathBuf>,
+    #[arg(long, default_value = "local")]
+    pub tenant: String,
+    #[arg(long, default_value = "local")]
+    pub workflow: String,
+    /// Task name (defaults to the plugin file's stem).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Directory of compiled components (default: ~/.cache/tidemark/components).
+    #[arg(long, env = "TIDEMARK_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile the plugin without using the compiled-component cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+}
