@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building Tidemark needs beyond a Rust toolchain: the
-# wasm32-wasip2 target for the plugins. Safe to run repeatedly.
+# wasm32-wasip2 target for the Rust plugins, and componentize-py (PyPI) and
+# componentize-js (npm) for the Python and JavaScript plugins. Safe to run
+# repeatedly.
 set -euo pipefail
 
 if ! command -v cargo >/dev/null; then
@@ -11,3 +13,10 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     echo "setup: installing the wasm32-wasip2 target" >&2
     rustup target add wasm32-wasip2
 fi
+for tool in python3 npm; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "error: $tool not found; the Python/JavaScript plugins need it (apt install python3-venv npm)" >&2
+        exit 1
+    fi
+done
+bash "$(dirname "$0")/guests.sh" --tools-only

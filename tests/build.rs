@@ -60,6 +60,35 @@ fn main() {
             file.display().to_string()
         ));
     }
+    // Python and JavaScript plugins, built from the same wit/ by their own
+    // toolchains (installed on first use by the script).
+    let guests = target_dir.with_file_name("guest-plugins");
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("scripts/guests.sh").display()
+    );
+    let status = Command::new("bash")
+        .arg(root.join("scripts/guests.sh"))
+        .arg(&guests)
+        .status()
+        .expect("running scripts/guests.sh");
+    assert!(
+        status.success(),
+        "building the Python/JavaScript plugins failed (scripts/guests.sh); are python3 and npm installed?"
+    );
+    let mut built: Vec<PathBuf> = std::fs::read_dir(&guests)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    built.sort();
+    for file in built {
+        let stem = file.file_stem().unwrap().to_string_lossy().to_uppercase();
+        consts.push_str(&format!(
+            "    pub const {stem}: &str = {:?};\n",
+            file.display().to_string()
+        ));
+    }
     consts.push_str("}\n");
     std::fs::write(out_dir.join("plugins.rs"), consts).unwrap();
 }

@@ -7,6 +7,7 @@ mod cli;
 mod daemon;
 mod datasets;
 mod engine;
+mod languages;
 mod limits;
 mod listing;
 mod plugins;

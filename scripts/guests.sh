@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Builds the Python (plugins/python) and JavaScript (plugins/js) plugins into
+# components of the tidemark:task world, straight from wit/ (no copy of the
+# WIT). The pinned tools are installed on first use into TIDEMARK_TOOLS
+# (default ~/.cache/tidemark/tools): componentize-py from PyPI, and
+# componentize-js with rolldown from npm (versions in plugins/js/package.json
+# and its lock file). A component is rebuilt only when its inputs changed.
+#
+#   scripts/guests.sh OUT_DIR       # builds OUT_DIR/{py,js}_NAME.wasm
+#   scripts/guests.sh --tools-only  # only installs the tools
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tools="${TIDEMARK_TOOLS:-$HOME/.cache/tidemark/tools}"
+py_version=0.25.1
+
+log() { echo "guests: $*" >&2; }
+
+venv="$tools/componentize-py-$py_version"
+if [ ! -x "$venv/bin/componentize-py" ]; then
+    log "installing componentize-py $py_version into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$py_version"
+fi
+
+lock_hash="$(cat "$root/plugins/js/package.json" "$root/plugins/js/package-lock.json" | sha256sum | cut -c1-16)"
+node="$tools/node-$lock_hash"
+if [ ! -x "$node/node_modules/.bin/componentize-js" ]; then
+    log "installing componentize-js and rolldown into $node"
+    rm -rf "$node"
+    mkdir -p "$node"
+    cp "$root/plugins/js/package.json" "$root/plugins/js/package-lock.json" "$node/"
+    (cd "$node" && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi
+
+[ "${1:-}" = "--tools-only" ] && exit 0
+out="${1:?usage: scripts/guests.sh OUT_DIR | --tools-only}"
+mkdir -p "$out"
+
+# Stamp of everything a component depends on; equal stamp = up to date.
+stamp() { cat "$@" "$root"/wit/*.wit | sha256sum | cut -d' ' -f1; }
+
+build() { # NAME STAMP COMMAND...
+    local name="$1" want="$2"
+    shift 2
+    if [ -f "$out/$name.wasm" ] && [ "$(cat "$out/$name.stamp" 2>/dev/null)" = "$want" ]; then
+        return
+    fi
+    log "building $name"
+    "$@"
+    echo "$want" > "$out/$name.stamp"
+}
+
+for src in "$root"/plugins/python/*.py; do
+    module="$(basename "$src" .py)"
+    build "py_$module" "$(stamp "$src" "$root"/sdk/python/*.py <(echo "$py_version"))" \
+        "$venv/bin/componentize-py" -d "$root/wit" -w task componentize \
+        -p "$root/plugins/python" -p "$root/sdk/python" "$module" -o "$out/py_$module.wasm"
+done
+
+for src in "$root"/plugins/js/*.js; do
+    name="$(basename "$src" .js)"
+    name="${name//-/_}"
+    bundle="$out/js_$name.bundle.js"
+    build "js_$name" "$(stamp "$src" "$root"/sdk/js/*.js <(echo "$lock_hash"))" bash -c '
+        set -euo pipefail
+        "$1/node_modules/.bin/rolldown" "$2" -o "$3" -f esm \
+            -e tidemark:task/log@0.1.0,tidemark:task/dataset@0.1.0,tidemark:task/checkpoint@0.1.0 \
+            > "$3.log" 2>&1 || { cat "$3.log" >&2; exit 1; }
+        # No wasi:http: the host links only the tidemark:task world and WASI p2.
+        "$1/node_modules/.bin/componentize-js" "$3" --wit "$4" -n task \
+            -d http fetch-event -o "$5" >&2
+    ' _ "$node" "$src" "$bundle" "$root/wit" "$out/js_$name.wasm"
+done

@@ -1,0 +1,132 @@
+// Tidemark's JavaScript SDK: the `tidemark:task` world (wit/task.wit) as
+// plain JavaScript for componentize-js. Import it, write `run(ctx)` and
+// export what `task(run)` returns:
+//
+//   import * as tidemark from "../../sdk/js/tidemark.js";
+//   export const run = tidemark.task((ctx) => {
+//     const n = [...new tidemark.Dataset("events").scanWindow(ctx.window)].length;
+//     if (n === 0) throw new tidemark.Retryable("no events yet");
+//     return `${n} events`;
+//   });
+//
+// Returning a string succeeds with it as the summary; throwing Retryable or
+// Fatal fails the attempt as a task-error; anything else thrown is a trap.
+// Instants are plain numbers of milliseconds (exact up to 2^53).
+
+import { write } from "tidemark:task/log@0.1.0";
+import { put, get, scan } from "tidemark:task/dataset@0.1.0";
+import { save, load, clear } from "tidemark:task/checkpoint@0.1.0";
+
+// Matches the host's cap per scan call.
+const SCAN_PAGE = 1000;
+
+export class Retryable extends Error {}
+export class Fatal extends Error {}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export const log = {
+  trace: (m) => write("trace", String(m)),
+  debug: (m) => write("debug", String(m)),
+  info: (m) => write("info", String(m)),
+  warn: (m) => write("warn", String(m)),
+  error: (m) => write("error", String(m)),
+};
+
+export const checkpoint = {
+  save: (bytes) => save(bytes),
+  load: () => load(),
+  clear: () => clear(),
+};
+
+export class Dataset {
+  constructor(name) {
+    this.name = name;
+  }
+
+  put(key, value) {
+    put(this.name, key, typeof value === "string" ? encoder.encode(value) : value);
+  }
+
+  // JSON.stringify writes the compact form serde_json does, so JavaScript
+  // and Rust tasks produce identical datasets.
+  putJson(key, value) {
+    this.put(key, JSON.stringify(value));
+  }
+
+  get(partition, key) {
+    return get(this.name, BigInt(partition), key);
+  }
+
+  *scan(since, until, prefix = "") {
+    let after = undefined;
+    for (;;) {
+      const page = scan(this.name, BigInt(since), BigInt(until), prefix, after, SCAN_PAGE);
+      for (const e of page.entries) {
+        yield {
+          partition: Number(e.partition),
+          key: e.key,
+          value: e.value,
+          json: () => JSON.parse(decoder.decode(e.value)),
+        };
+      }
+      if (page.next === undefined || page.next === null) return;
+      after = page.next;
+    }
+  }
+
+  // The entries of the partition of `window` (whose start it is).
+  scanWindow(window, prefix = "") {
+    return this.scan(window.start, window.start + 1, prefix);
+  }
+}
+
+function context(raw) {
+  const window = {
+    start: Number(raw.window.start),
+    end: Number(raw.window.end),
+    timezone: raw.window.timezone,
+    toString() {
+      return `${this.start}..${this.end}`;
+    },
+  };
+  const params = new Map(raw.params);
+  return {
+    tenant: raw.tenant,
+    workflow: raw.workflow,
+    task: raw.task,
+    runId: raw.runId,
+    window,
+    attempt: raw.attempt,
+    trigger: raw.trigger,
+    params,
+    payload: raw.payload,
+    param: (name, fallback) => (params.has(name) ? params.get(name) : fallback),
+  };
+}
+
+// A dataset call the host refused, mapped as the Rust SDK maps it.
+function hostError(e) {
+  const p = e && e.payload;
+  if (p && p.tag === "invalid-name") return { tag: "fatal", val: `invalid dataset name: ${p.val}` };
+  if (p && p.tag === "unavailable") return { tag: "retryable", val: `dataset unavailable: ${p.val}` };
+  return undefined;
+}
+
+// The `run` export of the world.
+export function task(run) {
+  return (raw) => {
+    let summary;
+    try {
+      summary = run(context(raw));
+    } catch (e) {
+      if (e instanceof Retryable) throw { tag: "retryable", val: e.message };
+      if (e instanceof Fatal) throw { tag: "fatal", val: e.message };
+      const mapped = hostError(e);
+      if (mapped) throw mapped;
+      throw e;
+    }
+    return { summary: summary === undefined ? "" : String(summary) };
+  };
+}
