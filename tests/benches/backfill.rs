@@ -5,6 +5,10 @@
 //! 2. Backfilling 87,600 hourly windows (10 years) of a 3-task workflow with
 //!    trivial plugins, end to end, durable: wall time, task-runs/s, peak RSS.
 //!
+//! 3. The state strip of the backfill of part 1 (window states counted in
+//!    200 and 1,000 time buckets) once all 1,000,000 windows have records:
+//!    time and response size.
+//!
 //! `cargo bench -p tidemark-tests --bench backfill` (WINDOWS=N for part 2,
 //! ATTEMPTS=N concurrent attempts, PARALLELISM=N windows at once).
 
@@ -13,7 +17,7 @@ use std::time::Instant;
 
 use tidemark::clock::ManualClock;
 use tidemark::engine::{Engine, EngineConfig};
-use tidemark::store::{BackfillState, SledStore};
+use tidemark::store::{BackfillState, BackfillWindow, Changes, SledStore, WindowState};
 use tidemark::workflow::RawWorkflow;
 use tidemark_tests::plugins;
 
@@ -103,5 +107,49 @@ fn main() {
             windows as f64 / elapsed.as_secs_f64(),
             peak_rss_mb()
         );
+        // 3. Its state strip once all 1,000,000 windows have records, as
+        //    materialization writes them.
+        let t = Instant::now();
+        for chunk in (0..1_000_000i64).collect::<Vec<_>>().chunks(10_000) {
+            let mut changes = Changes::default();
+            for &i in chunk {
+                let state = match i {
+                    i if i % 100 == 0 => WindowState::Failed,
+                    i if i % 7 == 0 => WindowState::Skipped,
+                    _ => WindowState::Succeeded,
+                };
+                let w = BackfillWindow {
+                    backfill: million.id,
+                    workflow: "minutely".into(),
+                    window_start: T0 + i * 60_000,
+                    window_end: T0 + (i + 1) * 60_000,
+                    state,
+                    run_id: Some(i as u64),
+                    reason: String::new(),
+                };
+                changes.backfill_windows.push(("bench".into(), w));
+            }
+            engine.store().apply(changes).expect("write windows");
+        }
+        println!("write 1,000,000 window records: {:.1} s", t.elapsed().as_secs_f64());
+        for buckets in [200usize, 1000] {
+            let mut times = Vec::new();
+            let mut bytes = 0;
+            for _ in 0..5 {
+                let t = Instant::now();
+                let strip = engine.backfill_strip("bench", million.id, None, (None, None), buckets).expect("strip");
+                bytes = serde_json::to_vec(&strip).expect("json").len();
+                times.push(t.elapsed());
+                let total: u64 = strip.buckets.iter().map(|b| b.counts.total() + b.pending).sum();
+                assert_eq!(total, 1_000_000);
+            }
+            times.sort();
+            println!(
+                "state strip of 1,000,000 windows in {buckets} buckets: median {:.0} ms (min {:.0} ms), {bytes} bytes of JSON",
+                times[2].as_secs_f64() * 1e3,
+                times[0].as_secs_f64() * 1e3
+            );
+        }
+
     });
 }

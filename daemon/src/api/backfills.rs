@@ -309,3 +309,50 @@ pub async fn retry_failed(
 ) -> Api<Json<Value>> {
     act(t, s, raw, BackfillAction::RetryFailed).await
 }
+
+/// Which part of a backfill's state strip to count.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StripQuery {
+    /// A workflow of the backfill (default: the one it was started on).
+    workflow: Option<String>,
+    /// Range of window starts, RFC 3339 or ms (default: the backfill's).
+    from: Option<String>,
+    to: Option<String>,
+    /// Equal time buckets (1..=4096, default 200).
+    buckets: Option<usize>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/backfills/{id}/strip",
+    tag = "backfills",
+    summary = "Window states counted in equal time buckets (a state strip of any size)",
+    params(("id" = String, Path, description = "A numeric id"), StripQuery),
+    responses((status = 200, description = "Counts per state and pending windows for each bucket", body = serde_json::Value))
+)]
+pub async fn strip(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path(raw): Path<String>,
+    Query(q): Query<StripQuery>,
+) -> Api<Json<Value>> {
+    let id = super::error::number("backfill id", &raw)?;
+    let from = q
+        .from
+        .as_deref()
+        .map(|v| super::instant("from", v))
+        .transpose()?;
+    let to =
+        q.to.as_deref()
+            .map(|v| super::instant("to", v))
+            .transpose()?;
+    let strip = s.engine.backfill_strip(
+        &tenant,
+        id,
+        q.workflow.as_deref(),
+        (from, to),
+        q.buckets.unwrap_or(200),
+    )?;
+    Ok(Json(json!(strip)))
+}

@@ -121,6 +121,7 @@ fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(backfills::create, backfills::list))
         .routes(routes!(backfills::get))
         .routes(routes!(backfills::windows))
+        .routes(routes!(backfills::strip))
         .routes(routes!(backfills::pause))
         .routes(routes!(backfills::resume))
         .routes(routes!(backfills::cancel))

@@ -16,6 +16,7 @@ mod materialize;
 mod observe;
 mod quotas;
 mod runs;
+mod strip;
 mod trigger;
 mod workflows;
 
@@ -38,6 +39,7 @@ use crate::workflow::{check_name, Catalog, DefinitionError, PluginRef, RawWorkfl
 
 pub use backfills::{BackfillAction, Plan, PlanEntry};
 pub use driver::TickReport;
+pub use strip::{Bucket, Strip, MAX_BUCKETS};
 
 /// Engine settings.
 #[derive(Debug, Clone)]

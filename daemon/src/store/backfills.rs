@@ -137,6 +137,34 @@ fn dec<T: serde::de::DeserializeOwned>(op: &'static str, raw: &[u8]) -> Result<T
     })
 }
 
+/// How many windows are in each state (one time bucket of a backfill's
+/// state strip).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StateCounts {
+    pub running: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub cancelled: u64,
+}
+
+impl StateCounts {
+    pub fn add(&mut self, state: WindowState) {
+        let n = match state {
+            WindowState::Running => &mut self.running,
+            WindowState::Succeeded => &mut self.succeeded,
+            WindowState::Failed => &mut self.failed,
+            WindowState::Skipped => &mut self.skipped,
+            WindowState::Cancelled => &mut self.cancelled,
+        };
+        *n += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.running + self.succeeded + self.failed + self.skipped + self.cancelled
+    }
+}
+
 /// Reading backfills; they are written through `StateStore::apply`.
 pub trait BackfillStore: Send + Sync {
     fn backfill_get(&self, tenant: &str, id: u64) -> Result<Option<BackfillRecord>, StoreError>;
@@ -151,6 +179,17 @@ pub trait BackfillStore: Send + Sync {
         after: Option<(&str, i64)>,
         limit: usize,
     ) -> Result<Vec<BackfillWindow>, StoreError>;
+    /// The windows of `workflow` in a backfill counted by state in the time
+    /// buckets `[edges[i], edges[i + 1])` of their starts (`edges`
+    /// ascending): an aggregate, so a state strip of a million windows
+    /// never ships them.
+    fn backfill_window_counts(
+        &self,
+        tenant: &str,
+        id: u64,
+        workflow: &str,
+        edges: &[i64],
+    ) -> Result<Vec<StateCounts>, StoreError>;
 }
 
 impl BackfillStore for SledStore {
@@ -212,6 +251,45 @@ impl BackfillStore for SledStore {
                 break;
             }
             out.push(dec(OP, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn backfill_window_counts(
+        &self,
+        tenant: &str,
+        id: u64,
+        workflow: &str,
+        edges: &[i64],
+    ) -> Result<Vec<StateCounts>, StoreError> {
+        const OP: &str = "counting backfill windows";
+        // Only the state is decoded; the reason text is skipped.
+        #[derive(Deserialize)]
+        struct StateOnly {
+            state: WindowState,
+        }
+        let mut out = vec![StateCounts::default(); edges.len().saturating_sub(1)];
+        let (Some(&from), Some(&to)) = (edges.first(), edges.last()) else {
+            return Ok(out);
+        };
+        if from >= to {
+            return Ok(out);
+        }
+        let mut prefix = keys::u64_key(keys::tenant_prefix(BACKFILL_WINDOW, tenant), id);
+        keys::push_name(&mut prefix, workflow);
+        let key = |t: i64| keys::instant_key(prefix.clone(), t);
+        for item in self.state.range(key(from)..key(to)) {
+            let (k, v) = item.map_err(backend(OP))?;
+            let start = keys::decode_instant(&k[prefix.len()..]).ok_or(StoreError::Corrupt {
+                op: OP,
+                detail: "short backfill window key".into(),
+            })?;
+            let w: StateOnly = dec(OP, &v)?;
+            // The last edge at or before `start` opens its bucket.
+            let i = edges.partition_point(|&e| e <= start).saturating_sub(1);
+            if let Some(c) = out.get_mut(i) {
+                c.add(w.state);
+            }
         }
         Ok(out)
     }

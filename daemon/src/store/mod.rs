@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 pub use backfills::{
-    BackfillRecord, BackfillState, BackfillStore, BackfillWindow, Stage, WindowState,
+    BackfillRecord, BackfillState, BackfillStore, BackfillWindow, Stage, StateCounts, WindowState,
 };
 pub use sled_store::SledStore;
 pub use state::{AttemptRecord, Changes, PluginMeta, StateStore, StoredWorkflow, WindowRecord};

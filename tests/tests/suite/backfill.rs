@@ -11,10 +11,10 @@ use tidemark::store::{BackfillState, SledStore, WindowState};
 use tidemark::workflow::RawWorkflow;
 use tidemark_tests::plugins::*;
 
-const H: i64 = 3_600_000;
+pub const H: i64 = 3_600_000;
 /// 2024-03-04T00:00:00Z, a Monday.
-const MON: i64 = 1_709_510_400_000;
-const T: &str = "acme";
+pub const MON: i64 = 1_709_510_400_000;
+pub const T: &str = "acme";
 
 async fn engine(dir: &std::path::Path) -> Engine {
     let store = Arc::new(SledStore::open(dir).unwrap());
@@ -38,7 +38,7 @@ const WF: &str = "name = \"wf\"\npaused = true\n[schedule]\ncron = \"0 * * * *\"
 [[tasks]]\nname = \"a\"\nplugin = \"hello\"\n[[tasks]]\nname = \"b\"\nplugin = \"hello\"\ndepends_on = [\"a\"]\n\
 [[tasks]]\nname = \"c\"\nplugin = \"hello\"\ndepends_on = [\"b\"]\n";
 
-async fn setup() -> (Engine, tempfile::TempDir) {
+pub async fn setup() -> (Engine, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let e = engine(dir.path()).await;
     e.apply_workflow(T, RawWorkflow::from_toml(WF).unwrap())
@@ -61,13 +61,13 @@ fn req(json: serde_json::Value) -> RawBackfillRequest {
     serde_json::from_value(json).unwrap()
 }
 
-fn iso(ms: i64) -> String {
+pub fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap()
         .to_rfc3339()
 }
 
-async fn start(e: &Engine, json: serde_json::Value) -> u64 {
+pub async fn start(e: &Engine, json: serde_json::Value) -> u64 {
     e.create_backfill(T, req(json))
         .await
         .unwrap()
@@ -77,7 +77,7 @@ async fn start(e: &Engine, json: serde_json::Value) -> u64 {
 
 /// Steps the engine one pass at a time, checking the parallelism bound after
 /// every pass; returns the windows' run ids in creation order.
-async fn run_checked(e: &Engine, id: u64, parallelism: usize) -> usize {
+pub async fn run_checked(e: &Engine, id: u64, parallelism: usize) -> usize {
     let mut max_seen = 0;
     for _ in 0..1000 {
         e.tick().await.unwrap();

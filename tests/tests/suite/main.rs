@@ -12,6 +12,7 @@ mod limits;
 mod listing;
 mod plugins;
 mod quotas;
+mod strip;
 mod trigger;
 mod validation;
 

@@ -1,0 +1,185 @@
+//! A backfill's state strip: its windows of one workflow counted by state
+//! in equal time buckets, plus the windows not yet started. This is what a
+//! console draws for a backfill of any size; the store aggregates, so no
+//! window list ever leaves it.
+
+use serde::Serialize;
+
+use super::{Engine, EngineError};
+use crate::backfill::{RequestError, Selection};
+use crate::store::StateCounts;
+
+/// Most buckets one request may ask for (a wide screen's pixels).
+pub const MAX_BUCKETS: usize = 4096;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Strip {
+    pub workflow: String,
+    /// The time range `[from, to)` of window starts, split evenly.
+    pub from: i64,
+    pub to: i64,
+    pub buckets: Vec<Bucket>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Bucket {
+    pub start: i64,
+    pub end: i64,
+    #[serde(flatten)]
+    pub counts: StateCounts,
+    /// Windows of the backfill in this bucket that have not started yet:
+    /// exact for date lists and downstream stages, estimated from the
+    /// window length for a range.
+    pub pending: u64,
+}
+
+/// Which windows a backfill covers for one workflow, as far as the strip
+/// needs to know.
+enum Expected {
+    /// Exact window starts, ascending.
+    List(Vec<i64>),
+    /// Windows of length `len` from `start`, until `end`.
+    Every { start: i64, end: i64, len: i64 },
+}
+
+impl Expected {
+    fn range(&self) -> Option<(i64, i64)> {
+        match self {
+            Expected::List(w) => Some((*w.first()?, w.last()?.saturating_add(1))),
+            Expected::Every { start, end, .. } => Some((*start, *end)),
+        }
+    }
+
+    /// How many of the windows start in `[from, to)`.
+    fn count(&self, from: i64, to: i64) -> u64 {
+        match self {
+            Expected::List(w) => {
+                (w.partition_point(|&t| t < to) - w.partition_point(|&t| t < from)) as u64
+            }
+            Expected::Every { start, end, len } => {
+                let (lo, hi) = (from.max(*start), to.min(*end));
+                if lo >= hi {
+                    return 0;
+                }
+                // Window k starts at start + k*len: count k in [lo, hi).
+                let first = (lo - start + len - 1) / len;
+                let past = (hi - start + len - 1) / len;
+                (past - first).max(0) as u64
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// The state strip of backfill `id` for `workflow` (default: the
+    /// workflow it was started on; a downstream one once its stage exists)
+    /// over `[from, to)` (default: the backfill's whole range).
+    pub fn backfill_strip(
+        &self,
+        tenant: &str,
+        id: u64,
+        workflow: Option<&str>,
+        range: (Option<i64>, Option<i64>),
+        buckets: usize,
+    ) -> Result<Strip, EngineError> {
+        let record = self
+            .backfill(tenant, id)?
+            .ok_or(EngineError::BackfillNotFound(id))?;
+        let workflow = workflow.unwrap_or(&record.request.workflow).to_owned();
+        let expected = if workflow == record.request.workflow {
+            let head = self
+                .workflow(tenant, &workflow)
+                .ok_or_else(|| EngineError::WorkflowNotFound(workflow.clone()))?;
+            match record.request.validate(&head.def)?.selection {
+                Selection::Windows(w) => Expected::List(w),
+                Selection::Range { start, end } => Expected::Every {
+                    start,
+                    end,
+                    len: head
+                        .def
+                        .schedule
+                        .windows(start, end)
+                        .next()
+                        .map_or(1, |w| w.duration_ms().max(1)),
+                },
+            }
+        } else {
+            let stage = record
+                .stages
+                .iter()
+                .find(|s| s.workflow == workflow)
+                .ok_or_else(|| {
+                    EngineError::Backfill(RequestError {
+                        field: "workflow",
+                        message: format!(
+                            "{workflow:?} is not (yet) a workflow of backfill {id}; its downstream stages appear as the stages before them finish"
+                        ),
+                    })
+                })?;
+            Expected::List(stage.windows.clone())
+        };
+        let (default_from, default_to) = expected.range().unwrap_or((0, 1));
+        let (from, to) = (
+            range.0.unwrap_or(default_from),
+            range.1.unwrap_or(default_to),
+        );
+        if from >= to {
+            return Err(EngineError::Backfill(RequestError {
+                field: "to",
+                message: "must be after from".into(),
+            }));
+        }
+        let n = buckets.clamp(1, MAX_BUCKETS);
+        let span = (to - from) as i128;
+        let mut edges: Vec<i64> = (0..=n)
+            .map(|i| from + (span * i as i128 / n as i128) as i64)
+            .collect();
+        // Narrow ranges: fewer windows than buckets make empty buckets.
+        edges.dedup();
+        let counts = self
+            .inner
+            .store
+            .backfill_window_counts(tenant, id, &workflow, &edges)?;
+        let buckets = counts
+            .into_iter()
+            .enumerate()
+            .map(|(i, counts)| {
+                let (start, end) = (edges[i], edges[i + 1]);
+                Bucket {
+                    start,
+                    end,
+                    counts,
+                    pending: expected.count(start, end).saturating_sub(counts.total()),
+                }
+            })
+            .collect();
+        Ok(Strip {
+            workflow,
+            from,
+            to,
+            buckets,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Expected;
+
+    #[test]
+    fn expected_windows_count_exactly_per_bucket() {
+        let every = Expected::Every {
+            start: 100,
+            end: 200,
+            len: 10,
+        };
+        assert_eq!(every.count(0, 1000), 10);
+        assert_eq!(every.count(100, 110), 1);
+        assert_eq!(every.count(101, 110), 0);
+        assert_eq!(every.count(105, 125), 2);
+        assert_eq!(every.count(190, 500), 1);
+        let list = Expected::List(vec![1, 5, 9]);
+        assert_eq!((list.count(0, 5), list.count(5, 10)), (1, 2));
+        assert_eq!(list.range(), Some((1, 10)));
+    }
+}
