@@ -8,6 +8,7 @@
 
 mod cascade;
 mod request;
+pub(crate) use request::err as request_error;
 mod select;
 
 pub use cascade::{cascade, CascadeStep, Downstream};

@@ -111,7 +111,7 @@ pub struct RequestError {
     pub message: String,
 }
 
-fn err(field: &'static str, message: impl Into<String>) -> RequestError {
+pub(crate) fn err(field: &'static str, message: impl Into<String>) -> RequestError {
     RequestError {
         field,
         message: message.into(),

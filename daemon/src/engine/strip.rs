@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::{Engine, EngineError};
-use crate::backfill::{RequestError, Selection};
+use crate::backfill::{request_error, Selection};
 use crate::store::StateCounts;
 
 /// Most buckets one request may ask for (a wide screen's pixels).
@@ -87,16 +87,15 @@ impl Engine {
             .ok_or(EngineError::BackfillNotFound(id))?;
         let workflow = workflow.unwrap_or(&record.request.workflow).to_owned();
         let expected = if workflow == record.request.workflow {
-            let head = self
-                .workflow(tenant, &workflow)
-                .ok_or_else(|| EngineError::WorkflowNotFound(workflow.clone()))?;
-            match record.request.validate(&head.def)?.selection {
+            // The version the backfill runs, not today's head: its schedule
+            // made the windows.
+            let def = self.inner.load_version(tenant, &workflow, record.version)?;
+            match record.request.validate(&def)?.selection {
                 Selection::Windows(w) => Expected::List(w),
                 Selection::Range { start, end } => Expected::Every {
                     start,
                     end,
-                    len: head
-                        .def
+                    len: def
                         .schedule
                         .windows(start, end)
                         .next()
@@ -109,12 +108,12 @@ impl Engine {
                 .iter()
                 .find(|s| s.workflow == workflow)
                 .ok_or_else(|| {
-                    EngineError::Backfill(RequestError {
-                        field: "workflow",
-                        message: format!(
+                    request_error(
+                        "workflow",
+                        format!(
                             "{workflow:?} is not (yet) a workflow of backfill {id}; its downstream stages appear as the stages before them finish"
                         ),
-                    })
+                    )
                 })?;
             Expected::List(stage.windows.clone())
         };
@@ -124,10 +123,7 @@ impl Engine {
             range.1.unwrap_or(default_to),
         );
         if from >= to {
-            return Err(EngineError::Backfill(RequestError {
-                field: "to",
-                message: "must be after from".into(),
-            }));
+            return Err(request_error("to", "must be after from").into());
         }
         let n = buckets.clamp(1, MAX_BUCKETS);
         let span = (to - from) as i128;
