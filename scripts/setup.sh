@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building Tidemark needs beyond a Rust toolchain: the
-# wasm32-wasip2 target for the Rust plugins, and componentize-py (PyPI) and
-# componentize-js (npm) for the Python and JavaScript plugins. Safe to run
-# repeatedly.
+# wasm32-wasip2 target for the Rust plugins, componentize-py (PyPI) and
+# componentize-js (npm) for the Python and JavaScript plugins, the web
+# console's npm packages, and Debian's chromium for the console's browser
+# tests (skipped with SETUP_NO_BROWSER=1). Safe to run repeatedly.
 set -euo pipefail
 
 if ! command -v cargo >/dev/null; then
@@ -20,3 +21,14 @@ for tool in python3 npm; do
     fi
 done
 bash "$(dirname "$0")/guests.sh" --tools-only
+bash "$(dirname "$0")/console.sh" --deps-only
+
+if [ "${SETUP_NO_BROWSER:-}" != 1 ] && [ ! -x /usr/bin/chromium ]; then
+    echo "setup: installing Debian's chromium for the console tests" >&2
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    if ! { $sudo apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium >&2; }; then
+        echo "error: could not install chromium (apt-get install chromium); the console tests need it" >&2
+        exit 1
+    fi
+fi

@@ -4,6 +4,7 @@
 
 mod auth;
 mod backfills;
+mod console;
 mod data;
 mod error;
 mod openapi;
@@ -58,6 +59,7 @@ pub fn app(engine: Engine, tenancy: crate::tenancy::Tenancy) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
+        .merge(console::router())
         .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
 }

@@ -1,0 +1,331 @@
+// The console end to end, in headless Chromium against a real daemon. Run by
+// tests/tests/suite/console.rs, which starts `tidemark serve` on a temporary
+// data dir and passes (env):
+//   TIDEMARK_URL     the daemon
+//   DEFAULT_TOKEN    tenant `default` (examples applied, `fragile` workflow)
+//   OTHER_TOKEN      tenant `other` (only workflow `secret-wf`)
+//   ADMIN_TOKEN      the admin token
+//   SCREENSHOTS      where to save screenshots
+//   CHROMIUM         the browser (default /usr/bin/chromium)
+// It prints one line per step and exits non-zero on the first failure.
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set`);
+  return v;
+};
+const URL = env("TIDEMARK_URL");
+const shots = env("SCREENSHOTS");
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  // Root in a container needs --no-sandbox; the rest keep Chromium off the
+  // (closed) network.
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+const problems = [];
+const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+const page = await context.newPage();
+page.setDefaultTimeout(20_000);
+page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+page.on("console", (m) => {
+  // A CSP violation is reported on the console; nothing may violate it.
+  if (m.type() === "error" && !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) problems.push(`console: ${m.text()}`);
+});
+
+let n = 0;
+async function step(name, f) {
+  n += 1;
+  const t = Date.now();
+  try {
+    await f();
+  } catch (e) {
+    await page.screenshot({ path: join(shots, `failed-step-${n}.png`), fullPage: true }).catch(() => {});
+    console.error(`FAIL step ${n}: ${name}\n${e.stack ?? e}`);
+    await browser.close();
+    process.exit(1);
+  }
+  console.log(`ok ${n} ${name} (${Date.now() - t} ms)`);
+}
+const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+
+async function signIn(token) {
+  await page.goto(`${URL}/ui/`);
+  await page.getByLabel("API token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+async function signOut() {
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByLabel("API token").waitFor();
+}
+async function textOf(selector) {
+  return (await page.locator(selector).first().textContent())?.trim() ?? "";
+}
+async function until(what, f, timeout = 60_000) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await page.waitForTimeout(200);
+  }
+}
+
+await step("the daemon serves the console with a strict CSP at /", async () => {
+  const resp = await page.goto(`${URL}/`);
+  assert.equal(resp.status(), 200);
+  assert.match(page.url(), /\/ui\/$/);
+  const csp = resp.headers()["content-security-policy"];
+  assert.match(csp, /script-src 'self'/);
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+  assert.equal(await page.locator("script:not([src])").count(), 0, "no inline scripts");
+});
+
+await step("a wrong token is refused with the server's message", async () => {
+  await signIn("tm_not_a_real_token");
+  await page.getByRole("alert").filter({ hasText: "invalid or revoked token" }).waitFor();
+  assert.equal(await page.getByLabel("API token").isVisible(), true);
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  await shot("signin-refused");
+});
+
+await step("sign in as a tenant; the token stays out of the URL", async () => {
+  await page.getByLabel("API token").fill(env("DEFAULT_TOKEN"));
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Workflows" }).waitFor();
+  assert.ok(!page.url().includes(env("DEFAULT_TOKEN")));
+  const stored = await page.evaluate(() => sessionStorage.getItem("tidemark.session"));
+  assert.ok(stored.includes(env("DEFAULT_TOKEN")), "token in session storage");
+});
+
+await step("the workflows list shows the example workflows and no other tenant's", async () => {
+  const etl = page.locator('tr[data-workflow="etl"]');
+  await etl.waitFor();
+  const row = await etl.textContent();
+  assert.match(row, /0 \* \* \* \*/);
+  assert.match(row, /Europe\/Berlin/);
+  await page.locator('tr[data-workflow="heartbeat"]').waitFor();
+  assert.equal(await page.locator('tr[data-workflow="secret-wf"]').count(), 0);
+  // Times are in the workflow's zone with the UTC instant on hover.
+  const title = await etl.locator("time").first().getAttribute("title");
+  assert.match(title, /Z \(UTC\)$/);
+  await shot("workflows");
+});
+
+await step("the workflow page draws the task DAG with dagre and lists versions", async () => {
+  await page.getByRole("link", { name: "etl", exact: true }).click();
+  await page.getByRole("heading", { name: "etl" }).waitFor();
+  await page.locator("svg.dag").waitFor();
+  assert.equal(await page.locator("g.dag-node").count(), 3);
+  assert.equal(await page.locator("polyline.dag-edge").count(), 2);
+  // Laid out left to right: extract, transform, load.
+  const xs = [];
+  for (const t of ["extract", "transform", "load"]) {
+    xs.push(Number(await page.locator(`g.dag-node[data-task="${t}"] rect`).getAttribute("x")));
+  }
+  assert.ok(xs[0] < xs[1] && xs[1] < xs[2], `x positions ${xs}`);
+  await page.getByRole("cell", { name: "1 (current)" }).waitFor();
+  await shot("workflow");
+});
+
+await step("pause and unpause make new versions, and the diff shows the change", async () => {
+  await page.getByRole("button", { name: "Pause" }).click();
+  await page.getByRole("button", { name: "Unpause" }).waitFor();
+  await page.getByRole("cell", { name: "2 (current)" }).waitFor();
+  const diff = await until("the diff", async () => {
+    const t = await page.locator("pre.diff").textContent().catch(() => "");
+    return t.includes('+   "paused": true') ? t : null;
+  });
+  assert.match(diff, /-   "paused": false/);
+  await page.getByRole("button", { name: "Unpause" }).click();
+  await page.getByRole("button", { name: "Pause" }).waitFor();
+  await page.getByRole("cell", { name: "3 (current)" }).waitFor();
+});
+
+await step("the grid shows windows × tasks; a cell opens its attempts", async () => {
+  await page.getByRole("link", { name: "Grid" }).first().click();
+  await page.locator('[role="grid"]').waitFor();
+  const cell = page.locator("button.cell").first();
+  await cell.waitFor();
+  assert.equal(await page.locator('[role="columnheader"]').count(), 5);
+  await cell.click();
+  const panel = page.getByRole("complementary");
+  await panel.getByText("Fuel used").first().waitFor();
+  await panel.getByText("Error kind").first().waitFor();
+  await panel.locator("pre.log").first().waitFor();
+  await shot("grid");
+});
+
+let etlBackfill;
+await step("the launcher previews the plan, then starts the backfill", async () => {
+  await page.goto(`${URL}/ui/#/backfills/new?workflow=etl`);
+  await page.getByLabel("Workflow", { exact: true }).waitFor();
+  assert.equal(await page.getByLabel("Workflow", { exact: true }).inputValue(), "etl");
+  await page.getByLabel("Start date").fill("2024-03-01");
+  await page.getByLabel("End date (exclusive)").fill("2024-03-02");
+  await page.getByLabel("Parallelism").fill("4");
+  const confirm = page.getByRole("button", { name: "Confirm and start" });
+  assert.equal(await confirm.isDisabled(), true, "no confirm before a preview");
+  await page.getByRole("button", { name: "Preview" }).click();
+  await page.locator(".plan-summary").filter({ hasText: "24 windows to run, 0 skipped" }).waitFor();
+  assert.equal(await page.locator(".plan-table tbody tr").count(), 24);
+  const first = await page.locator(".plan-table tbody tr").first().textContent();
+  assert.match(first, /2024-03-01 00:00:00/, "windows in the workflow's zone");
+  assert.match(first, /missing: never succeeded/);
+  await shot("launcher-preview");
+  // Changing the request invalidates the preview.
+  await page.getByLabel("Order").selectOption("desc");
+  assert.equal(await confirm.isDisabled(), true);
+  await page.getByRole("button", { name: "Preview" }).click();
+  await page.locator(".plan-summary").waitFor();
+  const firstDesc = await page.locator(".plan-table tbody tr").first().textContent();
+  assert.match(firstDesc, /2024-03-01 23:00:00/, "newest first");
+  await confirm.click();
+  await page.waitForURL(/#\/backfills\/\d+$/);
+  etlBackfill = Number(page.url().match(/backfills\/(\d+)$/)[1]);
+});
+
+await step("the backfill page shows live progress until it succeeds", async () => {
+  await page.locator(".backfill-state").filter({ hasText: "succeeded" }).waitFor({ timeout: 90_000 });
+  await until("24 succeeded", async () => (await textOf(".count-succeeded")) === "24");
+  assert.equal(await textOf(".count-failed"), "0");
+  const strip = page.locator('figure.strip[data-workflow="etl"] svg.strip-bar');
+  await until("the strip to count 24 windows", async () => (await strip.getAttribute("data-windows")) === "24");
+  await page.getByText("None.").waitFor();
+  await shot("backfill");
+});
+
+await step("a failed window shows its error, and Retry failed repairs it", async () => {
+  await page.goto(`${URL}/ui/#/backfills/new?workflow=fragile`);
+  await page.getByLabel("Workflow", { exact: true }).waitFor();
+  await page.getByLabel("List of dates").check();
+  for (const d of ["2024-05-01", "2024-05-03"]) {
+    await page.getByLabel("Date", { exact: true }).fill(d);
+    await page.getByRole("button", { name: "Add date" }).click();
+  }
+  await page.getByRole("list", { name: "Selected dates" }).getByText("2024-05-03").waitFor();
+  await page.getByRole("button", { name: "Preview" }).click();
+  await page.locator(".plan-summary").filter({ hasText: "2 windows to run" }).waitFor();
+  await page.getByRole("button", { name: "Confirm and start" }).click();
+  await page.waitForURL(/#\/backfills\/\d+$/);
+  await page.locator(".backfill-state").filter({ hasText: "failed" }).waitFor({ timeout: 90_000 });
+  const errors = page.locator("table.failed-windows td.window-error");
+  await until("two failed windows", async () => (await errors.count()) === 2);
+  assert.match(await errors.first().textContent(), /flaky: attempt 1 of 1 planned failures/);
+  await shot("backfill-failed");
+  await page.getByRole("button", { name: "Retry failed" }).click();
+  await page.locator(".backfill-state").filter({ hasText: "succeeded" }).waitFor({ timeout: 90_000 });
+  await until("2 succeeded", async () => (await textOf(".count-succeeded")) === "2");
+  assert.equal(await textOf(".count-failed"), "0");
+});
+
+await step("the run page draws its attempts as a Gantt chart", async () => {
+  const dates = await page.goto(`${URL}/ui/#/workflows/fragile/grid`);
+  void dates;
+  await page.getByLabel("Windows from").fill("2024-05-01");
+  await page.getByRole("button", { name: "Show" }).click();
+  await page.getByRole("status").filter({ hasText: "2 windows" }).waitFor();
+  await page.locator('[role="row"] a[href^="#/runs/"]').first().click();
+  await page.locator("svg.gantt").waitFor();
+  // a, f (failed, then succeeded after the retry), c.
+  assert.equal(await page.locator("rect.gantt-bar").count(), 4);
+  assert.equal(await page.locator("rect.gantt-bar.s-failed").count(), 1);
+  await page.locator('tr[data-task="f"]').getByText("succeeded").waitFor();
+  assert.equal(await page.getByRole("button", { name: "Retry from failed" }).isDisabled(), true);
+  await shot("run");
+});
+
+await step("the tenant page shows quotas and usage", async () => {
+  await page.getByRole("link", { name: "Tenant" }).click();
+  await page.getByRole("heading", { name: "Tenant default" }).waitFor();
+  const row = await page.locator('tr[data-quota="concurrent_attempts"]').textContent();
+  assert.match(row, /concurrent attempts/);
+  await page.locator('tr[data-quota="dataset_bytes"]').waitFor();
+  await shot("tenant");
+});
+
+await step("usable at phone width", async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.getByRole("link", { name: "Workflows" }).click();
+  await page.locator('tr[data-workflow="etl"]').waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+  assert.ok(overflow <= 1, `the page is ${overflow}px wider than the screen`);
+  await shot("phone-workflows");
+  await page.setViewportSize({ width: 1280, height: 800 });
+});
+
+await step("a revoked token returns to the sign-in page with a message", async () => {
+  await page.getByRole("link", { name: "Tenant" }).click();
+  await page.getByLabel("New token label").fill("console-e2e");
+  await page.getByRole("button", { name: "Create token" }).click();
+  const secret = (await page.locator("code.secret").textContent()).trim();
+  assert.match(secret, /^tm_/);
+  await signOut();
+  await page.getByLabel("API token").fill(secret);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("link", { name: "Tenant" }).click();
+  page.once("dialog", (d) => d.accept());
+  const own = page.locator("table.tokens tr").filter({ hasText: "console-e2e" });
+  await own.getByRole("button", { name: "Revoke" }).click();
+  await page.getByRole("status").filter({ hasText: "the server refused the token" }).waitFor();
+  await page.getByLabel("API token").waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("tidemark.session")), null);
+});
+
+await step("another tenant sees only its own workflows", async () => {
+  await page.getByLabel("API token").fill(env("OTHER_TOKEN"));
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator('tr[data-workflow="secret-wf"]').waitFor();
+  assert.equal(await page.locator('tr[data-workflow="etl"]').count(), 0);
+  await page.goto(`${URL}/ui/#/workflows/etl`);
+  await page.getByRole("alert").filter({ hasText: 'workflow "etl" not found' }).waitFor();
+  await page.goto(`${URL}/ui/#/backfills/${etlBackfill}`);
+  await page.getByRole("alert").filter({ hasText: "not found" }).waitFor();
+  await signOut();
+});
+
+await step("the admin manages tenants and tokens", async () => {
+  await page.getByLabel("API token").fill(env("ADMIN_TOKEN"));
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Admin" }).waitFor();
+  await page.locator('tr[data-tenant="default"]').waitFor();
+  await page.locator('tr[data-tenant="other"]').waitFor();
+  await page.getByLabel("New tenant name").fill("third");
+  await page.getByRole("button", { name: "Create tenant" }).click();
+  await page.getByRole("status").filter({ hasText: "Tenant third created" }).waitFor();
+  await page.locator('tr[data-tenant="third"]').getByRole("button", { name: "third" }).click();
+  await page.getByRole("heading", { name: "Tenant third" }).waitFor();
+  await page.locator("table.tokens tbody tr").first().waitFor();
+  assert.equal(await page.locator("table.tokens tbody tr").count(), 1);
+  await page.getByLabel("New token label").fill("ci");
+  await page.getByRole("button", { name: "Create token" }).click();
+  const row = page.locator("table.tokens tbody tr").filter({ hasText: "ci" });
+  await row.waitFor();
+  page.once("dialog", (d) => d.accept());
+  await row.getByRole("button", { name: "Revoke" }).click();
+  await row.getByText("revoked").waitFor();
+  // Bad input gets the server's message and changes nothing.
+  await page.getByLabel("New tenant name").fill("Not A Name!");
+  await page.getByRole("button", { name: "Create tenant" }).click();
+  await page.getByRole("alert").first().waitFor();
+  assert.equal(await page.locator("table.tenants tbody tr").count(), 3);
+  await shot("admin");
+});
+
+assert.deepEqual(problems, [], "no page errors or CSP violations");
+await browser.close();
+console.log(`all ${n} steps passed; screenshots in ${shots}`);

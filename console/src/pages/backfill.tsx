@@ -1,0 +1,153 @@
+// A backfill: live progress (polled), its state strip per workflow, failed
+// windows with their errors, and pause/resume/cancel/retry-failed.
+import { useEffect, useState } from "preact/hooks";
+import { api } from "../api";
+import { href } from "../router";
+import { StateStrip } from "../strip";
+import { duration } from "../time";
+import { Action, ErrorBox, Loading, More, Page, State, Time, useLoad, usePaged } from "../ui";
+import { describeSelection } from "./backfills";
+
+export function BackfillPage({ id }: { id: number }) {
+  const [live, setLive] = useState(true);
+  const bf = useLoad(() => api.backfill(id), [id], live ? 1000 : 5000);
+  const zones = useLoad(
+    async () => Object.fromEntries((await api.allWorkflows()).map((w) => [w.name, w.timezone])),
+    [id],
+  );
+  const b = bf.data?.backfill;
+  const ended = b ? ["succeeded", "failed", "cancelled"].includes(b.state) : false;
+  useEffect(() => setLive(!ended), [ended]);
+  if (!bf.data || !b) {
+    return (
+      <Page title={`Backfill #${id}`}>
+        <ErrorBox error={bf.error} />
+        {!bf.error && <Loading what="the backfill" />}
+      </Page>
+    );
+  }
+  const p = bf.data.progress;
+  const tz = (w: string) => zones.data?.[w] ?? "UTC";
+  // The estimate covers the selected workflow; stages add theirs as they appear.
+  const total = (p.estimated_total ?? 0) + b.stages.reduce((n, s) => n + s.windows.length, 0);
+  const pct = total > 0 ? Math.min(100, (100 * p.done) / total) : 0;
+  const workflows = [
+    { name: b.request.workflow, windows: p.estimated_total ?? 300 },
+    ...b.stages.map((s) => ({ name: s.workflow, windows: s.windows.length })),
+  ];
+  return (
+    <Page
+      title={`Backfill #${b.id}: ${b.request.workflow}`}
+      actions={
+        <>
+          <Action label="Pause" disabled={b.state !== "running"} run={() => api.backfillAction(id, "pause")} done={bf.reload} ok="Paused" />
+          <Action label="Resume" disabled={b.state !== "paused"} run={() => api.backfillAction(id, "resume")} done={bf.reload} ok="Resumed" />
+          <Action
+            label="Cancel"
+            kind="danger"
+            disabled={ended}
+            confirm={`Cancel backfill #${b.id}? Windows not started yet will not run.`}
+            run={() => api.backfillAction(id, "cancel")}
+            done={bf.reload}
+            ok="Cancelled"
+          />
+          <Action
+            label="Retry failed"
+            disabled={!ended || b.failed === 0}
+            run={() => api.backfillAction(id, "retry-failed")}
+            done={bf.reload}
+            ok="Retrying the failed windows"
+          />
+        </>
+      }
+    >
+      <ErrorBox error={bf.error} />
+      <dl class="facts">
+        <dt>State</dt>
+        <dd class="backfill-state"><State state={b.state} /></dd>
+        <dt>Windows</dt>
+        <dd>{describeSelection(b)}</dd>
+        <dt>Options</dt>
+        <dd class="small">
+          {b.request.mode}
+          {b.request.mode === "parallel" && b.request.parallelism ? ` ×${b.request.parallelism}` : ""}, {b.request.order}, re-run {b.request.rerun},
+          downstream {b.request.downstream ?? "none"}, priority {b.request.priority}, version {b.version}
+          {b.request.from_task ? `, from task ${b.request.from_task}` : ""}
+        </dd>
+        <dt>Created</dt>
+        <dd><Time ms={b.created_ms} tz="UTC" /></dd>
+        {b.stages.length > 0 && (
+          <>
+            <dt>Stage</dt>
+            <dd>{b.stage === 0 ? b.request.workflow : b.stages[b.stage - 1]?.workflow} ({b.stage + 1} of {b.stages.length + 1})</dd>
+          </>
+        )}
+      </dl>
+      <section aria-label="Progress" class="progress">
+        <progress max={100} value={pct} aria-label="Windows done" />
+        <ul class="counts">
+          <li><strong class="count-done">{p.done}</strong> / {total || "?"} done</li>
+          <li><State state="running" /> <strong class="count-running">{p.running}</strong></li>
+          <li><State state="succeeded" /> <strong class="count-succeeded">{p.succeeded}</strong></li>
+          <li><State state="failed" /> <strong class="count-failed">{p.failed}</strong></li>
+          <li><State state="skipped" /> <strong>{p.skipped}</strong></li>
+          <li><State state="cancelled" /> <strong>{p.cancelled}</strong></li>
+          <li>{p.windows_per_second.toFixed(1)} windows/s</li>
+          <li>ETA {p.eta_seconds === null ? "—" : duration(Math.round(p.eta_seconds * 1000))}</li>
+        </ul>
+        {p.throttled && (
+          <p class="notice" role="status">Throttled: {p.throttled}</p>
+        )}
+      </section>
+      <h2>State strip</h2>
+      {workflows.map((w) => (
+        <StateStrip
+          key={w.name}
+          id={id}
+          workflow={w.name}
+          tz={tz(w.name)}
+          live={!ended}
+          windows={w.windows}
+          refresh={b.state}
+        />
+      ))}
+      <FailedWindows id={id} tz={tz} version={b.failed + b.updated_ms} />
+    </Page>
+  );
+}
+
+function FailedWindows({ id, tz, version }: { id: number; tz: (w: string) => string; version: number }) {
+  const first = usePaged(
+    (after: { after: number; after_workflow: string } | undefined) =>
+      api
+        .backfillWindows(id, { state: "failed", limit: 50, ...after })
+        .then((p) => ({ items: p.windows, next: p.next })),
+    [id, version],
+  );
+  const rows = first.rows;
+  return (
+    <section aria-label="Failed windows">
+      <h2>Failed windows</h2>
+      <ErrorBox error={first.error} />
+      {first.data && rows.length === 0 && <p class="muted">None.</p>}
+      {rows.length > 0 && (
+        <table class="list failed-windows">
+          <thead>
+            <tr><th scope="col">Workflow</th><th scope="col">Window</th><th scope="col">Run</th><th scope="col">Error</th></tr>
+          </thead>
+          <tbody>
+            {rows.map((w) => (
+              <tr key={`${w.workflow}-${w.window_start}`}>
+                <td>{w.workflow}</td>
+                <td><Time ms={w.window_start} tz={tz(w.workflow)} /></td>
+                <td>{w.run_id !== null ? <a href={href("runs", w.run_id)}>#{w.run_id}</a> : "—"}</td>
+                <td class="window-error">{w.reason}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <More more={first.more} />
+    </section>
+  );
+}

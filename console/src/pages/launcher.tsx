@@ -1,0 +1,252 @@
+// The backfill launcher: every option of the backfill API, and Preview (the
+// dry run) showing the whole plan before anything starts. Confirm is only
+// offered for exactly the request that was previewed.
+import { useMemo, useState } from "preact/hooks";
+import { api, type BackfillRequest, type Plan } from "../api";
+import { go, href } from "../router";
+import { ErrorBox, Loading, Page, Time, useLoad } from "../ui";
+
+const PLAN_PAGE = 500;
+
+export function Launcher({ query }: { query: URLSearchParams }) {
+  const workflows = useLoad(() => api.allWorkflows(), []);
+  const [workflow, setWorkflow] = useState(query.get("workflow") ?? "");
+  const wfName = workflow || workflows.data?.[0]?.name || "";
+  const versions = useLoad(
+    () => (wfName ? api.versions(wfName) : Promise.resolve({ versions: [], next: null })),
+    [wfName],
+  );
+  const current = versions.data?.versions.at(-1);
+  const tz = workflows.data?.find((w) => w.name === wfName)?.timezone ?? "UTC";
+
+  const [kind, setKind] = useState<"range" | "dates">("range");
+  const [start, setStart] = useState("");
+  const [end, setEnd] = useState("");
+  const [dates, setDates] = useState<string[]>([]);
+  const [pick, setPick] = useState("");
+  const [mode, setMode] = useState<"parallel" | "serial">("parallel");
+  const [parallelism, setParallelism] = useState("4");
+  const [order, setOrder] = useState<"asc" | "desc">("asc");
+  const [rerun, setRerun] = useState<"missing" | "failed" | "all">("missing");
+  const [fromTask, setFromTask] = useState("");
+  const [downstream, setDownstream] = useState("none");
+  const [priority, setPriority] = useState<"low" | "normal" | "high">("low");
+  const [version, setVersion] = useState("");
+  const [maxFailed, setMaxFailed] = useState("");
+  const [overlap, setOverlap] = useState<"wait" | "skip" | "cancel_other">("wait");
+
+  const request: BackfillRequest = useMemo(() => {
+    const r: BackfillRequest = { workflow: wfName, mode, order, rerun, downstream, priority, overlap };
+    if (kind === "range") {
+      r.start = start;
+      r.end = end;
+    } else {
+      r.dates = dates;
+    }
+    if (mode === "parallel" && parallelism) r.parallelism = Number(parallelism);
+    if (fromTask) r.from_task = fromTask;
+    if (version) r.version = Number(version);
+    if (maxFailed) r.max_failed_windows = Number(maxFailed);
+    return r;
+  }, [wfName, kind, start, end, dates, mode, parallelism, order, rerun, fromTask, downstream, priority, version, maxFailed, overlap]);
+  const key = JSON.stringify(request);
+
+  const [plan, setPlan] = useState<{ key: string; plan: Plan }>();
+  const [error, setError] = useState<Error>();
+  const [busy, setBusy] = useState(false);
+  const [shown, setShown] = useState(PLAN_PAGE);
+
+  const preview = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    setPlan(undefined);
+    try {
+      const res = await api.dryRun(request);
+      setPlan({ key, plan: res.plan });
+      setShown(PLAN_PAGE);
+    } catch (err) {
+      setError(err as Error);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const confirmStart = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      const res = await api.createBackfill(request);
+      go(href("backfills", res.backfill.id));
+    } catch (err) {
+      setError(err as Error);
+      setBusy(false);
+    }
+  };
+
+  const tasks = (versions.data?.versions.find((v) => String(v.version) === version) ?? current)?.definition.tasks ?? [];
+  const stale = plan && plan.key !== key;
+  const set = (f: (v: string) => void) => (e: Event) => f((e.target as HTMLInputElement).value);
+
+  if (workflows.error) return <Page title="New backfill"><ErrorBox error={workflows.error} /></Page>;
+  if (!workflows.data) return <Page title="New backfill"><Loading what="workflows" /></Page>;
+  return (
+    <Page title="New backfill">
+      <form class="launcher" onSubmit={preview}>
+        <fieldset>
+          <legend>What to repair</legend>
+          <label for="bf-workflow">Workflow</label>
+          <select id="bf-workflow" value={wfName} onChange={set((v) => { setWorkflow(v); setFromTask(""); setVersion(""); })}>
+            {workflows.data.map((w) => <option key={w.name} value={w.name}>{w.name}</option>)}
+          </select>
+          <div class="radios" role="radiogroup" aria-label="Windows">
+            <label><input type="radio" name="kind" checked={kind === "range"} onChange={() => setKind("range")} /> Date range</label>
+            <label><input type="radio" name="kind" checked={kind === "dates"} onChange={() => setKind("dates")} /> List of dates</label>
+          </div>
+          {kind === "range" ? (
+            <div class="pair">
+              <span>
+                <label for="bf-start">Start date</label>
+                <input id="bf-start" type="date" required value={start} onInput={set(setStart)} />
+              </span>
+              <span>
+                <label for="bf-end">End date (exclusive)</label>
+                <input id="bf-end" type="date" required value={end} onInput={set(setEnd)} />
+              </span>
+            </div>
+          ) : (
+            <div>
+              <label for="bf-date">Date</label>
+              <span class="pair">
+                <input id="bf-date" type="date" value={pick} onInput={set(setPick)} />
+                <button type="button" disabled={!pick} onClick={() => { if (pick && !dates.includes(pick)) setDates([...dates, pick].sort()); setPick(""); }}>
+                  Add date
+                </button>
+              </span>
+              <ul class="chips" aria-label="Selected dates">
+                {dates.map((d) => (
+                  <li key={d} class="chip">
+                    {d}{" "}
+                    <button type="button" aria-label={`Remove ${d}`} onClick={() => setDates(dates.filter((x) => x !== d))}>×</button>
+                  </li>
+                ))}
+              </ul>
+            </div>
+          )}
+          <p class="muted small">Dates are read in the workflow's time zone ({tz}).</p>
+        </fieldset>
+        <fieldset>
+          <legend>How</legend>
+          <label for="bf-mode">Mode</label>
+          <select id="bf-mode" value={mode} onChange={set((v) => setMode(v as "parallel" | "serial"))}>
+            <option value="parallel">parallel</option>
+            <option value="serial">serial (one window at a time)</option>
+          </select>
+          <label for="bf-parallelism">Parallelism</label>
+          <input id="bf-parallelism" type="number" min={1} disabled={mode === "serial"} value={parallelism} onInput={set(setParallelism)} />
+          <label for="bf-order">Order</label>
+          <select id="bf-order" value={order} onChange={set((v) => setOrder(v as "asc" | "desc"))}>
+            <option value="asc">oldest first</option>
+            <option value="desc">newest first</option>
+          </select>
+          <label for="bf-rerun">Re-run</label>
+          <select id="bf-rerun" value={rerun} onChange={set((v) => setRerun(v as "missing" | "failed" | "all"))}>
+            <option value="missing">missing: windows that never succeeded</option>
+            <option value="failed">failed: windows whose latest run failed</option>
+            <option value="all">all: every window, even succeeded ones</option>
+          </select>
+          <label for="bf-from-task">From task</label>
+          <select id="bf-from-task" value={fromTask} onChange={set(setFromTask)}>
+            <option value="">all tasks</option>
+            {tasks.map((t) => <option key={t.name} value={t.name}>{t.name} and after</option>)}
+          </select>
+          <label for="bf-downstream">Downstream workflows</label>
+          <select id="bf-downstream" value={downstream} onChange={set(setDownstream)}>
+            <option value="none">none</option>
+            <option value="direct">direct dependents</option>
+            <option value="transitive">everything downstream</option>
+          </select>
+        </fieldset>
+        <fieldset>
+          <legend>Against live runs</legend>
+          <label for="bf-priority">Priority</label>
+          <select id="bf-priority" value={priority} onChange={set((v) => setPriority(v as "low" | "normal" | "high"))}>
+            <option value="low">low (below live runs)</option>
+            <option value="normal">normal</option>
+            <option value="high">high (urgent repair, goes first)</option>
+          </select>
+          <label for="bf-version">Workflow version</label>
+          <select id="bf-version" value={version} onChange={set((v) => { setVersion(v); setFromTask(""); })}>
+            <option value="">current ({current?.version ?? "…"})</option>
+            {(versions.data?.versions ?? []).map((v) => <option key={v.version} value={v.version}>version {v.version}</option>)}
+          </select>
+          <label for="bf-max-failed">Stop after failed windows</label>
+          <input id="bf-max-failed" type="number" min={1} placeholder="never" value={maxFailed} onInput={set(setMaxFailed)} />
+          <label for="bf-overlap">A window already running</label>
+          <select id="bf-overlap" value={overlap} onChange={set((v) => setOverlap(v as "wait" | "skip" | "cancel_other"))}>
+            <option value="wait">wait for it</option>
+            <option value="skip">skip the window</option>
+            <option value="cancel_other">cancel the other run</option>
+          </select>
+        </fieldset>
+        <div class="buttons">
+          <button type="submit" disabled={busy}>Preview</button>
+          <button type="button" class="primary" disabled={busy || !plan || stale} onClick={confirmStart}>
+            Confirm and start
+          </button>
+          {stale && <span class="muted" role="status">The form changed: preview again before confirming.</span>}
+        </div>
+      </form>
+      <ErrorBox error={error} />
+      {plan && !stale && <PlanView plan={plan.plan} zones={Object.fromEntries(workflows.data.map((w) => [w.name, w.timezone]))} shown={shown} more={() => setShown(shown + PLAN_PAGE)} />}
+    </Page>
+  );
+}
+
+function PlanView(props: { plan: Plan; zones: Record<string, string>; shown: number; more: () => void }) {
+  const { plan, zones, shown, more } = props;
+  // Execution order is the plan's order; the summary keeps it per workflow.
+  const per = new Map<string, { runs: number; skips: number }>();
+  for (const e of plan.entries) {
+    const c = per.get(e.workflow) ?? { runs: 0, skips: 0 };
+    if (e.action === "run") c.runs++;
+    else c.skips++;
+    per.set(e.workflow, c);
+  }
+  return (
+    <section class="plan" aria-label="Plan">
+      <h2>Plan</h2>
+      <p role="status" class="plan-summary">
+        {plan.runs} window{plan.runs === 1 ? "" : "s"} to run, {plan.skips} skipped
+        {plan.truncated && " (the plan is longer than the preview shows)"}.
+      </p>
+      <ol class="plan-workflows">
+        {[...per].map(([w, c]) => (
+          <li key={w}>
+            <strong>{w}</strong>: {c.runs} to run, {c.skips} skipped
+          </li>
+        ))}
+      </ol>
+      <div class="table-wrap">
+        <table class="list plan-table">
+          <thead>
+            <tr><th scope="col">#</th><th scope="col">Workflow</th><th scope="col">Window (workflow time zone)</th><th scope="col">Action</th><th scope="col">Reason</th></tr>
+          </thead>
+          <tbody>
+            {plan.entries.slice(0, shown).map((e, i) => (
+              <tr key={i} class={`plan-${e.action}`}>
+                <td>{i + 1}</td>
+                <td>{e.workflow}</td>
+                <td><Time ms={e.window_start} tz={zones[e.workflow] ?? "UTC"} /></td>
+                <td>{e.action}</td>
+                <td>{e.reason}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {shown < plan.entries.length && (
+        <button type="button" onClick={more}>Show {Math.min(PLAN_PAGE, plan.entries.length - shown)} more</button>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,45 @@
+// Times are shown in the workflow's time zone; the UTC instant is on hover.
+
+const formats = new Map<string, Intl.DateTimeFormat>();
+
+function format(tz: string): Intl.DateTimeFormat {
+  let f = formats.get(tz);
+  if (!f) {
+    try {
+      f = new Intl.DateTimeFormat("sv-SE", {
+        timeZone: tz,
+        year: "numeric",
+        month: "2-digit",
+        day: "2-digit",
+        hour: "2-digit",
+        minute: "2-digit",
+        second: "2-digit",
+        timeZoneName: "short",
+      });
+    } catch {
+      // An unknown zone (older browser data): UTC rather than nothing.
+      f = format("UTC");
+    }
+    formats.set(tz, f);
+  }
+  return f;
+}
+
+/** `2024-03-01 10:00:00 CET` in `tz`. */
+export function inZone(ms: number, tz: string): string {
+  return format(tz).format(new Date(ms));
+}
+
+export function utc(ms: number): string {
+  return new Date(ms).toISOString().replace(".000Z", "Z");
+}
+
+export function duration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${Math.round(s % 60)} s`;
+  const h = Math.floor(m / 60);
+  return `${h} h ${m % 60} min`;
+}
