@@ -9,59 +9,10 @@
 //   CHROMIUM         the browser (default /usr/bin/chromium)
 // It prints one line per step and exits non-zero on the first failure.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { env, open } from "./lib.mjs";
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set`);
-  return v;
-};
 const URL = env("TIDEMARK_URL");
-const shots = env("SCREENSHOTS");
-mkdirSync(shots, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  // Root in a container needs --no-sandbox; the rest keep Chromium off the
-  // (closed) network.
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
-const problems = [];
-const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-const page = await context.newPage();
-page.setDefaultTimeout(20_000);
-page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-page.on("console", (m) => {
-  // A CSP violation is reported on the console; nothing may violate it.
-  if (m.type() === "error" && !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) problems.push(`console: ${m.text()}`);
-});
-
-let n = 0;
-async function step(name, f) {
-  n += 1;
-  const t = Date.now();
-  try {
-    await f();
-  } catch (e) {
-    await page.screenshot({ path: join(shots, `failed-step-${n}.png`), fullPage: true }).catch(() => {});
-    console.error(`FAIL step ${n}: ${name}\n${e.stack ?? e}`);
-    await browser.close();
-    process.exit(1);
-  }
-  console.log(`ok ${n} ${name} (${Date.now() - t} ms)`);
-}
-const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+const { page, step, shot, until, finish } = await open();
 
 async function signIn(token) {
   await page.goto(`${URL}/ui/`);
@@ -74,15 +25,6 @@ async function signOut() {
 }
 async function textOf(selector) {
   return (await page.locator(selector).first().textContent())?.trim() ?? "";
-}
-async function until(what, f, timeout = 60_000) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await page.waitForTimeout(200);
-  }
 }
 
 await step("the daemon serves the console with a strict CSP at /", async () => {
@@ -326,6 +268,4 @@ await step("the admin manages tenants and tokens", async () => {
   await shot("admin");
 });
 
-assert.deepEqual(problems, [], "no page errors or CSP violations");
-await browser.close();
-console.log(`all ${n} steps passed; screenshots in ${shots}`);
+await finish();

@@ -9,6 +9,7 @@ import { ErrorBox, useLoad } from "./ui";
 
 const BUCKETS = 300;
 const H = 44;
+const MIN_ALERT = 5;
 const ORDER: (keyof Omit<StripBucket, "start" | "end">)[] = [
   "failed",
   "cancelled",
@@ -27,6 +28,25 @@ function total(b: StripBucket): number {
  * so a small backfill gets one column per window; `refresh` changes when
  * the backfill's state does, for a last fetch after it ends.
  */
+/**
+ * Each state's share of the column's height. Failed and running windows get
+ * at least `MIN_ALERT` so that one failure in thousands still shows; the
+ * other states share the rest in proportion.
+ */
+function heights(b: StripBucket, n: number): [string, number][] {
+  const alert = (k: string) => k === "failed" || k === "running";
+  const present = ORDER.filter((k) => b[k] > 0);
+  const boosted = present.map((k) => (alert(k) ? Math.max(MIN_ALERT, (b[k] / n) * H) : 0));
+  const rest = present.filter((k) => !alert(k)).reduce((a, k) => a + b[k], 0);
+  const sum = boosted.reduce((a, h) => a + h, 0);
+  // The minimums can add up past the column; then alerts fill it in proportion.
+  const reserved = rest === 0 || sum > H ? H : sum;
+  return present.map((k, i) => [
+    k,
+    alert(k) ? (boosted[i] / sum) * reserved : (b[k] / rest) * (H - reserved),
+  ]);
+}
+
 export function StateStrip(props: {
   id: number;
   workflow: string;
@@ -99,9 +119,7 @@ export function StateStrip(props: {
                 </title>
                 <rect x={i} y={0} width={1} height={H} class="strip-empty" />
                 {n > 0 &&
-                  ORDER.map((k) => {
-                    if (b[k] === 0) return null;
-                    const h = (b[k] / n) * H;
+                  heights(b, n).map(([k, h]) => {
                     const r = <rect key={k} x={i} y={y} width={1} height={h} class={`s-${k}`} />;
                     y += h;
                     return r;

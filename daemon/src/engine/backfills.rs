@@ -370,8 +370,12 @@ impl Engine {
         let interrupt = matches!(action, BackfillAction::Cancel { interrupt: true });
         for run in to_cancel {
             // Nothing new starts; attempts in flight finish and are recorded,
-            // or are interrupted.
-            self.cancel_run_with(tenant, run, interrupt).await?;
+            // or are interrupted. A run may end between collecting it above
+            // and cancelling it here: it then needs nothing.
+            match self.cancel_run_with(tenant, run, interrupt).await {
+                Ok(_) | Err(EngineError::AlreadyEnded { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         self.inner.persist().await?;
         tracing::info!(backfill = id, ?action, "backfill lifecycle");

@@ -86,7 +86,18 @@ fn console_end_to_end_in_chromium() {
          [[tasks]]\nname = \"t\"\nplugin = \"hello\"\n",
     );
 
-    let _ = std::fs::remove_dir_all(screenshots());
+    let pages = [
+        "workflows",
+        "workflow",
+        "grid",
+        "launcher-preview",
+        "backfill",
+        "run",
+        "admin",
+    ];
+    for s in pages {
+        let _ = std::fs::remove_file(screenshots().join(format!("{s}.png")));
+    }
     node_script(
         "e2e/console.test.mjs",
         &[
@@ -163,4 +174,111 @@ fn console_end_to_end_in_chromium() {
             "screenshot {s}"
         );
     }
+}
+
+/// A backfill of 1,000,000 minutely windows, all with records (every
+/// hundredth failed, every seventh skipped), drawn by the console: the
+/// browser gets bucket counts, never the rows. `strip.test.mjs` prints the
+/// strip response's size and time.
+#[test]
+fn console_draws_the_strip_of_a_million_windows() {
+    use tidemark::store::{BackfillWindow, Changes, SledStore, StateStore, WindowState};
+    const T0: i64 = 1_577_836_800_000; // 2020-01-01T00:00:00Z
+    const N: i64 = 1_000_000;
+    const MIN: i64 = 60_000;
+
+    let data = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(data.path(), None, None);
+    d.login_as_new_tenant("big");
+    let token = d.token.clone().unwrap();
+    let (code, _, err) = d.cli(&["plugin", "push", "hello", HELLO]);
+    assert_eq!(code, 0, "{err}");
+    let defs = tempfile::tempdir().unwrap();
+    apply(
+        &d,
+        &token,
+        defs.path(),
+        "name = \"minutely\"\npaused = true\n[schedule]\ncron = \"* * * * *\"\nstart = \"2020-01-01\"\n\
+         [[tasks]]\nname = \"t\"\nplugin = \"hello\"\n",
+    );
+    // And 10,000 real runs for the grid.
+    apply(
+        &d,
+        &token,
+        defs.path(),
+        "name = \"grid10k\"\npaused = true\n[schedule]\ncron = \"* * * * *\"\nstart = \"2020-01-01\"\n\
+         [[tasks]]\nname = \"a\"\nplugin = \"hello\"\n[[tasks]]\nname = \"b\"\nplugin = \"hello\"\ndepends_on = [\"a\"]\n",
+    );
+    let client = tidemark::client::Client::new(&d.url).with_token(Some(token.clone()));
+    let iso = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339()
+    };
+    let created = client
+        .post_json(
+            "/api/v1/backfills",
+            &serde_json::json!({"workflow": "minutely", "start": iso(T0), "end": iso(T0 + N * MIN)}),
+        )
+        .expect("create the backfill");
+    let id = created["backfill"]["id"].as_u64().unwrap();
+    client
+        .post_json(&format!("/api/v1/backfills/{id}/cancel"), &Value::Null)
+        .expect("cancel it");
+    let grid = client
+        .post_json(
+            "/api/v1/backfills",
+            &serde_json::json!({"workflow": "grid10k", "start": iso(T0), "end": iso(T0 + 10_000 * MIN), "parallelism": 64}),
+        )
+        .expect("create the grid's backfill");
+    let grid = grid["backfill"]["id"].as_u64().unwrap();
+    super::daemon::wait_for(
+        "10,000 windows to succeed",
+        std::time::Duration::from_secs(300),
+        || d.get(&format!("/api/v1/backfills/{grid}"))["backfill"]["state"] == "succeeded",
+    );
+    assert_eq!(d.terminate(), 0);
+
+    // Every window's record, written the way materialization writes them.
+    let store = SledStore::open(&data.path().join("state")).unwrap();
+    let started = std::time::Instant::now();
+    for chunk in (0..N).collect::<Vec<_>>().chunks(20_000) {
+        let mut changes = Changes::default();
+        for &i in chunk {
+            let state = match i {
+                i if i % 100 == 0 => WindowState::Failed,
+                i if i % 7 == 0 => WindowState::Skipped,
+                _ => WindowState::Succeeded,
+            };
+            changes.backfill_windows.push((
+                "big".into(),
+                BackfillWindow {
+                    backfill: id,
+                    workflow: "minutely".into(),
+                    window_start: T0 + i * MIN,
+                    window_end: T0 + (i + 1) * MIN,
+                    state,
+                    run_id: None,
+                    reason: format!("seeded as {state:?}"),
+                },
+            ));
+        }
+        store.apply(changes).unwrap();
+    }
+    eprintln!(
+        "wrote {N} window records in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    drop(store);
+
+    let d = Daemon::start(data.path(), None, None);
+    node_script(
+        "e2e/strip.test.mjs",
+        &[
+            ("TIDEMARK_URL", d.url.clone()),
+            ("TOKEN", token),
+            ("BACKFILL", id.to_string()),
+            ("SCREENSHOTS", screenshots().display().to_string()),
+        ],
+    );
 }
