@@ -319,7 +319,9 @@ pub struct StripQuery {
     /// Range of window starts, RFC 3339 or ms (default: the backfill's).
     from: Option<String>,
     to: Option<String>,
-    /// Equal time buckets (1..=4096, default 200).
+    /// Time buckets (1..=4096, default 200): an even split whose inner
+    /// edges move to the nearest tile boundary when buckets are wider than
+    /// a tile; each bucket carries its own start and end.
     buckets: Option<usize>,
 }
 
@@ -327,7 +329,7 @@ pub struct StripQuery {
     get,
     path = "/api/v1/backfills/{id}/strip",
     tag = "backfills",
-    summary = "Window states counted in equal time buckets (a state strip of any size)",
+    summary = "Window states counted in near-equal time buckets (a state strip of any size)",
     params(("id" = String, Path, description = "A numeric id"), StripQuery),
     responses((status = 200, description = "Counts per state and pending windows for each bucket", body = serde_json::Value))
 )]

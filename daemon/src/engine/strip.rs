@@ -1,7 +1,7 @@
 //! A backfill's state strip: its windows of one workflow counted by state
-//! in equal time buckets, plus the windows not yet started. This is what a
-//! console draws for a backfill of any size; the store aggregates, so no
-//! window list ever leaves it.
+//! in near-equal time buckets, plus the windows not yet started. This is
+//! what a console draws for a backfill of any size; the store aggregates,
+//! so no window list ever leaves it.
 
 use serde::Serialize;
 
@@ -15,7 +15,10 @@ pub const MAX_BUCKETS: usize = 4096;
 #[derive(Debug, Clone, Serialize)]
 pub struct Strip {
     pub workflow: String,
-    /// The time range `[from, to)` of window starts, split evenly.
+    /// The time range `[from, to)` of window starts, split evenly; when
+    /// buckets are wider than the store's tiles, inner edges move to the
+    /// nearest tile boundary (each bucket says where it really starts and
+    /// ends).
     pub from: i64,
     pub to: i64,
     pub buckets: Vec<Bucket>,
@@ -125,13 +128,11 @@ impl Engine {
         if from >= to {
             return Err(request_error("to", "must be after from").into());
         }
-        let n = buckets.clamp(1, MAX_BUCKETS);
-        let span = (to - from) as i128;
-        let mut edges: Vec<i64> = (0..=n)
-            .map(|i| from + (span * i as i128 / n as i128) as i64)
-            .collect();
-        // Narrow ranges: fewer windows than buckets make empty buckets.
-        edges.dedup();
+        let tile = self
+            .inner
+            .store
+            .backfill_tile_width(tenant, id, &workflow)?;
+        let edges = edges(from, to, buckets.clamp(1, MAX_BUCKETS), tile);
         let counts = self
             .inner
             .store
@@ -158,9 +159,67 @@ impl Engine {
     }
 }
 
+/// `n` near-equal buckets of `[from, to)` as `n + 1` ascending edges (fewer
+/// when the range has fewer instants than buckets). When every bucket is at
+/// least a tile wide, the inner edges are rounded to the nearest multiple
+/// of `tile`, so the store sums whole tiles and reads windows only for the
+/// partial tiles at `from` and `to`. Rounding moves an edge by at most half
+/// a tile, so the edges stay strictly inside `(from, to)` and ascending,
+/// and there are still exactly `n` buckets.
+fn edges(from: i64, to: i64, n: usize, tile: Option<i64>) -> Vec<i64> {
+    let span = to as i128 - from as i128;
+    let n = n.max(1) as i128;
+    let snap = tile.filter(|&w| w > 0 && span >= n * w as i128);
+    let mut edges: Vec<i64> = (0..=n)
+        .map(|i| {
+            let e = from as i128 + span * i / n;
+            match snap {
+                Some(w) if i > 0 && i < n => {
+                    let w = w as i128;
+                    (e + w / 2).div_euclid(w) * w
+                }
+                _ => e,
+            }
+        })
+        .map(|e| e as i64)
+        .collect();
+    // Narrow ranges: fewer windows than buckets make empty buckets.
+    edges.dedup();
+    edges
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Expected;
+    use super::{edges, Expected};
+
+    #[test]
+    fn edges_snap_to_tiles_only_when_buckets_are_wider() {
+        // Unaligned range, 4 buckets of 2.5 tiles of 100.
+        let e = edges(1_030, 2_030, 4, Some(100));
+        assert_eq!(e, vec![1_030, 1_300, 1_500, 1_800, 2_030]);
+        // Exactly one tile per bucket still snaps.
+        assert_eq!(
+            edges(-250, 150, 4, Some(100)),
+            vec![-250, -100, 0, 100, 150]
+        );
+        // Narrower buckets (and no tiles) keep the even split.
+        assert_eq!(edges(0, 399, 4, Some(100)), vec![0, 99, 199, 299, 399]);
+        assert_eq!(edges(0, 400, 4, None), vec![0, 100, 200, 300, 400]);
+        // Fewer instants than buckets: no empty bucket.
+        assert_eq!(edges(5, 8, 10, Some(1)), vec![5, 6, 7, 8]);
+        assert_eq!(edges(5, 8, 10, None), vec![5, 6, 7, 8]);
+        // Any range and count: n ascending buckets from `from` to `to`.
+        for (from, to, n, w) in [
+            (1_262_304_000_123, 1_322_304_000_000, 200, 4_194_304),
+            (-7, 1_000_003, 33, 1 << 14),
+            (0, 1 << 20, 64, 1 << 14),
+        ] {
+            let e = edges(from, to, n, Some(w));
+            assert_eq!((e.len(), e[0], e[n]), (n + 1, from, to));
+            assert!(e.windows(2).all(|p| p[0] < p[1]), "{e:?}");
+            assert!(e[1..n].iter().all(|x| x % w == 0), "{e:?}");
+        }
+    }
 
     #[test]
     fn expected_windows_count_exactly_per_bucket() {

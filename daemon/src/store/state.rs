@@ -465,9 +465,7 @@ impl StateStore for SledStore {
         for b in &changes.backfills {
             batch.insert(super::backfills::backfill_key(&b.tenant, b.id), encode(b));
         }
-        for (tenant, w) in &changes.backfill_windows {
-            batch.insert(super::backfills::window_key(tenant, w), encode(w));
-        }
+        self.stage_backfill_windows(&mut batch, &changes.backfill_windows)?;
         for (tenant, workflow, key, run_id) in &changes.idempotency {
             batch.insert(idempotency_key(tenant, workflow, key), encode(run_id));
         }

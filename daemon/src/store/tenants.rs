@@ -149,6 +149,8 @@ impl TenantStore for SledStore {
             keys::IDEMPOTENCY,
             super::backfills::BACKFILL,
             super::backfills::BACKFILL_WINDOW,
+            super::backfills::BACKFILL_TILE,
+            super::backfills::BACKFILL_TILE_WIDTH,
         ] {
             for k in self
                 .state

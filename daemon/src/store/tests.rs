@@ -165,3 +165,203 @@ fn instant_encoding_preserves_order() {
         assert_eq!(keys::decode_instant(&keys::instant(w[0])), Some(w[0]));
     }
 }
+
+const MIN: i64 = 60_000;
+/// 2010-01-01, not a multiple of any tile width used here.
+const T0: i64 = 1_262_304_000_000;
+
+fn bw(backfill: u64, workflow: &str, i: i64, len: i64, state: WindowState) -> BackfillWindow {
+    BackfillWindow {
+        backfill,
+        workflow: workflow.into(),
+        window_start: T0 + i * len,
+        window_end: T0 + (i + 1) * len,
+        state,
+        run_id: Some(i as u64),
+        reason: format!("window {i}"),
+    }
+}
+
+fn apply_windows(store: &SledStore, windows: Vec<BackfillWindow>) {
+    let changes = Changes {
+        backfill_windows: windows.into_iter().map(|w| ("t1".into(), w)).collect(),
+        ..Changes::default()
+    };
+    store.apply(changes).unwrap();
+}
+
+/// What a scan of `model` (window start → last state) gives per bucket.
+fn expected_counts(
+    model: &std::collections::BTreeMap<i64, WindowState>,
+    edges: &[i64],
+) -> Vec<StateCounts> {
+    edges
+        .windows(2)
+        .map(|e| {
+            let mut c = StateCounts::default();
+            for s in model.range(e[0]..e[1]).map(|(_, s)| *s) {
+                c.add(s);
+            }
+            c
+        })
+        .collect()
+}
+
+/// Edge sets that exercise every path: whole tiles only, whole tiles with
+/// partial ones at both ends, buckets narrower than a tile, one bucket.
+fn edge_sets(tile: i64) -> Vec<Vec<i64>> {
+    let first = T0.div_euclid(tile) * tile;
+    vec![
+        (0..=6).map(|i| first + i * tile).collect(),
+        vec![T0 - 1, first + tile, first + 3 * tile, T0 + 600 * MIN],
+        (0..=40).map(|i| T0 + i * 13 * MIN).collect(),
+        vec![i64::MIN / 2, i64::MAX / 2],
+    ]
+}
+
+const STATES: [WindowState; 5] = [
+    WindowState::Running,
+    WindowState::Succeeded,
+    WindowState::Failed,
+    WindowState::Skipped,
+    WindowState::Cancelled,
+];
+
+#[test]
+fn backfill_tiles_count_exactly_what_a_scan_counts() {
+    let store = SledStore::temporary().unwrap();
+    let mut model = std::collections::BTreeMap::new();
+    // A fixed pseudo-random sequence: 30 applies of 40 changes among 400
+    // minutely windows (about six tiles), so one apply often changes the
+    // same window, and always the same tile, more than once.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    for round in 0..30 {
+        let mut batch = Vec::new();
+        for _ in 0..40 {
+            let i = next(if round < 3 { 40 } else { 400 }) as i64;
+            let state = STATES[next(5) as usize];
+            model.insert(T0 + i * MIN, state);
+            batch.push(bw(7, "wf", i, MIN, state));
+        }
+        // Another workflow and another backfill never leak into these.
+        batch.push(bw(7, "other", round, MIN, WindowState::Failed));
+        batch.push(bw(8, "wf", round, MIN, WindowState::Failed));
+        apply_windows(&store, batch);
+        let tile = store.backfill_tile_width("t1", 7, "wf").unwrap();
+        // 64 minutes rounded up to a power of two.
+        assert_eq!(tile, Some(1 << 22));
+        for edges in edge_sets(1 << 22) {
+            assert_eq!(
+                store.backfill_window_counts("t1", 7, "wf", &edges).unwrap(),
+                expected_counts(&model, &edges),
+                "round {round}, edges {edges:?}"
+            );
+        }
+    }
+    // Whole-tile buckets come from the tiles alone: without the window
+    // records they still count every window.
+    for k in store.state.scan_prefix(b"Vt1\0").keys() {
+        store.state.remove(k.unwrap()).unwrap();
+    }
+    let edges = &edge_sets(1 << 22)[0];
+    assert_eq!(
+        store.backfill_window_counts("t1", 7, "wf", edges).unwrap(),
+        expected_counts(&model, edges)
+    );
+    assert_eq!(
+        store
+            .backfill_window_counts("t1", 7, "wf", &edge_sets(1 << 22)[2])
+            .unwrap()
+            .iter()
+            .map(StateCounts::total)
+            .sum::<u64>(),
+        0
+    );
+}
+
+#[test]
+fn backfill_counts_fall_back_to_scanning_windows_written_before_tiles() {
+    let store = SledStore::temporary().unwrap();
+    let mut model = std::collections::BTreeMap::new();
+    let hour = 60 * MIN;
+    apply_windows(
+        &store,
+        (0..200)
+            .map(|i| {
+                model.insert(T0 + i * hour, WindowState::Running);
+                bw(3, "wf", i, hour, WindowState::Running)
+            })
+            .collect(),
+    );
+    // What a store written before tiles existed holds: windows only.
+    for prefix in [&b"St1\0"[..], b"Zt1\0"] {
+        for k in store.state.scan_prefix(prefix).keys() {
+            store.state.remove(k.unwrap()).unwrap();
+        }
+    }
+    assert_eq!(store.backfill_tile_width("t1", 3, "wf").unwrap(), None);
+    // Later changes, old windows and new, keep the series untiled: tiles
+    // of only the newer windows would count too few.
+    apply_windows(
+        &store,
+        (150..260)
+            .map(|i| {
+                let s = STATES[i as usize % 5];
+                model.insert(T0 + i * hour, s);
+                bw(3, "wf", i, hour, s)
+            })
+            .collect(),
+    );
+    assert_eq!(store.backfill_tile_width("t1", 3, "wf").unwrap(), None);
+    let tile = 1 << 28; // 64 hours rounded up to a power of two.
+    for edges in [
+        (0..=6)
+            .map(|i| T0.div_euclid(tile) * tile + i * tile)
+            .collect(),
+        vec![T0, T0 + 100 * hour, T0 + 260 * hour],
+    ] {
+        assert_eq!(
+            store.backfill_window_counts("t1", 3, "wf", &edges).unwrap(),
+            expected_counts(&model, &edges)
+        );
+    }
+    // A new series of the same store is tiled.
+    apply_windows(&store, vec![bw(4, "wf", 0, hour, WindowState::Running)]);
+    assert_eq!(
+        store.backfill_tile_width("t1", 4, "wf").unwrap(),
+        Some(tile)
+    );
+}
+
+#[test]
+fn deleting_a_tenant_deletes_its_backfill_tiles() {
+    let store = SledStore::temporary().unwrap();
+    let tenant = TenantRecord {
+        name: "t1".into(),
+        created_ms: 0,
+        quotas: Default::default(),
+    };
+    let token = TokenRecord {
+        id: 1,
+        tenant: "t1".into(),
+        label: "first".into(),
+        hash: "h".into(),
+        created_ms: 0,
+        revoked: false,
+    };
+    assert!(store.tenant_create(&tenant, &token).unwrap());
+    apply_windows(&store, vec![bw(1, "wf", 0, MIN, WindowState::Running)]);
+    let count = |p: &[u8]| store.state.scan_prefix(p).count();
+    assert_eq!((count(b"St1\0"), count(b"Zt1\0")), (1, 1));
+    assert!(store.tenant_delete("t1").unwrap());
+    assert_eq!(
+        (count(b"St1\0"), count(b"Zt1\0"), count(b"Vt1\0")),
+        (0, 0, 0)
+    );
+}
