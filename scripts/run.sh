@@ -5,7 +5,8 @@
 # every minute. Stop it with Ctrl-C (graceful shutdown).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# The browser is only for the console tests.
+SETUP_NO_BROWSER=1 bash scripts/setup.sh
 
 cargo build --release -p tidemark --bin tidemark
 # The test crate's build script compiles the plugins.

@@ -8,6 +8,7 @@
 
 mod backfills;
 mod keys;
+mod records;
 mod sled_store;
 mod state;
 mod tenants;
@@ -18,8 +19,9 @@ use std::ops::Range;
 pub use backfills::{
     BackfillRecord, BackfillState, BackfillStore, BackfillWindow, Stage, StateCounts, WindowState,
 };
+pub use records::{AttemptRecord, Changes, PluginMeta, StoredWorkflow, WindowRecord};
 pub use sled_store::SledStore;
-pub use state::{AttemptRecord, Changes, PluginMeta, StateStore, StoredWorkflow, WindowRecord};
+pub use state::StateStore;
 pub use tenants::{TenantRecord, TenantStore, TokenRecord};
 
 /// Names one task's state in one window: the scope of a checkpoint.

@@ -1,0 +1,71 @@
+//! The records the engine stores: plugin and workflow versions, attempts,
+//! the per-window index, and [`Changes`], one atomic state change.
+
+use serde::{Deserialize, Serialize};
+
+use super::StagedOutputs;
+use crate::executor::{ErrorKind, LogLine};
+use crate::run::{Run, RunState};
+use crate::workflow::RawWorkflow;
+
+/// A stored plugin version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginMeta {
+    pub name: String,
+    pub version: u32,
+    pub digest: String,
+    pub size: u64,
+    pub created_ms: i64,
+    /// What the component exports (validated at upload).
+    #[serde(default)]
+    pub exports: Vec<String>,
+}
+
+/// A stored workflow version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredWorkflow {
+    pub name: String,
+    pub version: u32,
+    pub raw: RawWorkflow,
+    pub created_ms: i64,
+}
+
+/// What happened in one attempt, kept for operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub run_id: u64,
+    pub task: String,
+    pub attempt: u32,
+    pub started_ms: i64,
+    pub ended_ms: i64,
+    /// `None` when the attempt succeeded.
+    pub error_kind: Option<ErrorKind>,
+    /// The summary on success, the error message otherwise.
+    pub message: String,
+    pub fuel: Option<u64>,
+    pub log: Vec<LogLine>,
+}
+
+/// The latest run of one window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowRecord {
+    pub run_id: u64,
+    pub state: RunState,
+}
+
+/// One atomic, durable state change.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub runs: Vec<Run>,
+    /// `(tenant, workflow, start of the last window created live)`.
+    pub cursors: Vec<(String, String, i64)>,
+    pub attempts: Vec<(String, AttemptRecord)>,
+    /// `(tenant, partition, outputs)`: committed with the task's success.
+    pub outputs: Vec<(String, i64, StagedOutputs)>,
+    pub backfills: Vec<super::BackfillRecord>,
+    /// `(tenant, window)`.
+    pub backfill_windows: Vec<(String, super::BackfillWindow)>,
+    /// `(tenant, workflow, idempotency key, run id)`: written with the run
+    /// the key created.
+    pub idempotency: Vec<(String, String, String, u64)>,
+}
