@@ -3,7 +3,7 @@
 // script can too.
 
 export type RunState =
-  | "pending"
+  | "queued"
   | "waiting_upstream"
   | "running"
   | "succeeded"
@@ -17,7 +17,8 @@ export interface WorkflowSummary {
   paused: boolean;
   tasks: number;
   version: number;
-  upstream: { workflow: string; offset: number }[];
+  /** Names of the workflows it depends on. */
+  upstream: string[];
   last_window_start: number | null;
   last_window_state: string | null;
   next_due: number | null;
@@ -328,6 +329,26 @@ export const api = {
       `/workflows/${encodeURIComponent(name)}/versions`,
       { query: { after, limit: 100 } },
     ),
+  async allVersions(name: string): Promise<WorkflowVersion[]> {
+    const out: WorkflowVersion[] = [];
+    let after: number | undefined;
+    for (;;) {
+      const p = await api.versions(name, after);
+      out.push(...p.versions);
+      if (!p.next) return out;
+      after = p.next;
+    }
+  },
+  async allBackfills(): Promise<{ backfill: Backfill; progress: Progress }[]> {
+    const out: { backfill: Backfill; progress: Progress }[] = [];
+    let after: number | undefined;
+    for (;;) {
+      const p = await api.backfills(after);
+      out.push(...p.backfills);
+      if (p.next === null) return out;
+      after = p.next;
+    }
+  },
   pause: (name: string) => call<unknown>("POST", `/workflows/${encodeURIComponent(name)}/pause`),
   unpause: (name: string) =>
     call<unknown>("POST", `/workflows/${encodeURIComponent(name)}/unpause`),
@@ -346,7 +367,7 @@ export const api = {
     call<{ backfills: { backfill: Backfill; progress: Progress }[]; next: number | null }>(
       "GET",
       "/backfills",
-      { query: { after, limit: 50 } },
+      { query: { after, limit: 200 } },
     ),
   dryRun: (req: BackfillRequest) =>
     call<{ dry_run: true; plan: Plan }>("POST", "/backfills", { body: { ...req, dry_run: true } }),
@@ -368,7 +389,8 @@ export const api = {
     call<{ backfill: Backfill; progress: Progress } | Backfill>("POST", `/backfills/${id}/${action}`),
 
   quotas: () => call<Quotas>("GET", "/quotas"),
-  tokens: () => call<{ tokens: Token[]; next: number | null }>("GET", "/tokens", { query: { limit: 200 } }),
+  tokens: (after?: number) =>
+    call<{ tokens: Token[]; next: number | null }>("GET", "/tokens", { query: { after, limit: 100 } }),
   createToken: (label: string) =>
     call<{ id: number; token: string; label: string }>("POST", "/tokens", { body: { label } }),
   revokeToken: (id: number) => call<unknown>("DELETE", `/tokens/${id}`),
@@ -383,9 +405,9 @@ export const api = {
     }),
   deleteTenant: (name: string) => call<void>("DELETE", `/tenants/${encodeURIComponent(name)}`),
   tenantQuotas: (name: string) => call<Quotas>("GET", `/tenants/${encodeURIComponent(name)}/quotas`),
-  tenantTokens: (name: string) =>
+  tenantTokens: (name: string, after?: number) =>
     call<{ tokens: Token[]; next: number | null }>("GET", `/tenants/${encodeURIComponent(name)}/tokens`, {
-      query: { limit: 200 },
+      query: { after, limit: 100 },
     }),
   createTenantToken: (name: string, label: string) =>
     call<{ id: number; token: string; label: string }>(

@@ -51,15 +51,15 @@ function App() {
   if (session.role === "admin") {
     page = <AdminPage />;
   } else if (top === "workflows" && a && b === "grid") {
-    page = <Grid name={a} />;
+    page = <Grid key={a} name={a} />;
   } else if (top === "workflows" && a) {
-    page = <WorkflowPage name={a} />;
+    page = <WorkflowPage key={a} name={a} />;
   } else if (top === "runs" && a) {
-    page = <RunPage id={Number(a)} />;
+    page = <RunPage key={a} id={Number(a)} />;
   } else if (top === "backfills" && a === "new") {
-    page = <Launcher query={route.query} />;
+    page = <Launcher key={route.query.toString()} query={route.query} />;
   } else if (top === "backfills" && a) {
-    page = <BackfillPage id={Number(a)} />;
+    page = <BackfillPage key={a} id={Number(a)} />;
   } else if (top === "backfills") {
     page = <Backfills />;
   } else if (top === "tenant") {

@@ -72,6 +72,9 @@ export function StateStrip(props: {
     props.live ? 3000 : undefined,
   );
   const s = strip.data?.strip;
+  const zoomInto = (b: StripBucket) => {
+    if (b.end - b.start > 1) setZoom([...zoom, { from: b.start, to: b.end }]);
+  };
   const windows = s ? s.buckets.reduce((n, b) => n + total(b), 0) : 0;
   const w = s?.buckets.length ?? 1;
   return (
@@ -109,7 +112,16 @@ export function StateStrip(props: {
               <g
                 key={b.start}
                 class="strip-col"
-                onClick={() => b.end - b.start > 1 && setZoom([...zoom, { from: b.start, to: b.end }])}
+                tabIndex={0}
+                role="button"
+                aria-label={`Zoom into ${inZone(b.start, props.tz)} – ${inZone(b.end, props.tz)}`}
+                onClick={() => zoomInto(b)}
+                onKeyDown={(e) => {
+                  if (e.key === "Enter" || e.key === " ") {
+                    e.preventDefault();
+                    zoomInto(b);
+                  }
+                }}
               >
                 <title>
                   {`${inZone(b.start, props.tz)} – ${inZone(b.end, props.tz)} (${utc(b.start)} UTC)\n` +

@@ -43,3 +43,28 @@ export function duration(ms: number): string {
   const h = Math.floor(m / 60);
   return `${h} h ${m % 60} min`;
 }
+
+/** The offset of `tz` from UTC at instant `t`, in ms. */
+function offset(t: number, tz: string): number {
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone: tz,
+    hourCycle: "h23",
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+  }).formatToParts(new Date(t));
+  const p = Object.fromEntries(parts.map((x) => [x.type, Number(x.value)]));
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(t / 1000) * 1000;
+}
+
+/** The instant the date `YYYY-MM-DD` begins in `tz`. */
+export function zonedMidnight(date: string, tz: string): number {
+  const [y, m, d] = date.split("-").map(Number);
+  const wall = Date.UTC(y, m - 1, d);
+  // Two steps settle the offset, also next to a DST change.
+  const first = wall - offset(wall, tz);
+  return wall - offset(first, tz);
+}

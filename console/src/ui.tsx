@@ -12,37 +12,50 @@ export interface Loaded<T> {
   reload: () => void;
 }
 
-/** Runs `load` when `deps` change, and every `pollMs` if given. */
+/**
+ * Runs `load` when `deps` change, and again `pollMs` after each answer if
+ * given: a slow answer delays the next poll instead of being overtaken.
+ */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[], pollMs?: number): Loaded<T> {
   const [data, setData] = useState<T>();
   const [error, setError] = useState<Error>();
   const [loading, setLoading] = useState(true);
   const [tick, setTick] = useState(0);
   const reload = useCallback(() => setTick((t) => t + 1), []);
+  const poll = useRef(pollMs);
+  poll.current = pollMs;
   useEffect(() => {
     let live = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     setLoading(true);
+    const again = () => {
+      if (live && poll.current) timer = setTimeout(reload, poll.current);
+    };
     load().then(
       (d) => {
         if (!live) return;
         setData(d);
         setError(undefined);
         setLoading(false);
+        again();
       },
       (e: Error) => {
         if (!live) return;
         setError(e);
         setLoading(false);
+        again();
       },
     );
     return () => {
       live = false;
+      clearTimeout(timer);
     };
   }, [...deps, tick]);
+  // Polling switched on later starts from a fresh load.
+  const was = useRef(pollMs);
   useEffect(() => {
-    if (!pollMs) return;
-    const t = setInterval(reload, pollMs);
-    return () => clearInterval(t);
+    if (pollMs && !was.current) reload();
+    was.current = pollMs;
   }, [pollMs, reload]);
   return { data, error, loading, reload };
 }
@@ -63,12 +76,18 @@ export function usePaged<T, C>(
 ): Paged<T> {
   const [extra, setExtra] = useState<T[]>([]);
   const [next, setNext] = useState<C | null>(null);
-  const first = useLoad(async () => {
-    const p = await page(undefined);
-    setExtra([]);
-    setNext(p.next);
-    return p.items;
-  }, deps, pollMs);
+  // Once the user has loaded more pages, polling the first page would
+  // shift what follows it: the list then holds still until they reload.
+  const first = useLoad(
+    async () => {
+      const p = await page(undefined);
+      setExtra([]);
+      setNext(p.next);
+      return p.items;
+    },
+    deps,
+    extra.length === 0 ? pollMs : undefined,
+  );
   const more =
     next === null || next === undefined
       ? null
@@ -171,12 +190,26 @@ export function Page(props: { title: string; actions?: ComponentChildren; childr
 
 /** "Load more" paging for long lists. */
 export function More({ more }: { more: (() => Promise<void>) | null }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<Error>();
   if (!more) return null;
+  const click = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await more();
+    } catch (e) {
+      setError(e as Error);
+    } finally {
+      setBusy(false);
+    }
+  };
   return (
     <p>
-      <button type="button" onClick={() => void more()}>
-        Load more
+      <button type="button" disabled={busy} onClick={click}>
+        {busy ? "Loading…" : "Load more"}
       </button>
+      <ErrorBox error={error} />
     </p>
   );
 }

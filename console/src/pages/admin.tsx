@@ -88,7 +88,7 @@ function TenantDetail({ name }: { name: string }) {
       <ErrorBox error={q.error} />
       {q.data ? <QuotaTable q={q.data} /> : !q.error && <Loading what="quotas" />}
       <Tokens
-        list={() => api.tenantTokens(name)}
+        list={(after) => api.tenantTokens(name, after)}
         create={(label) => api.createTenantToken(name, label)}
         revoke={(id) => api.revokeTenantToken(name, id)}
         deps={[name]}

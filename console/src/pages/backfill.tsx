@@ -111,12 +111,12 @@ export function BackfillPage({ id }: { id: number }) {
           refresh={b.state}
         />
       ))}
-      <FailedWindows id={id} tz={tz} version={b.failed + b.updated_ms} />
+      <FailedWindows id={id} tz={tz} version={`${b.state}-${b.failed}`} />
     </Page>
   );
 }
 
-function FailedWindows({ id, tz, version }: { id: number; tz: (w: string) => string; version: number }) {
+function FailedWindows({ id, tz, version }: { id: number; tz: (w: string) => string; version: string }) {
   const first = usePaged(
     (after: { after: number; after_workflow: string } | undefined) =>
       api

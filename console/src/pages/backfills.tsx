@@ -1,6 +1,6 @@
 import { api, type Backfill } from "../api";
 import { href } from "../router";
-import { ErrorBox, Loading, More, Page, State, Time, usePaged } from "../ui";
+import { ErrorBox, Loading, Page, State, Time, useLoad } from "../ui";
 
 export function describeSelection(b: Backfill): string {
   const r = b.request;
@@ -9,12 +9,9 @@ export function describeSelection(b: Backfill): string {
 }
 
 export function Backfills() {
-  const first = usePaged(
-    (after: number | undefined) => api.backfills(after).then((p) => ({ items: p.backfills, next: p.next })),
-    [],
-    3000,
-  );
-  const rows = first.rows;
+  // The API pages oldest first; operators want the newest on top.
+  const first = useLoad(async () => (await api.allBackfills()).reverse(), [], 5000);
+  const rows = first.data ?? [];
   return (
     <Page title="Backfills" actions={<a class="button primary" href={href("backfills", "new")}>New backfill</a>}>
       <ErrorBox error={first.error} />
@@ -50,7 +47,6 @@ export function Backfills() {
           </table>
         </div>
       )}
-      <More more={first.more} />
     </Page>
   );
 }

@@ -4,10 +4,11 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, type Attempt, type Run } from "../api";
 import { href } from "../router";
-import { duration } from "../time";
+import { duration, zonedMidnight } from "../time";
 import { ErrorBox, Loading, Page, State, Time, useLoad } from "../ui";
 
 const ROW_H = 28;
+const HEAD_H = 32;
 const OVERSCAN = 12;
 const PAGE = 5000;
 
@@ -25,6 +26,7 @@ export function Grid({ name }: { name: string }) {
   const [error, setError] = useState<Error>();
   const [picked, setPicked] = useState<{ run: Run; task: string }>();
   const [tick, setTick] = useState(0);
+  const tz = wf.data?.definition.schedule.timezone ?? "UTC";
 
   useEffect(() => {
     let live = true;
@@ -36,8 +38,8 @@ export function Grid({ name }: { name: string }) {
       let after: number | undefined;
       for (;;) {
         const p = await api.runs(name, {
-          from: range.from ? new Date(range.from).toISOString() : undefined,
-          to: range.to ? new Date(range.to).toISOString() : undefined,
+          from: range.from ? String(zonedMidnight(range.from, tz)) : undefined,
+          to: range.to ? String(zonedMidnight(range.to, tz)) : undefined,
           after,
           limit: PAGE,
         });
@@ -61,9 +63,8 @@ export function Grid({ name }: { name: string }) {
     return () => {
       live = false;
     };
-  }, [name, range.from, range.to, tick]);
+  }, [name, range.from, range.to, tick, tz]);
 
-  const tz = wf.data?.definition.schedule.timezone ?? "UTC";
   const tasks = useMemo(() => {
     const names = (wf.data?.definition.tasks ?? []).map((t) => t.name);
     for (const r of runs) for (const t of r.tasks) if (!names.includes(t.name)) names.push(t.name);
@@ -123,20 +124,23 @@ function Rows(props: {
     ro.observe(el);
     return () => ro.disconnect();
   }, []);
-  const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
+  const first = Math.max(0, Math.floor((top - HEAD_H) / ROW_H) - OVERSCAN);
   const last = Math.min(props.runs.length, Math.ceil((top + height) / ROW_H) + OVERSCAN);
   const cols = `minmax(15rem, 1.4fr) 7rem repeat(${props.tasks.length}, minmax(4.5rem, 1fr))`;
+  // One scroller for the header and the rows, so columns stay aligned
+  // when a narrow screen scrolls sideways.
+  const minWidth = `${23 + props.tasks.length * 4.8}rem`;
   return (
     <div class="grid" role="grid" aria-rowcount={props.runs.length + 1} aria-label="Windows by task">
-      <div class="grid-row grid-head" role="row" style={{ gridTemplateColumns: cols }}>
-        <span role="columnheader">Window ({props.tz})</span>
-        <span role="columnheader">Run</span>
-        {props.tasks.map((t) => (
-          <span role="columnheader" key={t}>{t}</span>
-        ))}
-      </div>
       <div class="grid-body" ref={box} onScroll={(e) => setTop((e.target as HTMLDivElement).scrollTop)}>
-        <div style={{ height: `${props.runs.length * ROW_H}px`, position: "relative" }}>
+        <div class="grid-row grid-head" role="row" style={{ gridTemplateColumns: cols, minWidth }}>
+          <span role="columnheader">Window ({props.tz})</span>
+          <span role="columnheader">Run</span>
+          {props.tasks.map((t) => (
+            <span role="columnheader" key={t}>{t}</span>
+          ))}
+        </div>
+        <div class="grid-rows" style={{ height: `${props.runs.length * ROW_H}px`, position: "relative", minWidth }}>
           {props.runs.slice(first, last).map((r, i) => (
             <div
               class="grid-row"

@@ -12,11 +12,8 @@ export function Launcher({ query }: { query: URLSearchParams }) {
   const workflows = useLoad(() => api.allWorkflows(), []);
   const [workflow, setWorkflow] = useState(query.get("workflow") ?? "");
   const wfName = workflow || workflows.data?.[0]?.name || "";
-  const versions = useLoad(
-    () => (wfName ? api.versions(wfName) : Promise.resolve({ versions: [], next: null })),
-    [wfName],
-  );
-  const current = versions.data?.versions.at(-1);
+  const versions = useLoad(() => (wfName ? api.allVersions(wfName) : Promise.resolve([])), [wfName]);
+  const current = versions.data?.at(-1);
   const tz = workflows.data?.find((w) => w.name === wfName)?.timezone ?? "UTC";
 
   const [kind, setKind] = useState<"range" | "dates">("range");
@@ -83,7 +80,7 @@ export function Launcher({ query }: { query: URLSearchParams }) {
     }
   };
 
-  const tasks = (versions.data?.versions.find((v) => String(v.version) === version) ?? current)?.definition.tasks ?? [];
+  const tasks = (versions.data?.find((v) => String(v.version) === version) ?? current)?.definition.tasks ?? [];
   const stale = plan && plan.key !== key;
   const set = (f: (v: string) => void) => (e: Event) => f((e.target as HTMLInputElement).value);
 
@@ -177,7 +174,7 @@ export function Launcher({ query }: { query: URLSearchParams }) {
           <label for="bf-version">Workflow version</label>
           <select id="bf-version" value={version} onChange={set((v) => { setVersion(v); setFromTask(""); })}>
             <option value="">current ({current?.version ?? "…"})</option>
-            {(versions.data?.versions ?? []).map((v) => <option key={v.version} value={v.version}>version {v.version}</option>)}
+            {(versions.data ?? []).map((v) => <option key={v.version} value={v.version}>version {v.version}</option>)}
           </select>
           <label for="bf-max-failed">Stop after failed windows</label>
           <input id="bf-max-failed" type="number" min={1} placeholder="never" value={maxFailed} onInput={set(setMaxFailed)} />

@@ -1,4 +1,5 @@
 // A run: its tasks as a Gantt chart of attempts over time, retry and cancel.
+import { useEffect, useState } from "preact/hooks";
 import { api, type Attempt, type Run } from "../api";
 import { href } from "../router";
 import { duration, inZone, utc } from "../time";
@@ -8,7 +9,10 @@ import { AttemptList } from "./grid";
 const TERMINAL = ["succeeded", "failed", "cancelled"];
 
 export function RunPage({ id }: { id: number }) {
-  const run = useLoad(() => api.run(id), [id], 2000);
+  const [ended, setEnded] = useState(false);
+  const run = useLoad(() => api.run(id), [id], ended ? undefined : 2000);
+  const state = run.data?.run.state;
+  useEffect(() => setEnded(!!state && TERMINAL.includes(state)), [state]);
   const wf = useLoad(
     () => (run.data ? api.workflow(run.data.run.workflow, run.data.run.version) : Promise.resolve(undefined)),
     [run.data?.run.workflow, run.data?.run.version],
@@ -23,7 +27,6 @@ export function RunPage({ id }: { id: number }) {
   }
   const r = run.data.run;
   const tz = wf.data?.definition.schedule.timezone ?? "UTC";
-  const ended = TERMINAL.includes(r.state);
   return (
     <Page
       title={`Run #${r.id} of ${r.workflow}`}

@@ -1,13 +1,12 @@
 // The calling tenant: quotas against current usage, and its API tokens.
 import { useState } from "preact/hooks";
 import { api, type Quotas, type Token } from "../api";
-import { Action, ErrorBox, Loading, Page, Time, useLoad } from "../ui";
+import { Action, ErrorBox, Loading, More, Page, Time, useLoad, usePaged } from "../ui";
 
 // Which usage figure each quota is held against.
 const USAGE_OF: Record<string, string> = {
   concurrent_attempts: "running_attempts",
   dataset_bytes: "dataset_bytes",
-  plugin_bytes: "plugin_bytes_stored",
   plugins: "plugins",
   triggers_per_minute: "trigger_tokens_left",
 };
@@ -45,12 +44,15 @@ export function QuotaTable({ q }: { q: Quotas }) {
 }
 
 export function Tokens(props: {
-  list: () => Promise<{ tokens: Token[] }>;
+  list: (after: number | undefined) => Promise<{ tokens: Token[]; next: number | null }>;
   create: (label: string) => Promise<{ id: number; token: string }>;
   revoke: (id: number) => Promise<unknown>;
   deps: unknown[];
 }) {
-  const tokens = useLoad(props.list, props.deps);
+  const tokens = usePaged(
+    (after: number | undefined) => props.list(after).then((p) => ({ items: p.tokens, next: p.next })),
+    props.deps,
+  );
   const [label, setLabel] = useState("");
   const [secret, setSecret] = useState<string>();
   const [error, setError] = useState<Error>();
@@ -71,12 +73,13 @@ export function Tokens(props: {
       <h2>API tokens</h2>
       <ErrorBox error={tokens.error} />
       {tokens.data ? (
+        <>
         <table class="list tokens">
           <thead>
             <tr><th scope="col">Id</th><th scope="col">Label</th><th scope="col">Created (UTC)</th><th scope="col">State</th><th scope="col"></th></tr>
           </thead>
           <tbody>
-            {tokens.data.tokens.map((t) => (
+            {tokens.rows.map((t) => (
               <tr key={t.id} data-token={t.id}>
                 <td>{t.id}</td>
                 <td>{t.label || <span class="muted">—</span>}</td>
@@ -98,6 +101,8 @@ export function Tokens(props: {
             ))}
           </tbody>
         </table>
+        <More more={tokens.more} />
+        </>
       ) : (
         !tokens.error && <Loading what="tokens" />
       )}

@@ -9,7 +9,7 @@ export function WorkflowPage({ name }: { name: string }) {
   const wf = useLoad(() => api.workflow(name), [name]);
   const all = useLoad(() => api.allWorkflows(), [name]);
   const summary = all.data?.find((w) => w.name === name);
-  const downstream = (all.data ?? []).filter((w) => w.upstream.some((u) => u.workflow === name));
+  const downstream = (all.data ?? []).filter((w) => w.upstream.includes(name));
   const reload = () => {
     wf.reload();
     all.reload();
@@ -81,16 +81,7 @@ function pretty(v: WorkflowVersion): string {
 }
 
 function Versions({ name, current }: { name: string; current: number }) {
-  const versions = useLoad(async () => {
-    const out: WorkflowVersion[] = [];
-    let after: number | undefined;
-    for (;;) {
-      const p = await api.versions(name, after);
-      out.push(...p.versions);
-      if (!p.next) return out;
-      after = p.next;
-    }
-  }, [name, current]);
+  const versions = useLoad(() => api.allVersions(name), [name, current]);
   const list = versions.data ?? [];
   const [a, setA] = useState<number>();
   const [b, setB] = useState<number>();
