@@ -61,6 +61,8 @@ await step("the workflows list shows the example workflows and no other tenant's
   assert.match(row, /0 \* \* \* \*/);
   assert.match(row, /Europe\/Berlin/);
   await page.locator('tr[data-workflow="heartbeat"]').waitFor();
+  assert.equal(await page.locator('tr[data-workflow="etl-daily"] td.upstream').textContent(), "etl");
+  assert.equal(await page.locator('tr[data-workflow="etl"] td.upstream').textContent(), "—");
   assert.equal(await page.locator('tr[data-workflow="secret-wf"]').count(), 0);
   // Times are in the workflow's zone with the UTC instant on hover.
   const title = await etl.locator("time").first().getAttribute("title");
@@ -81,6 +83,8 @@ await step("the workflow page draws the task DAG with dagre and lists versions",
   }
   assert.ok(xs[0] < xs[1] && xs[1] < xs[2], `x positions ${xs}`);
   await page.getByRole("cell", { name: "1 (current)" }).waitFor();
+  // Its downstream, from every workflow's upstream list.
+  await page.locator("dd").getByRole("link", { name: "etl-daily" }).waitFor();
   await shot("workflow");
 });
 

@@ -50,7 +50,7 @@ export function Workflows() {
                     <Time ms={w.next_due} tz={w.timezone} />
                   </td>
                   <td class="wide-only">{w.tasks}</td>
-                  <td class="wide-only">{w.upstream.join(", ") || <span class="muted">—</span>}</td>
+                  <td class="wide-only upstream">{w.upstream.join(", ") || <span class="muted">—</span>}</td>
                   <td class="links">
                     <a href={href("workflows", w.name, "grid")}>Grid</a>{" "}
                     <a href={`${href("backfills", "new")}?workflow=${encodeURIComponent(w.name)}`}>Backfill</a>

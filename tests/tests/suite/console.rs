@@ -73,6 +73,14 @@ fn console_end_to_end_in_chromium() {
          [[tasks]]\nname = \"f\"\nplugin = \"flaky\"\nparams = { fail_times = 1 }\ndepends_on = [\"a\"]\n\
          [[tasks]]\nname = \"c\"\nplugin = \"hello\"\ndepends_on = [\"f\"]\n",
     );
+    // Downstream of the example ETL, for the upstream/downstream views.
+    apply(
+        &d,
+        &default,
+        defs.path(),
+        "name = \"etl-daily\"\npaused = true\n[schedule]\ncron = \"0 0 * * *\"\ntimezone = \"Europe/Berlin\"\nstart = \"2024-01-01\"\n\
+         [[tasks]]\nname = \"t\"\nplugin = \"hello\"\n[[upstream]]\nworkflow = \"etl\"\n",
+    );
     let (code, other, err) = d.cli_as(ADMIN, &["tenant", "create", "other"]);
     assert_eq!(code, 0, "{err}");
     let other = other.trim().to_owned();
