@@ -339,16 +339,6 @@ export const api = {
       after = p.next;
     }
   },
-  async allBackfills(): Promise<{ backfill: Backfill; progress: Progress }[]> {
-    const out: { backfill: Backfill; progress: Progress }[] = [];
-    let after: number | undefined;
-    for (;;) {
-      const p = await api.backfills(after);
-      out.push(...p.backfills);
-      if (p.next === null) return out;
-      after = p.next;
-    }
-  },
   pause: (name: string) => call<unknown>("POST", `/workflows/${encodeURIComponent(name)}/pause`),
   unpause: (name: string) =>
     call<unknown>("POST", `/workflows/${encodeURIComponent(name)}/unpause`),
@@ -367,7 +357,7 @@ export const api = {
     call<{ backfills: { backfill: Backfill; progress: Progress }[]; next: number | null }>(
       "GET",
       "/backfills",
-      { query: { after, limit: 200 } },
+      { query: { after, limit: 50, order: "desc" } },
     ),
   dryRun: (req: BackfillRequest) =>
     call<{ dry_run: true; plan: Plan }>("POST", "/backfills", { body: { ...req, dry_run: true } }),

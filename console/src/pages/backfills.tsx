@@ -1,6 +1,6 @@
 import { api, type Backfill } from "../api";
 import { href } from "../router";
-import { ErrorBox, Loading, Page, State, Time, useLoad } from "../ui";
+import { ErrorBox, Loading, More, Page, State, Time, usePaged } from "../ui";
 
 export function describeSelection(b: Backfill): string {
   const r = b.request;
@@ -9,9 +9,12 @@ export function describeSelection(b: Backfill): string {
 }
 
 export function Backfills() {
-  // The API pages oldest first; operators want the newest on top.
-  const first = useLoad(async () => (await api.allBackfills()).reverse(), [], 5000);
-  const rows = first.data ?? [];
+  const first = usePaged(
+    (after: number | undefined) => api.backfills(after).then((p) => ({ items: p.backfills, next: p.next })),
+    [],
+    3000,
+  );
+  const rows = first.rows;
   return (
     <Page title="Backfills" actions={<a class="button primary" href={href("backfills", "new")}>New backfill</a>}>
       <ErrorBox error={first.error} />
@@ -47,6 +50,7 @@ export function Backfills() {
           </table>
         </div>
       )}
+      <More more={first.more} />
     </Page>
   );
 }

@@ -70,13 +70,25 @@ pub async fn create(
     }
 }
 
-/// Backfills in id (creation) order, paged.
+/// Backfills in id (creation) order, paged; `order=desc` lists the newest
+/// first, as an operator's list wants them.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Continue after this backfill id (the `next` of the previous page).
     after: Option<u64>,
     limit: Option<usize>,
+    /// `asc` (default, oldest first) or `desc` (newest first).
+    #[param(value_type = Option<String>)]
+    order: Option<ListOrder>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ListOrder {
+    #[default]
+    Asc,
+    Desc,
 }
 
 #[utoipa::path(
@@ -96,14 +108,18 @@ pub async fn list(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let mut out = Vec::new();
     let mut next = None;
-    for b in s
+    let desc = q.order.unwrap_or_default() == ListOrder::Desc;
+    let mut all = s
         .engine
         .store()
         .backfills(&tenant)
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .filter(|b| q.after.is_none_or(|a| b.id > a))
-    {
+        .map_err(ApiError::internal)?;
+    if desc {
+        all.reverse();
+    }
+    // `after` is the last id of the previous page, in the order asked for.
+    let past = |id: u64| q.after.is_none_or(|a| if desc { id < a } else { id > a });
+    for b in all.into_iter().filter(|b| past(b.id)) {
         if out.len() == limit {
             next = out
                 .last()

@@ -478,22 +478,38 @@ async fn backfills_are_listed_in_pages() {
         assert_eq!(s, StatusCode::CREATED, "{v}");
         ids.push(v["backfill"]["id"].as_u64().unwrap());
     }
-    let mut seen = Vec::new();
-    let mut after: Option<u64> = None;
-    loop {
-        let path = match after {
-            None => "/api/v1/backfills?limit=2".to_owned(),
-            Some(a) => format!("/api/v1/backfills?limit=2&after={a}"),
-        };
-        let (_, v) = call(&w, "GET", &path, "").await;
-        let page = v["backfills"].as_array().unwrap();
-        assert!(page.len() <= 2);
-        seen.extend(page.iter().map(|b| b["backfill"]["id"].as_u64().unwrap()));
-        match v["next"].as_u64() {
-            Some(n) => after = Some(n),
-            None => break,
+    let pages = |order: &'static str| {
+        let w = &w;
+        async move {
+            let mut seen = Vec::new();
+            let mut after: Option<u64> = None;
+            loop {
+                let mut path = format!("/api/v1/backfills?limit=2{order}");
+                if let Some(a) = after {
+                    path.push_str(&format!("&after={a}"));
+                }
+                let (s, v) = call(w, "GET", &path, "").await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+                let page = v["backfills"].as_array().unwrap();
+                assert!(page.len() <= 2);
+                seen.extend(page.iter().map(|b| b["backfill"]["id"].as_u64().unwrap()));
+                match v["next"].as_u64() {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+            seen
         }
-    }
-    assert_eq!(seen, ids);
+    };
+    assert_eq!(pages("").await, ids);
+    assert_eq!(pages("&order=asc").await, ids);
+    let newest_first: Vec<u64> = ids.iter().rev().copied().collect();
+    assert_eq!(pages("&order=desc").await, newest_first);
+    let (s, v) = call(&w, "GET", "/api/v1/backfills?order=sideways", "").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("order"),
+        "{v}"
+    );
     w.engine.settle().await.unwrap();
 }
