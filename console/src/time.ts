@@ -1,21 +1,21 @@
 // Times are shown in the workflow's time zone; the UTC instant is on hover.
 
+const FIELDS: Intl.DateTimeFormatOptions = {
+  year: "numeric",
+  month: "2-digit",
+  day: "2-digit",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+};
+
 const formats = new Map<string, Intl.DateTimeFormat>();
 
 function format(tz: string): Intl.DateTimeFormat {
   let f = formats.get(tz);
   if (!f) {
     try {
-      f = new Intl.DateTimeFormat("sv-SE", {
-        timeZone: tz,
-        year: "numeric",
-        month: "2-digit",
-        day: "2-digit",
-        hour: "2-digit",
-        minute: "2-digit",
-        second: "2-digit",
-        timeZoneName: "short",
-      });
+      f = new Intl.DateTimeFormat("sv-SE", { ...FIELDS, timeZone: tz, timeZoneName: "short" });
     } catch {
       // An unknown zone (older browser data): UTC rather than nothing.
       f = format("UTC");
@@ -46,16 +46,9 @@ export function duration(ms: number): string {
 
 /** The offset of `tz` from UTC at instant `t`, in ms. */
 function offset(t: number, tz: string): number {
-  const parts = new Intl.DateTimeFormat("en-US", {
-    timeZone: tz,
-    hourCycle: "h23",
-    year: "numeric",
-    month: "2-digit",
-    day: "2-digit",
-    hour: "2-digit",
-    minute: "2-digit",
-    second: "2-digit",
-  }).formatToParts(new Date(t));
+  const parts = new Intl.DateTimeFormat("en-US", { ...FIELDS, timeZone: tz, hourCycle: "h23" }).formatToParts(
+    new Date(t),
+  );
   const p = Object.fromEntries(parts.map((x) => [x.type, Number(x.value)]));
   return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(t / 1000) * 1000;
 }

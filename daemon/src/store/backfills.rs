@@ -181,18 +181,6 @@ fn tile_ceil(t: i64, width: i64) -> i64 {
     }
 }
 
-fn enc<T: Serialize>(v: &T) -> Vec<u8> {
-    // Serializing these plain structs cannot fail.
-    keys::encode_value(&serde_json::to_vec(v).unwrap_or_default())
-}
-
-fn dec<T: serde::de::DeserializeOwned>(op: &'static str, raw: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(&keys::decode_value(op, raw)?).map_err(|e| StoreError::Corrupt {
-        op,
-        detail: e.to_string(),
-    })
-}
-
 /// How many windows are in each state (one time bucket of a backfill's
 /// state strip).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -325,7 +313,7 @@ impl BackfillStore for SledStore {
             .map_err(backend(OP))?
         {
             None => Ok(None),
-            Some(v) => dec(OP, &v).map(Some),
+            Some(v) => keys::decode_json(OP, &v).map(Some),
         }
     }
 
@@ -333,7 +321,7 @@ impl BackfillStore for SledStore {
         const OP: &str = "listing backfills";
         self.state
             .scan_prefix(keys::tenant_prefix(BACKFILL, tenant))
-            .map(|i| dec(OP, &i.map_err(backend(OP))?.1))
+            .map(|i| keys::decode_json(OP, &i.map_err(backend(OP))?.1))
             .collect()
     }
 
@@ -341,7 +329,7 @@ impl BackfillStore for SledStore {
         const OP: &str = "listing backfills";
         let mut out = Vec::new();
         for item in self.state.scan_prefix([BACKFILL]) {
-            let b: BackfillRecord = dec(OP, &item.map_err(backend(OP))?.1)?;
+            let b: BackfillRecord = keys::decode_json(OP, &item.map_err(backend(OP))?.1)?;
             if !b.state.is_terminal() {
                 out.push(b);
             }
@@ -374,7 +362,7 @@ impl BackfillStore for SledStore {
             if !k.starts_with(&prefix) || out.len() >= limit {
                 break;
             }
-            out.push(dec(OP, &v)?);
+            out.push(keys::decode_json(OP, &v)?);
         }
         Ok(out)
     }
@@ -446,7 +434,7 @@ impl BackfillStore for SledStore {
             for item in self.state.range(key(lo)..key(hi)) {
                 let (k, v) = item.map_err(backend(OP))?;
                 let start = instant_after(OP, &k, prefix.len())?;
-                let w: StateOnly = dec(OP, &v)?;
+                let w: StateOnly = keys::decode_json(OP, &v)?;
                 if let Some(c) = bucket(start).and_then(|i| out.get_mut(i)) {
                     c.add(w.state);
                 }
@@ -504,11 +492,11 @@ impl SledStore {
             let before = match states.insert(wkey.clone(), w.state) {
                 Some(s) => Some(s),
                 None => match self.state.get(&wkey).map_err(backend(OP))? {
-                    Some(v) => Some(dec::<StateOnly>(OP, &v)?.state),
+                    Some(v) => Some(keys::decode_json::<StateOnly>(OP, &v)?.state),
                     None => None,
                 },
             };
-            batch.insert(wkey, enc(w));
+            batch.insert(wkey, keys::encode_json(w));
             let width_key = series_key(BACKFILL_TILE_WIDTH, tenant, w.backfill, &w.workflow);
             let width = match widths.entry(width_key) {
                 Entry::Occupied(e) => *e.get(),

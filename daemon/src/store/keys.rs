@@ -122,3 +122,19 @@ pub fn decode_value(op: &'static str, raw: &[u8]) -> Result<Vec<u8>, StoreError>
         }),
     }
 }
+
+/// A record as stored: JSON behind the format byte.
+pub fn encode_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    // Serializing these plain structs cannot fail.
+    encode_value(&serde_json::to_vec(v).unwrap_or_default())
+}
+
+pub fn decode_json<T: serde::de::DeserializeOwned>(
+    op: &'static str,
+    raw: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(&decode_value(op, raw)?).map_err(|e| StoreError::Corrupt {
+        op,
+        detail: e.to_string(),
+    })
+}

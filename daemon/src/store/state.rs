@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use super::keys;
 use super::records::{AttemptRecord, Changes, PluginMeta, StoredWorkflow, WindowRecord};
@@ -114,19 +113,6 @@ pub trait StateStore: TaskData + super::TenantStore + super::BackfillStore {
     fn attempts(&self, tenant: &str, run_id: u64) -> Result<Vec<AttemptRecord>, StoreError>;
 }
 
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    // Serializing these plain structs cannot fail.
-    keys::encode_value(&serde_json::to_vec(v).unwrap_or_default())
-}
-
-fn decode<T: DeserializeOwned>(op: &'static str, raw: &[u8]) -> Result<T, StoreError> {
-    let bytes = keys::decode_value(op, raw)?;
-    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-        op,
-        detail: e.to_string(),
-    })
-}
-
 impl SledStore {
     fn get_as<T: DeserializeOwned>(
         &self,
@@ -135,7 +121,7 @@ impl SledStore {
     ) -> Result<Option<T>, StoreError> {
         match self.state.get(key).map_err(backend(op))? {
             None => Ok(None),
-            Some(v) => decode(op, &v).map(Some),
+            Some(v) => keys::decode_json(op, &v).map(Some),
         }
     }
 
@@ -146,7 +132,7 @@ impl SledStore {
     ) -> Result<Option<T>, StoreError> {
         match self.state.scan_prefix(prefix).next_back() {
             None => Ok(None),
-            Some(item) => decode(op, &item.map_err(backend(op))?.1).map(Some),
+            Some(item) => keys::decode_json(op, &item.map_err(backend(op))?.1).map(Some),
         }
     }
 
@@ -157,7 +143,7 @@ impl SledStore {
     ) -> Result<Vec<T>, StoreError> {
         self.state
             .scan_prefix(prefix)
-            .map(|item| decode(op, &item.map_err(backend(op))?.1))
+            .map(|item| keys::decode_json(op, &item.map_err(backend(op))?.1))
             .collect()
     }
 }
@@ -191,7 +177,10 @@ impl StateStore for SledStore {
         blob_key.extend_from_slice(digest.as_bytes());
         self.blobs.insert(blob_key, wasm).map_err(backend(OP))?;
         self.state
-            .insert(keys::u64_key(prefix, meta.version as u64), encode(&meta))
+            .insert(
+                keys::u64_key(prefix, meta.version as u64),
+                keys::encode_json(&meta),
+            )
             .map_err(backend(OP))?;
         self.flush(OP)?;
         Ok(meta)
@@ -274,7 +263,10 @@ impl StateStore for SledStore {
             created_ms: now,
         };
         self.state
-            .insert(keys::u64_key(prefix, wf.version as u64), encode(&wf))
+            .insert(
+                keys::u64_key(prefix, wf.version as u64),
+                keys::encode_json(&wf),
+            )
             .map_err(backend(OP))?;
         self.flush(OP)?;
         Ok(wf)
@@ -330,7 +322,7 @@ impl StateStore for SledStore {
                 .next()
                 .map(|t| String::from_utf8_lossy(t).into_owned())
                 .unwrap_or_default();
-            let wf: StoredWorkflow = decode(OP, &v)?;
+            let wf: StoredWorkflow = keys::decode_json(OP, &v)?;
             // Versions come in ascending order: keep the last of each name.
             match out.last_mut() {
                 Some((t, last)) if *t == tenant && last.name == wf.name => *last = wf,
@@ -355,7 +347,7 @@ impl StateStore for SledStore {
             let t = &run.tenant;
             batch.insert(
                 keys::u64_key(keys::tenant_prefix(keys::RUN, t), run.id),
-                encode(run),
+                keys::encode_json(run),
             );
             let wkey = keys::instant_key(
                 keys::named_prefix(keys::WINDOW, t, &run.workflow),
@@ -369,7 +361,7 @@ impl StateStore for SledStore {
             {
                 batch.insert(
                     wkey,
-                    encode(&WindowRecord {
+                    keys::encode_json(&WindowRecord {
                         run_id: run.id,
                         state: run.state,
                     }),
@@ -391,21 +383,27 @@ impl StateStore for SledStore {
         for (tenant, workflow, start) in &changes.cursors {
             batch.insert(
                 keys::named_prefix(keys::CURSOR, tenant, workflow),
-                encode(start),
+                keys::encode_json(start),
             );
         }
         for (tenant, a) in &changes.attempts {
             let mut k = keys::u64_key(keys::tenant_prefix(keys::ATTEMPT, tenant), a.run_id);
             keys::push_name(&mut k, &a.task);
             k.extend_from_slice(&a.attempt.to_be_bytes());
-            batch.insert(k, encode(a));
+            batch.insert(k, keys::encode_json(a));
         }
         for b in &changes.backfills {
-            batch.insert(super::backfills::backfill_key(&b.tenant, b.id), encode(b));
+            batch.insert(
+                super::backfills::backfill_key(&b.tenant, b.id),
+                keys::encode_json(b),
+            );
         }
         self.stage_backfill_windows(&mut batch, &changes.backfill_windows)?;
         for (tenant, workflow, key, run_id) in &changes.idempotency {
-            batch.insert(idempotency_key(tenant, workflow, key), encode(run_id));
+            batch.insert(
+                idempotency_key(tenant, workflow, key),
+                keys::encode_json(run_id),
+            );
         }
         let mut usage: HashMap<&str, i64> = HashMap::new();
         for (tenant, partition, outputs) in &changes.outputs {
@@ -480,7 +478,7 @@ impl StateStore for SledStore {
                     op: OP,
                     detail: "window key".into(),
                 })?;
-            out.push((start, decode(OP, &v)?));
+            out.push((start, keys::decode_json(OP, &v)?));
         }
         Ok(out)
     }
@@ -502,7 +500,7 @@ impl StateStore for SledStore {
                         detail: "window key without an instant".into(),
                     }
                 })?;
-                Ok(Some((start, decode(OP, &v)?)))
+                Ok(Some((start, keys::decode_json(OP, &v)?)))
             }
         }
     }

@@ -54,17 +54,6 @@ const TOKEN: u8 = b'K';
 /// one key family that does not start with a tenant.
 const TOKEN_HASH: u8 = b'h';
 
-fn enc<T: Serialize>(v: &T) -> Vec<u8> {
-    keys::encode_value(&serde_json::to_vec(v).unwrap_or_default())
-}
-
-fn dec<T: serde::de::DeserializeOwned>(op: &'static str, raw: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(&keys::decode_value(op, raw)?).map_err(|e| StoreError::Corrupt {
-        op,
-        detail: e.to_string(),
-    })
-}
-
 fn hash_key(hash: &str) -> Vec<u8> {
     let mut k = vec![TOKEN_HASH];
     k.extend_from_slice(hash.as_bytes());
@@ -87,9 +76,9 @@ impl TenantStore for SledStore {
             return Ok(false);
         }
         let mut batch = sled::Batch::default();
-        batch.insert(key, enc(tenant));
-        batch.insert(token_key(first), enc(first));
-        batch.insert(hash_key(&first.hash), enc(first));
+        batch.insert(key, keys::encode_json(tenant));
+        batch.insert(token_key(first), keys::encode_json(first));
+        batch.insert(hash_key(&first.hash), keys::encode_json(first));
         self.state.apply_batch(batch).map_err(backend(OP))?;
         self.flush(OP)?;
         Ok(true)
@@ -103,14 +92,17 @@ impl TenantStore for SledStore {
             .map_err(backend(OP))?
         {
             None => Ok(None),
-            Some(v) => dec(OP, &v).map(Some),
+            Some(v) => keys::decode_json(OP, &v).map(Some),
         }
     }
 
     fn tenant_update(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
         const OP: &str = "updating a tenant";
         self.state
-            .insert(keys::tenant_prefix(TENANT, &tenant.name), enc(tenant))
+            .insert(
+                keys::tenant_prefix(TENANT, &tenant.name),
+                keys::encode_json(tenant),
+            )
             .map_err(backend(OP))?;
         self.flush(OP)
     }
@@ -119,7 +111,7 @@ impl TenantStore for SledStore {
         const OP: &str = "listing tenants";
         self.state
             .scan_prefix([TENANT])
-            .map(|i| dec(OP, &i.map_err(backend(OP))?.1))
+            .map(|i| keys::decode_json(OP, &i.map_err(backend(OP))?.1))
             .collect()
     }
 
@@ -180,8 +172,8 @@ impl TenantStore for SledStore {
     fn token_put(&self, token: &TokenRecord) -> Result<(), StoreError> {
         const OP: &str = "storing a token";
         let mut batch = sled::Batch::default();
-        batch.insert(token_key(token), enc(token));
-        batch.insert(hash_key(&token.hash), enc(token));
+        batch.insert(token_key(token), keys::encode_json(token));
+        batch.insert(hash_key(&token.hash), keys::encode_json(token));
         self.state.apply_batch(batch).map_err(backend(OP))?;
         self.flush(OP)
     }
@@ -190,7 +182,7 @@ impl TenantStore for SledStore {
         const OP: &str = "checking a token";
         match self.state.get(hash_key(hash)).map_err(backend(OP))? {
             None => Ok(None),
-            Some(v) => dec(OP, &v).map(Some),
+            Some(v) => keys::decode_json(OP, &v).map(Some),
         }
     }
 
@@ -198,7 +190,7 @@ impl TenantStore for SledStore {
         const OP: &str = "listing tokens";
         self.state
             .scan_prefix(keys::tenant_prefix(TOKEN, tenant))
-            .map(|i| dec(OP, &i.map_err(backend(OP))?.1))
+            .map(|i| keys::decode_json(OP, &i.map_err(backend(OP))?.1))
             .collect()
     }
 
