@@ -35,15 +35,33 @@ pub(super) fn backend(op: &'static str) -> impl FnOnce(sled::Error) -> StoreErro
 
 impl SledStore {
     /// Opens (or creates) the store in directory `path`.
+    ///
+    /// sled's own IO threads can hold the directory's lock for a moment
+    /// after the last handle of a store was dropped (seen on a loaded
+    /// machine when an engine reopens the store it just closed), so a busy
+    /// lock is retried for a few seconds before it is an error. Another
+    /// live process holding it still fails, just not at once.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
-        Self::with_db(db)
+        const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match sled::Config::new().path(path).open() {
+                Ok(db) => return Self::with_db(db),
+                // sled reports a busy lock only as text.
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(source) => {
+                    return Err(StoreError::Open {
+                        path: path.display().to_string(),
+                        source,
+                    })
+                }
+            }
+        }
     }
 
     /// A store that lives only as long as this value (for `task run` without

@@ -365,3 +365,25 @@ fn deleting_a_tenant_deletes_its_backfill_tiles() {
         (0, 0, 0)
     );
 }
+
+#[test]
+fn reopening_waits_for_a_lock_that_is_being_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = SledStore::open(dir.path()).unwrap();
+    // The first store goes away while the second open is already waiting.
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(first);
+    });
+    let second = SledStore::open(dir.path());
+    release.join().unwrap();
+    assert!(second.is_ok(), "{:?}", second.err());
+}
+
+#[test]
+fn a_lock_held_for_good_is_still_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let _held = SledStore::open(dir.path()).unwrap();
+    let err = SledStore::open(dir.path()).err().expect("the lock is held");
+    assert!(err.to_string().contains("could not acquire lock"), "{err}");
+}
