@@ -247,18 +247,28 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     tracing::info!(%addr, data = %cfg.data_dir.display(), "serving");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let signal = tokio::spawn(async move {
-        signal.recv().await;
-        tracing::info!("shutdown requested");
-        let _ = stop_tx.send(true);
-    });
+    let stop_tx = Arc::new(stop_tx);
+    let signal = {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            signal.recv().await;
+            tracing::info!("shutdown requested");
+            let _ = stop_tx.send(true);
+        })
+    };
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
     let http = axum::serve(listener, crate::api::app(engine.clone(), tenancy))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let driver = engine.run_until(stopped(stop_rx), cfg.grace);
-    let (http, ()) = tokio::join!(http, driver);
+    let driver = async {
+        let outcome = engine.run_until(stopped(stop_rx), cfg.grace).await;
+        // A driver that gave up (the store cannot write) stops the API too.
+        let _ = stop_tx.send(true);
+        outcome
+    };
+    let (http, driver) = tokio::join!(http, driver);
     signal.abort();
-    http.map_err(ServeError::Http)
+    http.map_err(ServeError::Http)?;
+    Ok(driver?)
 }

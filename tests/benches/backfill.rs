@@ -134,7 +134,7 @@ fn main() {
                     };
                     changes.backfill_windows.push(("bench".into(), w));
                 }
-                engine.store().apply(changes).expect("write windows");
+                engine.store().apply(&changes).expect("write windows");
             }
             println!("{pass}: {:.1} s", t.elapsed().as_secs_f64());
         }

@@ -37,7 +37,10 @@ fn main() {
         let driver = engine.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
-            driver.run_until(async { let _ = stop_rx.await; }, Duration::from_secs(5)).await;
+            driver
+                .run_until(async { let _ = stop_rx.await; }, Duration::from_secs(5))
+                .await
+                .expect("the store kept accepting writes");
         });
 
         let t0 = clock.now_ms();

@@ -71,7 +71,8 @@ fn main() {
                     },
                     Duration::from_secs(5),
                 )
-                .await;
+                .await
+                .expect("the store kept accepting writes");
         });
 
         let t0 = clock.now_ms();

@@ -70,7 +70,9 @@ impl From<EngineError> for ApiError {
             EngineError::TenantNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             EngineError::InUse(_) => (StatusCode::CONFLICT, "in_use"),
             EngineError::PluginNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            EngineError::Store(_) | EngineError::Join(_) => return ApiError::internal(e),
+            EngineError::Store(_) | EngineError::Join(_) | EngineError::StoreFailed { .. } => {
+                return ApiError::internal(e)
+            }
         };
         ApiError::new(status, code, e.to_string())
     }

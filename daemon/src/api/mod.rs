@@ -141,10 +141,18 @@ type Api<T> = Result<T, ApiError>;
     path = "/readyz",
     security(()),
     tag = "health",
-    summary = "Ready when the store answers",
-    responses((status = 200, description = "Ready when the store answers", body = String))
+    summary = "Ready when the store answers and accepts writes",
+    responses(
+        (status = 200, description = "Ready when the store answers and accepts writes", body = String),
+        (status = 503, description = "The store cannot be read or refuses writes", body = String)
+    )
 )]
 async fn readyz(State(s): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    // Reads may work while writes fail (a full disk): both must.
+    if let Err(f) = s.engine.store_health() {
+        tracing::error!("not ready: the store refuses writes: {}", f.message);
+        return (StatusCode::SERVICE_UNAVAILABLE, "store cannot write");
+    }
     match s.engine.store().tenant_list() {
         Ok(_) => (StatusCode::OK, "ready"),
         Err(e) => {

@@ -10,12 +10,14 @@ mod cascade;
 mod request;
 pub(crate) use request::err as request_error;
 mod select;
+mod state;
 
 pub use cascade::{cascade, CascadeStep, Downstream};
 pub use request::{
     BackfillSpec, Mode, Order, Overlap, Priority, RawBackfillRequest, RequestError, Rerun,
 };
 pub use select::{Cursor, Selection};
+pub use state::{BackfillEvent, BackfillState, InvalidBackfillTransition};
 
 use crate::run::RunState;
 

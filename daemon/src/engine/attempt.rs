@@ -248,11 +248,7 @@ fn record(inner: &Inner, job: &Job, report: AttemptReport, started: i64, ended: 
             .any(|t| t.state == crate::run::TaskState::Running)
     {
         // A cancelled run whose last attempt just ended.
-        if let Some(run) = st.runs.remove(&job.run_id) {
-            st.dirty.remove(&job.run_id);
-            super::backfills::run_ended(st, &run, ended);
-            st.ended.push(run);
-        }
+        st.end_run(job.run_id, ended);
         return;
     }
     st.dirty.insert(job.run_id);

@@ -9,7 +9,8 @@ use serde::Serialize;
 pub(super) use super::materialize::{advance, run_ended};
 use super::{Engine, EngineError};
 use crate::backfill::{
-    self, cascade, decide, BackfillSpec, Cursor, Decision, Downstream, Order, RawBackfillRequest,
+    self, cascade, decide, BackfillEvent, BackfillSpec, Cursor, Decision, Downstream, Order,
+    RawBackfillRequest,
 };
 use crate::store::{BackfillRecord, BackfillState, WindowState};
 use crate::workflow::WorkflowDef;
@@ -26,8 +27,9 @@ pub(super) struct ActiveBackfill {
     /// The request as validated for the selected workflow.
     pub root: BackfillSpec,
     /// The current stage: the selection's windows (stage 0) or one
-    /// downstream workflow's.
-    pub spec: BackfillSpec,
+    /// downstream workflow's. Shared so a scheduling pass can plan its
+    /// reads outside the engine lock without copying a stage's windows.
+    pub spec: Arc<BackfillSpec>,
     pub def: Arc<WorkflowDef>,
     /// Runs of it that have not ended.
     pub in_flight: usize,
@@ -62,7 +64,7 @@ impl ActiveBackfill {
         Ok(ActiveBackfill {
             record,
             root,
-            spec,
+            spec: Arc::new(spec),
             def,
             in_flight,
             succeeded,
@@ -190,7 +192,7 @@ impl Engine {
                 ActiveBackfill {
                     record: record.clone(),
                     root: spec.clone(),
-                    spec,
+                    spec: Arc::new(spec),
                     def,
                     in_flight: 0,
                     succeeded: Vec::new(),
@@ -332,26 +334,18 @@ impl Engine {
                 return Err(match self.inner.store.backfill_get(tenant, id)? {
                     Some(b) => EngineError::BackfillEnded {
                         id,
-                        state: format!("{:?}", b.state).to_lowercase(),
+                        state: b.state.as_str().to_owned(),
                     },
                     None => EngineError::BackfillNotFound(id),
                 });
             };
-            let state = b.record.state;
-            b.record.state = match (action, state) {
-                (_, s) if s.is_terminal() => {
-                    return Err(EngineError::BackfillEnded {
-                        id,
-                        state: format!("{s:?}").to_lowercase(),
-                    })
-                }
-                (BackfillAction::Pause, _) => BackfillState::Paused,
-                (BackfillAction::Resume, _) => BackfillState::Running,
-                (BackfillAction::Cancel { .. }, _) => BackfillState::Cancelled,
-                (BackfillAction::RetryFailed, _) => {
-                    return Err(EngineError::BackfillActive { id });
-                }
+            let event = match action {
+                BackfillAction::Pause => BackfillEvent::Pause,
+                BackfillAction::Resume => BackfillEvent::Resume,
+                BackfillAction::Cancel { .. } => BackfillEvent::Cancel,
+                BackfillAction::RetryFailed => BackfillEvent::RetryFailed,
             };
+            b.record.state = transition(id, b.record.state, event)?;
             b.record.updated_ms = now;
             let mut to_cancel = Vec::new();
             if matches!(action, BackfillAction::Cancel { .. }) {
@@ -403,12 +397,7 @@ impl Engine {
             .store
             .backfill_get(tenant, id)?
             .ok_or(EngineError::BackfillNotFound(id))?;
-        if record.state == BackfillState::Cancelled {
-            return Err(EngineError::BackfillEnded {
-                id,
-                state: "cancelled; create a new backfill".into(),
-            });
-        }
+        let retried = transition(id, record.state, BackfillEvent::RetryFailed)?;
         let def = self
             .inner
             .load_version(tenant, &record.request.workflow, record.version)?;
@@ -461,13 +450,13 @@ impl Engine {
         if runs.is_empty() {
             return Err(EngineError::BackfillEnded {
                 id,
-                state: format!("{:?} with no failed windows", record.state).to_lowercase(),
+                state: format!("{} with no failed windows", record.state.as_str()),
             });
         }
         let n = runs.len() as u64;
         record.failed = record.failed.saturating_sub(n);
         record.running += n;
-        record.state = BackfillState::Running;
+        record.state = retried;
         record.ended_ms = None;
         record.updated_ms = now;
         {
@@ -494,4 +483,23 @@ impl Engine {
         self.inner.wake.notify_one();
         Ok(record)
     }
+}
+
+/// A backfill's next state under `event`, or the error a caller gets.
+pub(super) fn transition(
+    id: u64,
+    state: BackfillState,
+    event: BackfillEvent,
+) -> Result<BackfillState, EngineError> {
+    state.apply(event).map_err(|e| {
+        if e.from.is_terminal() {
+            let state = match e.event {
+                BackfillEvent::RetryFailed => format!("{}; {}", e.from.as_str(), e.why),
+                _ => e.from.as_str().to_owned(),
+            };
+            EngineError::BackfillEnded { id, state }
+        } else {
+            EngineError::BackfillActive { id }
+        }
+    })
 }

@@ -12,6 +12,7 @@ use crate::executor::Trigger;
 use crate::planner;
 use crate::run::{Run, RunEvent, RunState, TaskEvent};
 use crate::schedule::{format_utc, Schedule};
+use crate::workflow::WorkflowDef;
 
 /// How long after an upstream window closed a backfill run keeps waiting for
 /// its (live) run to appear before it gives up.
@@ -35,218 +36,347 @@ fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
+/// Live runs a workflow may have queued or running at once while it catches
+/// up, per allowed active run: catch-up windows are created as earlier
+/// ones end, not all at once.
+const CATCHUP_AHEAD: usize = 2;
+
 impl Engine {
     pub async fn tick(&self) -> Result<TickReport, EngineError> {
         let inner = &self.inner;
         let now = inner.clock.now_ms();
         let mut report = TickReport::default();
+        // Changes a failed write left behind go first, and attempts held
+        // for them start only once they are durable.
+        self.release_held().await?;
         self.create_live_runs(now, &mut report).await?;
 
+        // Store reads happen before the lock is taken: window states for
+        // backfill materialization, quota records, upstream states.
+        let prefetched = super::materialize::prefetch(inner)?;
+        {
+            let mut st = inner.lock();
+            super::backfills::advance(inner, &mut st, now, &mut report, &prefetched);
+        }
+        let checked = self.check_upstream(now, &mut report)?;
+        inner.warm_quotas();
         let mut to_spawn = Vec::new();
         {
             let mut st = inner.lock();
             let st = &mut *st;
-            // New backfill runs too must pass the upstream check before
-            // they can start.
-            super::backfills::advance(inner, st, now, &mut report);
-            recheck_upstream(inner, st, now, &mut report);
-            start_queued(st, now, &mut report);
+            start_queued(st, now, &mut report, &checked);
             dispatch(inner, st, now, &mut report, &mut to_spawn);
         }
         // Running marks must be durable before the attempts start.
-        inner.persist().await?;
-        for job in to_spawn {
-            inner.in_flight.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(attempt::run(self.inner.clone(), job));
+        if let Err(e) = inner.persist().await {
+            inner.lock().held.extend(to_spawn);
+            return Err(e);
         }
+        spawn(&self.inner, to_spawn);
         Ok(report)
+    }
+
+    /// Persists what is pending, then starts the attempts held back by a
+    /// failed write.
+    async fn release_held(&self) -> Result<(), EngineError> {
+        if self.inner.lock().held.is_empty() {
+            return Ok(());
+        }
+        self.inner.persist().await?;
+        let held = std::mem::take(&mut self.inner.lock().held);
+        spawn(&self.inner, held);
+        Ok(())
     }
 
     async fn create_live_runs(&self, now: i64, report: &mut TickReport) -> Result<(), EngineError> {
         let inner = &self.inner;
-        let heads: Vec<((String, String), super::Loaded)> = inner
-            .lock()
-            .heads
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for ((tenant, name), head) in heads {
-            let def = &head.def;
+        struct Head {
+            tenant: String,
+            name: String,
+            loaded: super::Loaded,
+            cursor: Option<Option<i64>>,
+            active: usize,
+        }
+        let (heads, total_active) = {
+            let st = inner.lock();
+            let mut active: HashMap<(&str, &str), usize> = HashMap::new();
+            for r in st.runs.values().filter(|r| r.trigger != Trigger::Event) {
+                *active
+                    .entry((r.tenant.as_str(), r.workflow.as_str()))
+                    .or_default() += 1;
+            }
+            let heads: Vec<Head> = st
+                .heads
+                .iter()
+                .map(|((t, n), l)| Head {
+                    tenant: t.clone(),
+                    name: n.clone(),
+                    loaded: l.clone(),
+                    cursor: st.cursors.get(&(t.clone(), n.clone())).copied(),
+                    active: active.get(&(t.as_str(), n.as_str())).copied().unwrap_or(0),
+                })
+                .collect();
+            (heads, st.runs.len())
+        };
+        let overloaded = total_active >= inner.config.backfill_admission_limit;
+        for h in heads {
+            let def = &h.loaded.def;
             report.next_wake = earliest(report.next_wake, def.schedule.next_tick(now));
-            let cursor = {
-                let cached = inner
-                    .lock()
-                    .cursors
-                    .get(&(tenant.clone(), name.clone()))
-                    .copied();
-                match cached {
-                    Some(c) => c,
-                    None => inner.store.cursor_get(&tenant, &name)?,
-                }
+            // Catch-up is materialized as capacity frees: a workflow keeps
+            // at most a few runs ahead of what it may run, and none beyond
+            // its first while the daemon is over its admission limit.
+            let ceiling = (def.max_active_runs as usize)
+                .saturating_mul(CATCHUP_AHEAD)
+                .max(1);
+            let mut allowed = ceiling.saturating_sub(h.active);
+            if overloaded && h.active > 0 {
+                allowed = 0;
+            }
+            let max = allowed.min(inner.config.max_new_runs_per_tick);
+            if max == 0 {
+                continue;
+            }
+            let cursor = match h.cursor {
+                Some(c) => c,
+                None => inner.store.cursor_get(&h.tenant, &h.name)?,
             };
-            let (due, new_cursor) =
-                planner::due_windows(def, cursor, now, inner.config.max_new_runs_per_tick);
+            let (due, new_cursor) = planner::due_windows(def, cursor, now, max);
             if due.len() == inner.config.max_new_runs_per_tick {
                 // More catch-up windows remain: come back at once.
                 report.next_wake = Some(now);
             }
-            let mut runs = Vec::with_capacity(due.len());
+            // A window that already has a run (say, run by hand before it
+            // closed) is not created twice: the store knows the durable
+            // ones, memory (below) the ones not yet persisted.
+            let mut fresh = Vec::with_capacity(due.len());
             for w in due {
-                // A window that already has a run (say, run by hand before it
-                // closed) is not created twice.
-                if inner.store.window_get(&tenant, &name, w.start)?.is_some() {
-                    continue;
+                if inner
+                    .store
+                    .window_get(&h.tenant, &h.name, w.start)?
+                    .is_none()
+                {
+                    fresh.push((w, inner.store.next_run_id()?));
                 }
-                let id = inner.store.next_run_id()?;
-                runs.push(Run::new(
-                    id,
-                    &tenant,
-                    def,
-                    head.version,
-                    w,
-                    Trigger::Scheduled,
-                    now,
-                ));
             }
             let mut st = inner.lock();
             st.cursors
-                .insert((tenant.clone(), name.clone()), new_cursor);
+                .insert((h.tenant.clone(), h.name.clone()), new_cursor);
             if let (Some(c), true) = (new_cursor, new_cursor != cursor) {
-                st.cursor_changes.push((tenant.clone(), name.clone(), c));
+                st.cursor_changes
+                    .push((h.tenant.clone(), h.name.clone(), c));
             }
-            report.created += runs.len();
-            for r in runs {
-                st.dirty.insert(r.id);
-                st.runs.insert(r.id, r);
+            for (w, id) in fresh {
+                if st.window_run(&h.tenant, &h.name, w.start).is_some() {
+                    continue;
+                }
+                let run = Run::new(
+                    id,
+                    &h.tenant,
+                    def,
+                    h.loaded.version,
+                    w,
+                    Trigger::Scheduled,
+                    now,
+                );
+                report.created += 1;
+                st.dirty.insert(id);
+                st.runs.insert(id, run);
             }
         }
         // Created runs and the cursor land in one atomic change: a window is
         // created exactly once, also across restarts.
         inner.persist().await
     }
-}
 
-fn recheck_upstream(inner: &Inner, st: &mut EngineState, now: i64, report: &mut TickReport) {
-    // Most workflows have no upstream: skip their runs without a lookup.
-    let mut with_upstream: HashMap<&str, HashSet<&str>> = HashMap::new();
-    for ((tenant, name), l) in &st.heads {
-        if !l.def.upstream.is_empty() {
-            with_upstream
-                .entry(tenant.as_str())
-                .or_default()
-                .insert(name.as_str());
+    /// Re-checks the upstream windows of queued and waiting runs. Their
+    /// states are read without the engine lock, one range read per
+    /// dependency; the runs checked are returned (only they may start in
+    /// this pass, so a run created meanwhile waits for its own check).
+    fn check_upstream(
+        &self,
+        now: i64,
+        report: &mut TickReport,
+    ) -> Result<HashSet<u64>, EngineError> {
+        let inner = &self.inner;
+        struct Candidate {
+            id: u64,
+            tenant: String,
+            backfill: bool,
+            /// Every upstream window it needs, by dependency, in time order.
+            needed: Vec<crate::run::UpstreamWait>,
         }
-    }
-    for ((tenant, name, _), def) in &st.versions {
-        if !def.upstream.is_empty() {
-            with_upstream
-                .entry(tenant.as_str())
-                .or_default()
-                .insert(name.as_str());
-        }
-    }
-    if with_upstream.is_empty() {
-        return;
-    }
-    let ids: Vec<u64> = st
-        .runs
-        .values()
-        .filter(|r| matches!(r.state, RunState::Queued | RunState::WaitingUpstream))
-        .filter(|r| {
-            with_upstream
-                .get(r.tenant.as_str())
-                .is_some_and(|w| w.contains(r.workflow.as_str()))
-        })
-        .map(|r| r.id)
-        .collect();
-    let schedules: HashMap<String, (Schedule, i64)> = st
-        .heads
-        .iter()
-        .map(|((_, name), l)| (name.clone(), (l.def.schedule.clone(), l.def.start)))
-        .collect();
-    for id in ids {
-        let Some(run) = st.runs.get(&id) else {
-            continue;
-        };
-        let Some(def) = inner.def_for(st, run) else {
-            continue;
-        };
-        let tenant = run.tenant.clone();
-        let store = inner.store.clone();
-        let waits = planner::upstream_waits(
-            &def,
-            run.window(),
-            &|name| schedules.get(name).cloned(),
-            &|name, start| {
-                store
-                    .window_get(&tenant, name, start)
-                    .ok()
-                    .flatten()
-                    .map(|w| w.state)
-            },
-        );
-        // A backfill repairs closed windows: waiting for an upstream window
-        // that failed, or that never ran long after it closed, would never end.
-        let unsatisfied = match run.backfill {
-            None => None,
-            Some(_) => waits.iter().find_map(|w| {
-                match store
-                    .window_get(&tenant, &w.workflow, w.window_start)
-                    .ok()
-                    .flatten()
-                    .map(|r| r.state)
-                {
-                    Some(s) if s.is_terminal() => Some(s.as_str()),
-                    None if w.window_end + UPSTREAM_GRACE_MS <= now => Some("never ran"),
-                    _ => None,
-                }
-                .map(|why| {
-                    format!(
-                        "upstream window {} {} has not succeeded ({why}): repair it first (or include it in the backfill)",
-                        w.workflow,
-                        format_utc(w.window_start)
+        let candidates = {
+            let st = inner.lock();
+            // Most workflows have no upstream: skip their runs without a
+            // lookup.
+            let with_upstream: HashSet<(&str, &str)> = st
+                .heads
+                .iter()
+                .filter(|(_, l)| !l.def.upstream.is_empty())
+                .map(|((t, n), _)| (t.as_str(), n.as_str()))
+                .chain(
+                    st.versions
+                        .iter()
+                        .filter(|(_, d)| !d.upstream.is_empty())
+                        .map(|((t, n, _), _)| (t.as_str(), n.as_str())),
+                )
+                .collect();
+            if with_upstream.is_empty() {
+                return Ok(HashSet::new());
+            }
+            // Upstream schedules per tenant: one tenant's workflow never
+            // stands in for another's of the same name.
+            let schedules: HashMap<(&str, &str), (Schedule, i64)> = st
+                .heads
+                .iter()
+                .map(|((t, n), l)| {
+                    (
+                        (t.as_str(), n.as_str()),
+                        (l.def.schedule.clone(), l.def.start),
                     )
                 })
-            }),
-        };
-        let Some(run) = st.runs.get_mut(&id) else {
-            continue;
-        };
-        if let Some(error) = unsatisfied {
-            if run.apply(RunEvent::UpstreamUnsatisfied, now).is_ok() {
-                for t in &mut run.tasks {
-                    if t.apply(TaskEvent::UpstreamFailed).is_ok() {
-                        t.last_error = Some(error.clone());
-                    }
+                .collect();
+            let mut out = Vec::new();
+            for run in st
+                .runs
+                .values()
+                .filter(|r| matches!(r.state, RunState::Queued | RunState::WaitingUpstream))
+            {
+                if !with_upstream.contains(&(run.tenant.as_str(), run.workflow.as_str())) {
+                    continue;
                 }
-                run.waiting_on = waits;
-                if let Some(run) = st.runs.remove(&id) {
-                    st.dirty.remove(&id);
+                let Some(def) = inner.def_for(&st, run) else {
+                    continue;
+                };
+                let tenant = run.tenant.as_str();
+                let needed = planner::upstream_windows(&def, run.window(), &|name| {
+                    schedules.get(&(tenant, name)).cloned()
+                });
+                out.push(Candidate {
+                    id: run.id,
+                    tenant: run.tenant.clone(),
+                    backfill: run.backfill.is_some(),
+                    needed,
+                });
+            }
+            out
+        };
+        let mut results = Vec::with_capacity(candidates.len());
+        for c in &candidates {
+            let states = upstream_states(inner, &c.tenant, &c.needed)?;
+            let state_of = |w: &crate::run::UpstreamWait| {
+                states.get(&(w.workflow.as_str(), w.window_start)).copied()
+            };
+            let waits: Vec<crate::run::UpstreamWait> = c
+                .needed
+                .iter()
+                .filter(|w| state_of(w) != Some(RunState::Succeeded))
+                .cloned()
+                .collect();
+            // A backfill repairs closed windows: waiting for an upstream
+            // window that failed, or that never ran long after it closed,
+            // would never end.
+            let unsatisfied = if c.backfill {
+                waits.iter().find_map(|w| {
+                    match state_of(w) {
+                        Some(s) if s.is_terminal() => Some(s.as_str()),
+                        None if w.window_end + UPSTREAM_GRACE_MS <= now => Some("never ran"),
+                        _ => None,
+                    }
+                    .map(|why| {
+                        format!(
+                            "upstream window {} {} has not succeeded ({why}): repair it first (or include it in the backfill)",
+                            w.workflow,
+                            format_utc(w.window_start)
+                        )
+                    })
+                })
+            } else {
+                None
+            };
+            results.push((c.id, waits, unsatisfied));
+        }
+        let mut checked = HashSet::with_capacity(results.len());
+        let mut st = inner.lock();
+        for (id, waits, unsatisfied) in results {
+            let Some(run) = st.runs.get_mut(&id) else {
+                continue;
+            };
+            // Changed while the states were read (cancelled, say): its
+            // next pass decides.
+            if !matches!(run.state, RunState::Queued | RunState::WaitingUpstream) {
+                continue;
+            }
+            if let Some(error) = unsatisfied {
+                if run.apply(RunEvent::UpstreamUnsatisfied, now).is_ok() {
+                    for t in &mut run.tasks {
+                        if t.apply(TaskEvent::UpstreamFailed).is_ok() {
+                            t.last_error = Some(error.clone());
+                        }
+                    }
+                    run.waiting_on = waits;
                     tracing::info!(run = id, %error, "backfill run failed on its upstream");
-                    super::backfills::run_ended(st, &run, now);
-                    st.ended.push(run);
+                    st.end_run(id, now);
                     report.changed += 1;
                 }
+                continue;
             }
-            continue;
-        }
-        let event = if waits.is_empty() {
-            RunEvent::UpstreamReady
-        } else {
-            RunEvent::UpstreamPending
-        };
-        let before = (run.state, run.waiting_on.len());
-        if run.apply(event, now).is_ok() {
-            run.waiting_on = waits;
-            if (run.state, run.waiting_on.len()) != before {
-                st.dirty.insert(id);
-                report.changed += 1;
+            let event = if waits.is_empty() {
+                RunEvent::UpstreamReady
+            } else {
+                RunEvent::UpstreamPending
+            };
+            let before = (run.state, run.waiting_on.len());
+            if run.apply(event, now).is_ok() {
+                run.waiting_on = waits;
+                if (run.state, run.waiting_on.len()) != before {
+                    st.dirty.insert(id);
+                    report.changed += 1;
+                }
+                checked.insert(id);
             }
         }
+        Ok(checked)
     }
 }
 
-fn start_queued(st: &mut EngineState, now: i64, report: &mut TickReport) {
+/// The latest run state of each upstream window in `needed` (which lists
+/// each dependency's windows in time order): one range read per run of
+/// consecutive windows of one workflow. Errors propagate: a read that
+/// failed is not "never ran".
+fn upstream_states<'a>(
+    inner: &Inner,
+    tenant: &str,
+    needed: &'a [crate::run::UpstreamWait],
+) -> Result<HashMap<(&'a str, i64), RunState>, EngineError> {
+    let mut states = HashMap::with_capacity(needed.len());
+    for group in needed.chunk_by(|a, b| a.workflow == b.workflow && a.window_start < b.window_start)
+    {
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
+            continue;
+        };
+        let wf = first.workflow.as_str();
+        for (start, rec) in inner.store.windows(
+            tenant,
+            wf,
+            first.window_start,
+            last.window_start.saturating_add(1),
+            usize::MAX,
+        )? {
+            states.insert((wf, start), rec.state);
+        }
+    }
+    Ok(states)
+}
+
+fn spawn(inner: &Arc<Inner>, jobs: Vec<attempt::Job>) {
+    for job in jobs {
+        inner.in_flight.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(attempt::run(inner.clone(), job));
+    }
+}
+
+fn start_queued(st: &mut EngineState, now: i64, report: &mut TickReport, checked: &HashSet<u64>) {
     // Free run slots per tenant and workflow; the scan over queued runs (in
     // creation order) stops as soon as no workflow has a free slot.
     let mut free: HashMap<String, HashMap<String, u32>> = HashMap::new();
@@ -273,6 +403,11 @@ fn start_queued(st: &mut EngineState, now: i64, report: &mut TickReport) {
             break;
         }
         if run.state != RunState::Queued {
+            continue;
+        }
+        // A run with upstream dependencies starts only right after a check
+        // that found them all succeeded.
+        if !checked.contains(&run.id) && needs_check(&st.heads, &st.versions, run) {
             continue;
         }
         let Some(n) = free
@@ -462,20 +597,25 @@ fn dispatch(
             }
             if adv.finished.is_some() {
                 report.changed += 1;
-                if let Some(run) = st.runs.remove(&id) {
-                    tracing::info!(
-                        run = id,
-                        workflow = run.workflow,
-                        state = run.state.as_str(),
-                        "run ended"
-                    );
-                    st.dirty.remove(&id);
-                    super::backfills::run_ended(st, &run, now);
-                    st.ended.push(run);
-                }
+                st.end_run(id, now);
             } else if touched {
                 st.dirty.insert(id);
             }
         }
+    }
+}
+
+/// Whether `run`'s workflow version has upstream dependencies.
+fn needs_check(
+    heads: &HashMap<(String, String), super::Loaded>,
+    versions: &HashMap<(String, String, u32), Arc<WorkflowDef>>,
+    run: &Run,
+) -> bool {
+    let key = (run.tenant.clone(), run.workflow.clone());
+    match heads.get(&key) {
+        Some(h) if h.version == run.version => !h.def.upstream.is_empty(),
+        _ => versions
+            .get(&(key.0, key.1, run.version))
+            .is_some_and(|d| !d.upstream.is_empty()),
     }
 }

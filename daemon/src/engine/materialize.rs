@@ -3,20 +3,88 @@
 //! protection), each window's end recorded, and the downstream cascade
 //! advanced stage by stage.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::backfills::{stage_spec, ActiveBackfill, EVAL_PER_TICK};
 use super::{EngineState, Inner, TickReport};
-use crate::backfill::{self, cascade, decide, Cursor, Decision, Downstream, Overlap};
+use crate::backfill::{
+    self, cascade, decide, BackfillEvent, Cursor, Decision, Downstream, Overlap,
+};
 use crate::executor::Trigger;
 use crate::run::{Run, RunState, TaskEvent};
-use crate::store::{BackfillState, BackfillWindow, WindowState};
+use crate::store::{BackfillState, BackfillWindow, StoreError, WindowRecord, WindowState};
 use crate::workflow::WorkflowDef;
+
+/// Window states read from the store before a pass takes the engine lock:
+/// per backfill, the latest run of each window it may evaluate next.
+#[derive(Default)]
+pub(super) struct Prefetch {
+    windows: HashMap<u64, HashMap<i64, Option<WindowRecord>>>,
+}
+
+/// Windows a backfill evaluates per pass beyond its free parallelism (the
+/// ones skipped as already done cost no slot).
+const LOOKAHEAD: usize = 64;
+
+/// Reads, without the engine lock, the window states the next
+/// [`advance`] will need.
+pub(super) fn prefetch(inner: &Inner) -> Result<Prefetch, StoreError> {
+    struct Target {
+        id: u64,
+        tenant: String,
+        def: Arc<WorkflowDef>,
+        spec: Arc<backfill::BackfillSpec>,
+        cursor: Cursor,
+        n: usize,
+    }
+    let targets: Vec<Target> = {
+        let st = inner.lock();
+        st.backfills
+            .iter()
+            .filter(|(_, b)| {
+                b.record.state == BackfillState::Running && b.record.cursor != Cursor::Done
+            })
+            .map(|(id, b)| Target {
+                id: *id,
+                tenant: b.record.tenant.clone(),
+                def: b.def.clone(),
+                spec: b.spec.clone(),
+                cursor: b.record.cursor,
+                n: (b.spec.parallelism as usize)
+                    .saturating_sub(b.in_flight)
+                    .saturating_add(LOOKAHEAD)
+                    .min(EVAL_PER_TICK),
+            })
+            .collect()
+    };
+    let mut out = Prefetch::default();
+    for t in targets {
+        let (ws, _) = t
+            .spec
+            .selection
+            .next_segment(&t.def.schedule, t.spec.order, t.cursor, t.n);
+        let mut states = HashMap::with_capacity(ws.len());
+        for w in ws {
+            states.insert(
+                w.start,
+                inner.store.window_get(&t.tenant, &t.def.name, w.start)?,
+            );
+        }
+        out.windows.insert(t.id, states);
+    }
+    Ok(out)
+}
 
 /// Starts the next windows of every running backfill, up to its free
 /// parallelism, and finishes backfills with nothing left.
-pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mut TickReport) {
+pub(super) fn advance(
+    inner: &Inner,
+    st: &mut EngineState,
+    now: i64,
+    report: &mut TickReport,
+    prefetched: &Prefetch,
+) {
     // Most passes have no backfill to move: do no per-run work for them.
     if st.backfills.is_empty() {
         return;
@@ -71,12 +139,16 @@ pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mu
                 budget -= 1;
                 let tenant = b.record.tenant.clone();
                 let key = (tenant.clone(), b.def.name.clone(), w.start);
-                let latest = match inner.store.window_get(&tenant, &b.def.name, w.start) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(backfill = id, "reading window state: {e}");
-                        break;
-                    }
+                // Read before the lock; a window past what was read waits
+                // for the next pass.
+                let Some(latest) = prefetched
+                    .windows
+                    .get(&id)
+                    .and_then(|m| m.get(&w.start))
+                    .copied()
+                else {
+                    report.next_wake = Some(now);
+                    break;
                 };
                 if busy.contains(&key) || latest.is_some_and(|r| !r.state.is_terminal()) {
                     // A window never has two active runs; the overlap
@@ -220,7 +292,7 @@ pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mu
                     .find(|(t, d, _)| *t == b.record.tenant && d.name == stage.workflow)
                 {
                     Some((_, def, _)) => {
-                        b.spec = stage_spec(&b.root, stage);
+                        b.spec = Arc::new(stage_spec(&b.root, stage));
                         b.def = def.clone();
                         b.record.cursor = b.spec.selection.first_cursor(b.spec.order);
                         b.succeeded.clear();
@@ -242,11 +314,11 @@ pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mu
                     }
                 }
             } else {
-                b.record.state = if b.record.failed > 0 {
-                    BackfillState::Failed
-                } else {
-                    BackfillState::Succeeded
-                };
+                let failed = b.record.failed > 0;
+                match b.record.state.apply(BackfillEvent::Finish { failed }) {
+                    Ok(s) => b.record.state = s,
+                    Err(e) => tracing::error!(backfill = id, "{e}"),
+                }
                 b.record.ended_ms = Some(now);
                 tracing::info!(backfill = id, state = ?b.record.state, "backfill ended");
             }
@@ -281,11 +353,7 @@ pub(super) fn advance(inner: &Inner, st: &mut EngineState, now: i64, report: &mu
                     .any(|t| t.state == crate::run::TaskState::Running)
             });
             if idle {
-                if let Some(run) = st.runs.remove(&rid) {
-                    st.dirty.remove(&rid);
-                    run_ended(st, &run, now);
-                    st.ended.push(run);
-                }
+                st.end_run(rid, now);
             } else {
                 st.dirty.insert(rid);
             }
@@ -327,8 +395,9 @@ pub(super) fn run_ended(st: &mut EngineState, run: &Run, now: i64) {
         b.succeeded.push((run.workflow.clone(), run.window()));
     }
     if let Some(max) = b.spec.max_failed_windows {
-        if b.record.failed >= max as u64 && b.record.state == BackfillState::Running {
-            b.record.state = BackfillState::Failed;
+        let stopped = b.record.state.apply(BackfillEvent::FailureLimit);
+        if let (true, Ok(s)) = (b.record.failed >= max as u64, stopped) {
+            b.record.state = s;
             b.record.ended_ms = Some(now);
             tracing::warn!(
                 backfill = id,

@@ -58,6 +58,10 @@ pub struct EngineConfig {
     pub backfill_admission_limit: usize,
     /// Quotas of every tenant, unless its record overrides some.
     pub quotas: crate::quota::Quotas,
+    /// How long the store may refuse writes before [`Engine::run_until`]
+    /// gives up (a sled store that hit an I/O error keeps failing until it
+    /// is reopened, so the daemon stops and a restart recovers from it).
+    pub store_failure_limit: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -69,6 +73,7 @@ impl Default for EngineConfig {
             tenant: "default".into(),
             backfill_admission_limit: 10_000,
             quotas: crate::quota::Quotas::default(),
+            store_failure_limit: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -120,6 +125,8 @@ pub enum EngineError {
     Unsupported(String),
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("the store has refused writes since {since}: {message}; stopping so that a restart recovers from the store")]
+    StoreFailed { since: String, message: String },
 }
 
 /// A loaded workflow version.
@@ -173,6 +180,96 @@ struct EngineState {
     idempotency_pending: HashMap<(String, String, String), u64>,
     /// The instant of the last event run per workflow.
     last_event: HashMap<(String, String), i64>,
+    /// Changes a store write refused: kept, and written first by the next
+    /// persist, so nothing is dropped while memory is ahead of the store.
+    unpersisted: Option<Changes>,
+    /// Attempts dispatched whose running marks are not durable yet: they
+    /// start only after a persist succeeds.
+    held: Vec<attempt::Job>,
+    /// The store's last write failure and since when writes fail.
+    store_failure: Option<StoreFailure>,
+}
+
+/// Why the store cannot write, and since when (engine clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreFailure {
+    pub since_ms: i64,
+    pub message: String,
+}
+
+impl EngineState {
+    /// Takes every change made in memory since the last persist.
+    fn drain_changes(&mut self, metrics: &crate::metrics::Metrics) -> Changes {
+        let mut runs: Vec<Run> = std::mem::take(&mut self.ended);
+        for r in &runs {
+            self.cancel_flags.remove(&r.id);
+            let labels =
+                crate::metrics::labels(&[("tenant", &r.tenant), ("state", r.state.as_str())]);
+            metrics.runs_ended.get_or_create(&labels).inc();
+        }
+        let dirty: Vec<u64> = self.dirty.drain().collect();
+        runs.extend(dirty.iter().filter_map(|id| self.runs.get(id).cloned()));
+        let mut backfills: Vec<crate::store::BackfillRecord> =
+            std::mem::take(&mut self.ended_backfills);
+        let dirty_b: Vec<u64> = self.dirty_backfills.drain().collect();
+        backfills.extend(
+            dirty_b
+                .iter()
+                .filter_map(|id| self.backfills.get(id).map(|b| b.record.clone())),
+        );
+        let mut changes = Changes {
+            runs,
+            cursors: std::mem::take(&mut self.cursor_changes),
+            attempts: std::mem::take(&mut self.attempts),
+            outputs: std::mem::take(&mut self.outputs),
+            backfills,
+            backfill_windows: std::mem::take(&mut self.backfill_windows),
+            idempotency: std::mem::take(&mut self.idempotency),
+        };
+        let gone = &self.forgotten;
+        if !gone.is_empty() {
+            changes.backfills.retain(|b| !gone.contains(&b.tenant));
+            changes.backfill_windows.retain(|w| !gone.contains(&w.0));
+            changes.runs.retain(|r| !gone.contains(&r.tenant));
+            changes.cursors.retain(|c| !gone.contains(&c.0));
+            changes.attempts.retain(|a| !gone.contains(&a.0));
+            changes.outputs.retain(|o| !gone.contains(&o.0));
+            changes.idempotency.retain(|i| !gone.contains(&i.0));
+        }
+        changes
+    }
+
+    /// The one end of a run: out of the active runs, its backfill window
+    /// and statistics updated, queued for its final persist.
+    fn end_run(&mut self, id: u64, now: i64) -> Option<&Run> {
+        let run = self.runs.remove(&id)?;
+        self.dirty.remove(&id);
+        tracing::info!(
+            run = id,
+            workflow = run.workflow,
+            state = run.state.as_str(),
+            "run ended"
+        );
+        backfills::run_ended(self, &run, now);
+        self.ended.push(run);
+        self.ended.last()
+    }
+
+    /// The run (not an event run) of a window that exists in memory: active,
+    /// or ended but not yet durable. The store's window index does not show
+    /// either yet.
+    fn window_run(&self, tenant: &str, workflow: &str, start: i64) -> Option<&Run> {
+        let matches = |r: &&Run| {
+            r.tenant == tenant
+                && r.workflow == workflow
+                && r.window_start == start
+                && r.trigger != crate::executor::Trigger::Event
+        };
+        self.runs
+            .values()
+            .find(matches)
+            .or_else(|| self.ended.iter().rev().find(matches))
+    }
 }
 
 pub(crate) struct Inner {
@@ -225,73 +322,59 @@ impl Inner {
     }
 
     /// Makes every in-memory change made before this call durable.
+    ///
+    /// If the store refuses the write, the changes are kept (not dropped)
+    /// and the next persist writes them first; until one succeeds, nothing
+    /// acts on them: held attempts do not start and callers get the error.
     async fn persist(&self) -> Result<(), EngineError> {
         let _order = self.persist_lock.lock().await;
         let changes = {
             let mut st = self.lock();
-            let mut runs: Vec<Run> = std::mem::take(&mut st.ended);
-            for r in &runs {
-                st.cancel_flags.remove(&r.id);
-                let labels =
-                    crate::metrics::labels(&[("tenant", &r.tenant), ("state", r.state.as_str())]);
-                self.metrics.runs_ended.get_or_create(&labels).inc();
-            }
-            let dirty: Vec<u64> = st.dirty.drain().collect();
-            runs.extend(dirty.iter().filter_map(|id| st.runs.get(id).cloned()));
-            let mut cursors = std::mem::take(&mut st.cursor_changes);
-            let mut attempts = std::mem::take(&mut st.attempts);
-            let mut outputs = std::mem::take(&mut st.outputs);
-            let mut backfills: Vec<crate::store::BackfillRecord> =
-                std::mem::take(&mut st.ended_backfills);
-            let dirty_b: Vec<u64> = st.dirty_backfills.drain().collect();
-            backfills.extend(
-                dirty_b
-                    .iter()
-                    .filter_map(|id| st.backfills.get(id).map(|b| b.record.clone())),
-            );
-            let mut backfill_windows = std::mem::take(&mut st.backfill_windows);
-            let mut idempotency = std::mem::take(&mut st.idempotency);
-            let gone = &st.forgotten;
-            backfills.retain(|b| !gone.contains(&b.tenant));
-            backfill_windows.retain(|w| !gone.contains(&w.0));
-            runs.retain(|r| !gone.contains(&r.tenant));
-            cursors.retain(|c| !gone.contains(&c.0));
-            attempts.retain(|a| !gone.contains(&a.0));
-            outputs.retain(|o| !gone.contains(&o.0));
-            idempotency.retain(|i| !gone.contains(&i.0));
-            Changes {
-                runs,
-                cursors,
-                attempts,
-                outputs,
-                backfills,
-                backfill_windows,
-                idempotency,
+            let fresh = st.drain_changes(&self.metrics);
+            match st.unpersisted.take() {
+                Some(mut older) => {
+                    older.merge(fresh);
+                    older
+                }
+                None => fresh,
             }
         };
-        if changes.runs.is_empty()
-            && changes.cursors.is_empty()
-            && changes.attempts.is_empty()
-            && changes.backfills.is_empty()
-            && changes.backfill_windows.is_empty()
-        {
+        if changes.is_empty() {
             return Ok(());
         }
-        let keys: Vec<(String, String, String)> = changes
-            .idempotency
-            .iter()
-            .map(|(t, w, k, _)| (t.clone(), w.clone(), k.clone()))
-            .collect();
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.apply(changes)).await??;
-        if !keys.is_empty() {
-            // Durable now: the store answers for these keys.
-            let mut st = self.lock();
-            for k in keys {
-                st.idempotency_pending.remove(&k);
+        let (changes, result) = tokio::task::spawn_blocking(move || {
+            let r = store.apply(&changes);
+            (changes, r)
+        })
+        .await?;
+        let mut st = self.lock();
+        match result {
+            Ok(()) => {
+                // Durable now: the store answers for these keys.
+                for (t, w, k, _) in &changes.idempotency {
+                    st.idempotency_pending
+                        .remove(&(t.clone(), w.clone(), k.clone()));
+                }
+                if st.store_failure.take().is_some() {
+                    tracing::info!("the store accepts writes again");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                if st.store_failure.is_none() {
+                    tracing::error!("the store refused a write; retrying: {message}");
+                }
+                let since_ms = st
+                    .store_failure
+                    .as_ref()
+                    .map_or_else(|| self.clock.now_ms(), |f| f.since_ms);
+                st.store_failure = Some(StoreFailure { since_ms, message });
+                st.unpersisted = Some(changes);
+                Err(e.into())
             }
         }
-        Ok(())
     }
 
     fn def_for(&self, st: &EngineState, run: &Run) -> Option<Arc<WorkflowDef>> {
@@ -415,15 +498,23 @@ impl Engine {
         {
             let mut st = self.inner.lock();
             let key = (tenant.to_owned(), raw.name.clone());
-            if let Some(old) = st.heads.insert(
-                key.clone(),
-                Loaded {
-                    version: stored.version,
-                    def,
-                },
-            ) {
-                if old.version != stored.version {
-                    st.versions.insert((key.0, key.1, old.version), old.def);
+            // Concurrent applies may finish out of order: the newest
+            // version stays the head.
+            let loaded = Loaded {
+                version: stored.version,
+                def,
+            };
+            match st.heads.get(&key).map(|h| h.version) {
+                Some(v) if v > stored.version => {
+                    st.versions
+                        .insert((key.0, key.1, stored.version), loaded.def);
+                }
+                _ => {
+                    if let Some(old) = st.heads.insert(key.clone(), loaded) {
+                        if old.version != stored.version {
+                            st.versions.insert((key.0, key.1, old.version), old.def);
+                        }
+                    }
                 }
             }
         }
@@ -437,6 +528,14 @@ impl Engine {
             .heads
             .get(&(tenant.to_owned(), name.to_owned()))
             .cloned()
+    }
+
+    /// `Err` while the store refuses writes (what `/readyz` reports).
+    pub fn store_health(&self) -> Result<(), StoreFailure> {
+        match &self.inner.lock().store_failure {
+            Some(f) => Err(f.clone()),
+            None => Ok(()),
+        }
     }
 
     /// Attempts currently executing.
@@ -545,12 +644,17 @@ impl Engine {
     /// Runs the driver until `shutdown` completes, then stops dispatching
     /// and waits up to `grace` for attempts in flight; attempts still running
     /// after that are retried on the next start.
+    ///
+    /// Returns an error if the store refused writes for longer than
+    /// [`EngineConfig::store_failure_limit`]: memory is then ahead of the
+    /// store, and only a restart (recovery from the store) is safe.
     pub async fn run_until(
         &self,
         shutdown: impl std::future::Future<Output = ()>,
         grace: std::time::Duration,
-    ) {
+    ) -> Result<(), EngineError> {
         tokio::pin!(shutdown);
+        let mut outcome = Ok(());
         loop {
             let notified = self.inner.wake.notified();
             let next = match self.tick().await {
@@ -563,6 +667,20 @@ impl Engine {
                     Some(self.inner.clock.now_ms() + 1000)
                 }
             };
+            if let Err(f) = self.store_health() {
+                let limit = self.inner.config.store_failure_limit.as_millis() as i64;
+                if self.inner.clock.now_ms() - f.since_ms >= limit {
+                    tracing::error!(
+                        "the store has refused writes for over {limit} ms: {}; stopping",
+                        f.message
+                    );
+                    outcome = Err(EngineError::StoreFailed {
+                        since: crate::schedule::format_utc(f.since_ms),
+                        message: f.message,
+                    });
+                    break;
+                }
+            }
             let now = self.inner.clock.now_ms();
             // Even with nothing scheduled, look again within a minute.
             let at = next.unwrap_or(now + 60_000).min(now + 60_000);
@@ -584,5 +702,6 @@ impl Engine {
         if let Err(e) = self.inner.persist().await {
             tracing::error!("final persist failed: {e}");
         }
+        outcome
     }
 }

@@ -45,6 +45,27 @@ impl Inner {
         q
     }
 
+    /// Loads the quotas of every tenant with active runs into the cache, so
+    /// a pass under the engine lock never reads the store for them.
+    pub(super) fn warm_quotas(&self) {
+        let tenants: std::collections::HashSet<String> = self
+            .lock()
+            .runs
+            .values()
+            .map(|r| r.tenant.clone())
+            .collect();
+        let missing: Vec<String> = {
+            let cached = self.lock_quotas();
+            tenants
+                .into_iter()
+                .filter(|t| !cached.contains_key(t))
+                .collect()
+        };
+        for t in missing {
+            self.quotas(&t);
+        }
+    }
+
     fn lock_quotas(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<Quotas>>> {

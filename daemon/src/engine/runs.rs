@@ -2,7 +2,7 @@
 //! (optionally interrupting attempts in flight), and reading runs and
 //! their attempts.
 
-use super::{backfills, Engine, EngineError};
+use super::{Engine, EngineError};
 use crate::executor::Trigger;
 use crate::run::{Run, RunEvent, RunState, TaskEvent, TaskState};
 use crate::store::AttemptRecord;
@@ -58,6 +58,8 @@ impl Engine {
                     && r.window_start == window.start
                     && r.trigger != Trigger::Event
             }) {
+                // Active in memory, durable or not (a live run created this
+                // pass is not in the index yet).
                 return Err(EngineError::WindowBusy {
                     workflow: workflow.to_owned(),
                     start: window.start,
@@ -99,6 +101,17 @@ impl Engine {
         run.reset_failed(now)?;
         {
             let mut st = self.inner.lock();
+            // The index shows durable runs only; memory the newer ones.
+            if let Some(busy) = st
+                .window_run(tenant, &run.workflow, run.window_start)
+                .filter(|r| r.id != id && !r.state.is_terminal())
+            {
+                return Err(EngineError::WindowBusy {
+                    workflow: run.workflow.clone(),
+                    start: run.window_start,
+                    run_id: busy.id,
+                });
+            }
             let key = (run.tenant.clone(), run.workflow.clone(), run.version);
             if self.inner.def_for(&st, &run).is_none() {
                 let def = self.inner.load_version(&key.0, &key.1, key.2)?;
@@ -155,9 +168,7 @@ impl Engine {
             let _ = run.apply(RunEvent::Cancel, now);
             let run = run.clone();
             if !run.tasks.iter().any(|t| t.state == TaskState::Running) {
-                st.runs.remove(&id);
-                backfills::run_ended(&mut st, &run, now);
-                st.ended.push(run.clone());
+                st.end_run(id, now);
             } else {
                 st.dirty.insert(id);
             }

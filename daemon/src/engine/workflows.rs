@@ -112,36 +112,49 @@ impl Engine {
     /// it. Refused while it has active runs or other workflows depend on
     /// it; its run history and datasets stay.
     pub fn delete_workflow(&self, tenant: &str, name: &str) -> Result<(), EngineError> {
-        let mut st = self.inner.lock();
         let key = (tenant.to_owned(), name.to_owned());
-        if !st.heads.contains_key(&key) {
-            return Err(EngineError::WorkflowNotFound(name.to_owned()));
+        let head = {
+            let mut st = self.inner.lock();
+            if !st.heads.contains_key(&key) {
+                return Err(EngineError::WorkflowNotFound(name.to_owned()));
+            }
+            if let Some(r) = st
+                .runs
+                .values()
+                .find(|r| r.tenant == tenant && r.workflow == name)
+            {
+                return Err(EngineError::InUse(format!(
+                    "workflow {name:?} has an active run ({}); cancel it or wait",
+                    r.id
+                )));
+            }
+            let dependents: Vec<&str> = st
+                .heads
+                .iter()
+                .filter(|((t, _), l)| {
+                    t == tenant && l.def.upstream.iter().any(|u| u.workflow == name)
+                })
+                .map(|((_, n), _)| n.as_str())
+                .collect();
+            if !dependents.is_empty() {
+                return Err(EngineError::InUse(format!(
+                    "workflows {dependents:?} depend on {name:?}; change them first"
+                )));
+            }
+            // Unscheduled before the store write, so no run of it starts
+            // meanwhile; the write (with its fsync) happens without the lock.
+            st.cursors.remove(&key);
+            st.heads.remove(&key)
+        };
+        if let Err(e) = self.inner.store.workflow_delete(tenant, name) {
+            if let Some(head) = head {
+                self.inner.lock().heads.insert(key, head);
+            }
+            return Err(e.into());
         }
-        if let Some(r) = st
-            .runs
-            .values()
-            .find(|r| r.tenant == tenant && r.workflow == name)
-        {
-            return Err(EngineError::InUse(format!(
-                "workflow {name:?} has an active run ({}); cancel it or wait",
-                r.id
-            )));
-        }
-        let dependents: Vec<&str> = st
-            .heads
-            .iter()
-            .filter(|((t, _), l)| t == tenant && l.def.upstream.iter().any(|u| u.workflow == name))
-            .map(|((_, n), _)| n.as_str())
-            .collect();
-        if !dependents.is_empty() {
-            return Err(EngineError::InUse(format!(
-                "workflows {dependents:?} depend on {name:?}; change them first"
-            )));
-        }
-        self.inner.store.workflow_delete(tenant, name)?;
-        st.heads.remove(&key);
-        st.cursors.remove(&key);
-        st.versions
+        self.inner
+            .lock()
+            .versions
             .retain(|(t, n, _), _| !(t == tenant && n == name));
         tracing::info!(tenant, workflow = name, "workflow deleted");
         Ok(())

@@ -62,7 +62,20 @@ pub fn upstream_waits(
     schedule_of: &dyn Fn(&str) -> Option<(Schedule, i64)>,
     state_of: &dyn Fn(&str, i64) -> Option<RunState>,
 ) -> Vec<UpstreamWait> {
-    let mut waits = Vec::new();
+    let mut waits = upstream_windows(def, window, schedule_of);
+    waits.retain(|w| state_of(&w.workflow, w.window_start) != Some(RunState::Succeeded));
+    waits
+}
+
+/// Every upstream window that `window` of `def` needs to have succeeded,
+/// in dependency order and, per dependency, in time order (so a caller can
+/// read their states with one range read per dependency).
+pub fn upstream_windows(
+    def: &WorkflowDef,
+    window: Window,
+    schedule_of: &dyn Fn(&str) -> Option<(Schedule, i64)>,
+) -> Vec<UpstreamWait> {
+    let mut needed = Vec::new();
     for dep in &def.upstream {
         let Some(span) = def.schedule.shift(window, dep.offset) else {
             continue;
@@ -78,16 +91,14 @@ pub fn upstream_waits(
             if w.start < up_start || !w.overlaps(&span) {
                 continue;
             }
-            if state_of(&dep.workflow, w.start) != Some(RunState::Succeeded) {
-                waits.push(UpstreamWait {
-                    workflow: dep.workflow.clone(),
-                    window_start: w.start,
-                    window_end: w.end,
-                });
-            }
+            needed.push(UpstreamWait {
+                workflow: dep.workflow.clone(),
+                window_start: w.start,
+                window_end: w.end,
+            });
         }
     }
-    waits
+    needed
 }
 
 #[cfg(test)]

@@ -12,26 +12,7 @@ use super::sled_store::{backend, SledStore};
 use super::StoreError;
 use crate::backfill::{Cursor, RawBackfillRequest};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BackfillState {
-    Running,
-    Paused,
-    /// Every window ended and none failed.
-    Succeeded,
-    /// Every window ended and some failed, or `max_failed_windows` stopped it.
-    Failed,
-    Cancelled,
-}
-
-impl BackfillState {
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            BackfillState::Succeeded | BackfillState::Failed | BackfillState::Cancelled
-        )
-    }
-}
+pub use crate::backfill::BackfillState;
 
 /// A backfill as stored: the request (re-validated on load), its cursor and
 /// its statistics.
@@ -121,14 +102,7 @@ pub struct BackfillWindow {
     pub reason: String,
 }
 
-pub(super) const BACKFILL: u8 = b'B';
-pub(super) const BACKFILL_WINDOW: u8 = b'V';
-/// `S tenant 0 id workflow 0 tile-start`: [`StateCounts`] of the windows of
-/// one (backfill, workflow) starting in `[tile-start, tile-start + width)`.
-pub(super) const BACKFILL_TILE: u8 = b'S';
-/// `Z tenant 0 id workflow 0`: the tile width of one (backfill, workflow).
-/// Absent for series written before tiles existed: those are scanned.
-pub(super) const BACKFILL_TILE_WIDTH: u8 = b'Z';
+use super::keys::{BACKFILL, BACKFILL_TILE, BACKFILL_TILE_WIDTH, BACKFILL_WINDOW};
 
 /// A tile holds at least this many windows of the first window's length:
 /// few enough that a bucket narrower than a tile scans a bounded number of

@@ -16,21 +16,145 @@ pub fn decode_instant(bytes: &[u8]) -> Option<i64> {
     Some((u64::from_be_bytes(arr) ^ (1 << 63)) as i64)
 }
 
-// Record kinds of the `state` tree: the first byte of every key, so one
-// tree (and so one atomic batch) holds everything a state change touches.
-pub const DATASET: u8 = b'd';
-pub const PLUGIN: u8 = b'p';
-pub const WORKFLOW: u8 = b'w';
-pub const CURSOR: u8 = b'c';
-pub const RUN: u8 = b'r';
-pub const WINDOW: u8 = b'i';
-pub const RUN_BY_WINDOW: u8 = b'x';
-pub const ACTIVE: u8 = b'a';
-pub const ATTEMPT: u8 = b't';
-/// Per-tenant counters (stored dataset bytes).
-pub const USAGE: u8 = b'u';
-/// Trigger idempotency key → run id.
-pub const IDEMPOTENCY: u8 = b'k';
+/// Every key family, by the first byte of its keys. This enum is the one
+/// list of them: tenant deletion removes every tenant-scoped kind in
+/// [`KeyKind::TENANT_SCOPED`], so a new kind cannot be forgotten there
+/// without failing the test that scans a deleted tenant's store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    // The `state` tree: one tree (and so one atomic batch) holds everything
+    // a state change touches.
+    Tenant,
+    Token,
+    /// Hash → token: looked up before the tenant is known, so this index is
+    /// the one family that does not start with a tenant.
+    TokenHash,
+    /// `D tenant 0`: a tenant whose deletion has begun; recovery finishes it.
+    TenantTombstone,
+    Dataset,
+    Plugin,
+    Workflow,
+    Cursor,
+    Run,
+    Window,
+    RunByWindow,
+    Active,
+    Attempt,
+    /// Per-tenant counters (stored dataset bytes).
+    Usage,
+    /// Trigger idempotency key → run id.
+    Idempotency,
+    Backfill,
+    BackfillWindow,
+    /// `S tenant 0 id workflow 0 tile-start`: state counts of one tile.
+    BackfillTile,
+    /// `Z tenant 0 id workflow 0`: the tile width of one series.
+    BackfillTileWidth,
+    /// The `blobs` tree: plugin components by digest.
+    PluginBlob,
+}
+
+impl KeyKind {
+    pub const fn byte(self) -> u8 {
+        match self {
+            KeyKind::Tenant => b'T',
+            KeyKind::Token => b'K',
+            KeyKind::TokenHash => b'h',
+            KeyKind::TenantTombstone => b'D',
+            KeyKind::Dataset => b'd',
+            KeyKind::Plugin => b'p',
+            KeyKind::Workflow => b'w',
+            KeyKind::Cursor => b'c',
+            KeyKind::Run => b'r',
+            KeyKind::Window => b'i',
+            KeyKind::RunByWindow => b'x',
+            KeyKind::Active => b'a',
+            KeyKind::Attempt => b't',
+            KeyKind::Usage => b'u',
+            KeyKind::Idempotency => b'k',
+            KeyKind::Backfill => b'B',
+            KeyKind::BackfillWindow => b'V',
+            KeyKind::BackfillTile => b'S',
+            KeyKind::BackfillTileWidth => b'Z',
+            KeyKind::PluginBlob => b'b',
+        }
+    }
+
+    /// Every kind whose keys start with `kind tenant 0` in the `state`
+    /// tree, except the tombstone (removed last, when the rest is gone).
+    pub const TENANT_SCOPED: [KeyKind; 17] = [
+        KeyKind::Tenant,
+        KeyKind::Token,
+        KeyKind::Dataset,
+        KeyKind::Plugin,
+        KeyKind::Workflow,
+        KeyKind::Cursor,
+        KeyKind::Run,
+        KeyKind::Window,
+        KeyKind::RunByWindow,
+        KeyKind::Active,
+        KeyKind::Attempt,
+        KeyKind::Usage,
+        KeyKind::Idempotency,
+        KeyKind::Backfill,
+        KeyKind::BackfillWindow,
+        KeyKind::BackfillTile,
+        KeyKind::BackfillTileWidth,
+    ];
+
+    /// Every kind, for tests that check each key of a store has one.
+    #[cfg(test)]
+    pub const ALL: [KeyKind; 20] = [
+        KeyKind::Tenant,
+        KeyKind::Token,
+        KeyKind::TokenHash,
+        KeyKind::TenantTombstone,
+        KeyKind::Dataset,
+        KeyKind::Plugin,
+        KeyKind::Workflow,
+        KeyKind::Cursor,
+        KeyKind::Run,
+        KeyKind::Window,
+        KeyKind::RunByWindow,
+        KeyKind::Active,
+        KeyKind::Attempt,
+        KeyKind::Usage,
+        KeyKind::Idempotency,
+        KeyKind::Backfill,
+        KeyKind::BackfillWindow,
+        KeyKind::BackfillTile,
+        KeyKind::BackfillTileWidth,
+        KeyKind::PluginBlob,
+    ];
+}
+
+pub const DATASET: u8 = KeyKind::Dataset.byte();
+pub const PLUGIN: u8 = KeyKind::Plugin.byte();
+pub const WORKFLOW: u8 = KeyKind::Workflow.byte();
+pub const CURSOR: u8 = KeyKind::Cursor.byte();
+pub const RUN: u8 = KeyKind::Run.byte();
+pub const WINDOW: u8 = KeyKind::Window.byte();
+pub const RUN_BY_WINDOW: u8 = KeyKind::RunByWindow.byte();
+pub const ACTIVE: u8 = KeyKind::Active.byte();
+pub const ATTEMPT: u8 = KeyKind::Attempt.byte();
+pub const USAGE: u8 = KeyKind::Usage.byte();
+pub const IDEMPOTENCY: u8 = KeyKind::Idempotency.byte();
+pub const TENANT: u8 = KeyKind::Tenant.byte();
+pub const TOKEN: u8 = KeyKind::Token.byte();
+pub const TOKEN_HASH: u8 = KeyKind::TokenHash.byte();
+pub const TENANT_TOMBSTONE: u8 = KeyKind::TenantTombstone.byte();
+pub const BACKFILL: u8 = KeyKind::Backfill.byte();
+pub const BACKFILL_WINDOW: u8 = KeyKind::BackfillWindow.byte();
+pub const BACKFILL_TILE: u8 = KeyKind::BackfillTile.byte();
+pub const BACKFILL_TILE_WIDTH: u8 = KeyKind::BackfillTileWidth.byte();
+pub const PLUGIN_BLOB: u8 = KeyKind::PluginBlob.byte();
+
+/// `b tenant 0 digest`: a plugin blob in the `blobs` tree.
+pub fn blob_key(tenant: &str, digest: &str) -> Vec<u8> {
+    let mut k = tenant_prefix(PLUGIN_BLOB, tenant);
+    k.extend_from_slice(digest.as_bytes());
+    k
+}
 
 /// `kind tenant 0`: the prefix of one tenant's records of one kind.
 pub fn tenant_prefix(kind: u8, tenant: &str) -> Vec<u8> {

@@ -86,6 +86,24 @@ impl StagedOutputs {
         names
     }
 
+    /// Replaces every dataset that `newer` writes with `newer`'s entries
+    /// (a later commit of the same partitions).
+    pub fn replace_datasets(&mut self, newer: StagedOutputs) {
+        let replaced: Vec<String> = newer.datasets().iter().map(|d| d.to_string()).collect();
+        let mut bytes = self.bytes;
+        self.entries.retain(|(d, k), v| {
+            let keep = !replaced.contains(d);
+            if !keep {
+                bytes -= d.len() + k.len() + v.len();
+            }
+            keep
+        });
+        self.bytes = bytes;
+        for (d, k, v) in newer.iter() {
+            self.put(d, k, v.to_vec());
+        }
+    }
+
     /// Entries in `(dataset, key)` order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &[u8])> {
         self.entries
@@ -157,5 +175,7 @@ pub trait TaskData: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 }
 
+#[cfg(test)]
+mod integrity_tests;
 #[cfg(test)]
 mod tests;

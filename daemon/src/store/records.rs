@@ -69,3 +69,38 @@ pub struct Changes {
     /// the key created.
     pub idempotency: Vec<(String, String, String, u64)>,
 }
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+            && self.cursors.is_empty()
+            && self.attempts.is_empty()
+            && self.outputs.is_empty()
+            && self.backfills.is_empty()
+            && self.backfill_windows.is_empty()
+            && self.idempotency.is_empty()
+    }
+
+    /// Appends `newer` to changes that are not durable yet (a write that
+    /// failed), so one batch carries both: of two states of one record, the
+    /// later one wins, and two commits of one partition of a dataset become
+    /// the newer one.
+    pub fn merge(&mut self, newer: Changes) {
+        self.runs.extend(newer.runs);
+        self.cursors.extend(newer.cursors);
+        self.attempts.extend(newer.attempts);
+        for (tenant, partition, outputs) in newer.outputs {
+            match self
+                .outputs
+                .iter_mut()
+                .find(|(t, p, _)| *t == tenant && *p == partition)
+            {
+                Some((_, _, older)) => older.replace_datasets(outputs),
+                None => self.outputs.push((tenant, partition, outputs)),
+            }
+        }
+        self.backfills.extend(newer.backfills);
+        self.backfill_windows.extend(newer.backfill_windows);
+        self.idempotency.extend(newer.idempotency);
+    }
+}

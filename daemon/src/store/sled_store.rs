@@ -17,6 +17,15 @@ pub struct SledStore {
     pub(super) state: sled::Tree,
     pub(super) blobs: sled::Tree,
     group: Arc<GroupCommit>,
+    /// Fault injection for tests: while set, every state change fails as a
+    /// disk would (see [`SledStore::inject_write_failures`]).
+    fail_writes: Arc<std::sync::atomic::AtomicBool>,
+    /// Fault injection for tests: state changes that succeed before
+    /// `fail_writes` is set (`u64::MAX`: no countdown).
+    writes_left: Arc<AtomicU64>,
+    /// Fault injection for tests: while set, range reads of the window index
+    /// fail.
+    fail_window_reads: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Group commit: a writer applies its batch, then waits for a flush that
@@ -81,13 +90,73 @@ impl SledStore {
         let checkpoints = db.open_tree("checkpoints").map_err(backend("open tree"))?;
         let state = db.open_tree("state").map_err(backend("open tree"))?;
         let blobs = db.open_tree("blobs").map_err(backend("open tree"))?;
-        Ok(SledStore {
+        let store = SledStore {
             db,
             checkpoints,
             state,
             blobs,
             group: Arc::default(),
-        })
+            fail_writes: Arc::default(),
+            fail_window_reads: Arc::default(),
+            writes_left: Arc::new(AtomicU64::new(u64::MAX)),
+        };
+        store.finish_tenant_deletions()?;
+        Ok(store)
+    }
+
+    /// While `on`, every state change ([`super::StateStore::apply`]) fails
+    /// with an I/O error, as on a full or read-only disk. For tests of what
+    /// the engine does when its store cannot write.
+    #[doc(hidden)]
+    pub fn inject_write_failures(&self, on: bool) {
+        self.writes_left.store(u64::MAX, Ordering::SeqCst);
+        self.fail_writes.store(on, Ordering::SeqCst);
+    }
+
+    /// Lets `n` more state changes succeed, then fails every later one (a
+    /// disk filling up at a chosen moment).
+    #[doc(hidden)]
+    pub fn inject_write_failures_after(&self, n: u64) {
+        self.fail_writes.store(n == 0, Ordering::SeqCst);
+        self.writes_left.store(n, Ordering::SeqCst);
+    }
+
+    /// While `on`, range reads of the window index (`windows`) fail with an
+    /// I/O error.
+    #[doc(hidden)]
+    pub fn inject_window_read_failures(&self, on: bool) {
+        self.fail_window_reads.store(on, Ordering::SeqCst);
+    }
+
+    pub(super) fn check_injected_read_failure(&self, op: &'static str) -> Result<(), StoreError> {
+        if self.fail_window_reads.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend {
+                op,
+                source: sled::Error::Io(std::io::Error::other("injected read failure")),
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_injected_failure(&self, op: &'static str) -> Result<(), StoreError> {
+        let left = self
+            .writes_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+                u64::MAX | 0 => None,
+                n => Some(n - 1),
+            });
+        if left == Ok(1) {
+            self.fail_writes.store(true, Ordering::SeqCst);
+        }
+        if self.fail_writes.load(Ordering::SeqCst) && left != Ok(1) {
+            return Err(StoreError::Backend {
+                op,
+                source: sled::Error::Io(std::io::Error::other(
+                    "injected write failure (no space left on device)",
+                )),
+            });
+        }
+        Ok(())
     }
 
     /// Makes every write that returned before this call durable.

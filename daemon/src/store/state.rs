@@ -67,7 +67,7 @@ pub trait StateStore: TaskData + super::TenantStore + super::BackfillStore {
     fn workflow_delete(&self, tenant: &str, name: &str) -> Result<(), StoreError>;
 
     fn next_run_id(&self) -> Result<u64, StoreError>;
-    fn apply(&self, changes: Changes) -> Result<(), StoreError>;
+    fn apply(&self, changes: &Changes) -> Result<(), StoreError>;
     /// Dataset bytes the tenant stores (keys and values, as written).
     fn dataset_bytes(&self, tenant: &str) -> Result<u64, StoreError>;
     /// How committing `outputs` to `partition` would change
@@ -148,6 +148,62 @@ impl SledStore {
     }
 }
 
+/// A record with a version number that [`SledStore::claim_version`] can
+/// allocate.
+trait Versioned: serde::Serialize + DeserializeOwned + Clone {
+    fn version(&self) -> u32;
+}
+
+impl Versioned for PluginMeta {
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
+impl Versioned for StoredWorkflow {
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
+/// What a push does given the newest stored version.
+enum Push<T> {
+    /// Store this as the next version.
+    New(T),
+    /// The newest version already is this content.
+    Same(T),
+}
+
+impl SledStore {
+    /// Stores the record `next` makes from the newest one under `prefix` as
+    /// a new version, allocated by compare-and-swap: of concurrent writers
+    /// only one gets each number, and a loser re-reads and tries again.
+    fn claim_version<T: Versioned>(
+        &self,
+        op: &'static str,
+        prefix: Vec<u8>,
+        next: impl Fn(Option<&T>) -> Push<T>,
+    ) -> Result<T, StoreError> {
+        loop {
+            let newest: Option<T> = self.last_with_prefix(op, prefix.clone())?;
+            let record = match next(newest.as_ref()) {
+                Push::New(r) => r,
+                Push::Same(existing) => return Ok(existing),
+            };
+            let key = keys::u64_key(prefix.clone(), record.version() as u64);
+            let swapped = self
+                .state
+                .compare_and_swap(key, None as Option<&[u8]>, Some(keys::encode_json(&record)))
+                .map_err(backend(op))?;
+            // On a lost race another writer took this number: look again.
+            if swapped.is_ok() {
+                self.flush(op)?;
+                return Ok(record);
+            }
+        }
+    }
+}
+
 impl StateStore for SledStore {
     fn plugin_put(
         &self,
@@ -160,30 +216,22 @@ impl StateStore for SledStore {
     ) -> Result<PluginMeta, StoreError> {
         const OP: &str = "storing a plugin";
         let prefix = keys::named_prefix(keys::PLUGIN, tenant, name);
-        let newest: Option<PluginMeta> = self.last_with_prefix(OP, prefix.clone())?;
-        if let Some(m) = newest.as_ref().filter(|m| m.digest == digest) {
-            return Ok(m.clone());
-        }
-        let meta = PluginMeta {
-            name: name.to_owned(),
-            version: newest.map_or(1, |m| m.version + 1),
-            digest: digest.to_owned(),
-            size: wasm.len() as u64,
-            created_ms: now,
-            exports: exports.to_vec(),
-        };
         // The blob first: a version record never points at a missing blob.
-        let mut blob_key = keys::tenant_prefix(b'b', tenant);
-        blob_key.extend_from_slice(digest.as_bytes());
-        self.blobs.insert(blob_key, wasm).map_err(backend(OP))?;
-        self.state
-            .insert(
-                keys::u64_key(prefix, meta.version as u64),
-                keys::encode_json(&meta),
-            )
+        // It is keyed by digest, so writing it again is harmless.
+        self.blobs
+            .insert(keys::blob_key(tenant, digest), wasm)
             .map_err(backend(OP))?;
-        self.flush(OP)?;
-        Ok(meta)
+        self.claim_version(OP, prefix, |newest: Option<&PluginMeta>| match newest {
+            Some(m) if m.digest == digest => Push::Same(m.clone()),
+            _ => Push::New(PluginMeta {
+                name: name.to_owned(),
+                version: newest.map_or(1, |m| m.version + 1),
+                digest: digest.to_owned(),
+                size: wasm.len() as u64,
+                created_ms: now,
+                exports: exports.to_vec(),
+            }),
+        })
     }
 
     fn plugin_delete(&self, tenant: &str, name: &str, version: u32) -> Result<bool, StoreError> {
@@ -201,8 +249,7 @@ impl StateStore for SledStore {
             .iter()
             .any(|m| m.digest == meta.digest);
         if !shared {
-            let mut blob_key = keys::tenant_prefix(b'b', tenant);
-            blob_key.extend_from_slice(meta.digest.as_bytes());
+            let blob_key = keys::blob_key(tenant, &meta.digest);
             self.blobs.remove(blob_key).map_err(backend(OP))?;
         }
         self.flush(OP)?;
@@ -231,8 +278,7 @@ impl StateStore for SledStore {
     }
 
     fn plugin_blob(&self, tenant: &str, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut key = keys::tenant_prefix(b'b', tenant);
-        key.extend_from_slice(digest.as_bytes());
+        let key = keys::blob_key(tenant, digest);
         Ok(self
             .blobs
             .get(key)
@@ -252,24 +298,15 @@ impl StateStore for SledStore {
     ) -> Result<StoredWorkflow, StoreError> {
         const OP: &str = "storing a workflow";
         let prefix = keys::named_prefix(keys::WORKFLOW, tenant, &raw.name);
-        let newest: Option<StoredWorkflow> = self.last_with_prefix(OP, prefix.clone())?;
-        if let Some(w) = newest.as_ref().filter(|w| &w.raw == raw) {
-            return Ok(w.clone());
-        }
-        let wf = StoredWorkflow {
-            name: raw.name.clone(),
-            version: newest.map_or(1, |w| w.version + 1),
-            raw: raw.clone(),
-            created_ms: now,
-        };
-        self.state
-            .insert(
-                keys::u64_key(prefix, wf.version as u64),
-                keys::encode_json(&wf),
-            )
-            .map_err(backend(OP))?;
-        self.flush(OP)?;
-        Ok(wf)
+        self.claim_version(OP, prefix, |newest: Option<&StoredWorkflow>| match newest {
+            Some(w) if &w.raw == raw => Push::Same(w.clone()),
+            _ => Push::New(StoredWorkflow {
+                name: raw.name.clone(),
+                version: newest.map_or(1, |w| w.version + 1),
+                raw: raw.clone(),
+                created_ms: now,
+            }),
+        })
     }
 
     fn workflow_get(
@@ -340,8 +377,9 @@ impl StateStore for SledStore {
             .map_err(backend("allocating a run id"))
     }
 
-    fn apply(&self, changes: Changes) -> Result<(), StoreError> {
+    fn apply(&self, changes: &Changes) -> Result<(), StoreError> {
         const OP: &str = "recording a state change";
+        self.check_injected_failure(OP)?;
         let mut batch = sled::Batch::default();
         for run in &changes.runs {
             let t = &run.tenant;
@@ -467,6 +505,7 @@ impl StateStore for SledStore {
         limit: usize,
     ) -> Result<Vec<(i64, WindowRecord)>, StoreError> {
         const OP: &str = "listing windows";
+        self.check_injected_read_failure(OP)?;
         let prefix = keys::named_prefix(keys::WINDOW, tenant, workflow);
         let lo = keys::instant_key(prefix.clone(), from);
         let hi = keys::instant_key(prefix.clone(), to);

@@ -48,11 +48,11 @@ pub trait TenantStore: Send + Sync {
     fn next_id(&self) -> Result<u64, StoreError>;
 }
 
-const TENANT: u8 = b'T';
-const TOKEN: u8 = b'K';
-/// Hash → token: looked up before the tenant is known, so this index is the
-/// one key family that does not start with a tenant.
-const TOKEN_HASH: u8 = b'h';
+use super::keys::{TENANT, TENANT_TOMBSTONE, TOKEN, TOKEN_HASH};
+
+/// Keys removed per batch when a tenant is deleted: a tenant with millions
+/// of records never builds one huge batch in memory.
+const DELETE_BATCH: usize = 10_000;
 
 fn hash_key(hash: &str) -> Vec<u8> {
     let mut k = vec![TOKEN_HASH];
@@ -71,6 +71,9 @@ impl TenantStore for SledStore {
         first: &TokenRecord,
     ) -> Result<bool, StoreError> {
         const OP: &str = "creating a tenant";
+        // A deletion of the same name interrupted by a crash is finished
+        // first: the new tenant must not inherit a single old record.
+        self.finish_tenant_deletion(&tenant.name)?;
         let key = keys::tenant_prefix(TENANT, &tenant.name);
         if self.state.get(&key).map_err(backend(OP))?.is_some() {
             return Ok(false);
@@ -120,52 +123,22 @@ impl TenantStore for SledStore {
         if self.tenant_get(name)?.is_none() {
             return Ok(false);
         }
+        // One atomic step makes the tenant gone (no record, no token finds
+        // it) and leaves a durable tombstone; the bulk of its records then
+        // goes in bounded batches, and `open` finishes the job if a crash
+        // interrupts it.
         let mut batch = sled::Batch::default();
         for t in self.token_list(name)? {
             batch.remove(hash_key(&t.hash));
         }
-        // Every tenant-scoped record kind, and the tenant record itself.
-        for kind in [
-            TENANT,
-            TOKEN,
-            keys::DATASET,
-            keys::PLUGIN,
-            keys::WORKFLOW,
-            keys::CURSOR,
-            keys::RUN,
-            keys::WINDOW,
-            keys::RUN_BY_WINDOW,
-            keys::ACTIVE,
-            keys::ATTEMPT,
-            keys::USAGE,
-            keys::IDEMPOTENCY,
-            super::backfills::BACKFILL,
-            super::backfills::BACKFILL_WINDOW,
-            super::backfills::BACKFILL_TILE,
-            super::backfills::BACKFILL_TILE_WIDTH,
-        ] {
-            for k in self
-                .state
-                .scan_prefix(keys::tenant_prefix(kind, name))
-                .keys()
-            {
-                batch.remove(k.map_err(backend(OP))?);
-            }
-        }
+        batch.remove(keys::tenant_prefix(TENANT, name));
+        batch.insert(
+            keys::tenant_prefix(TENANT_TOMBSTONE, name),
+            keys::encode_value(&[]),
+        );
         self.state.apply_batch(batch).map_err(backend(OP))?;
-        let mut checkpoint_prefix = name.as_bytes().to_vec();
-        checkpoint_prefix.push(0);
-        for (tree, prefix) in [
-            (&self.checkpoints, checkpoint_prefix),
-            (&self.blobs, keys::tenant_prefix(b'b', name)),
-        ] {
-            let mut batch = sled::Batch::default();
-            for k in tree.scan_prefix(prefix).keys() {
-                batch.remove(k.map_err(backend(OP))?);
-            }
-            tree.apply_batch(batch).map_err(backend(OP))?;
-        }
         self.flush(OP)?;
+        self.finish_tenant_deletion(name)?;
         Ok(true)
     }
 
@@ -199,5 +172,60 @@ impl TenantStore for SledStore {
             .generate_id()
             .map(|i| i + 1)
             .map_err(backend("allocating an id"))
+    }
+}
+
+impl SledStore {
+    /// Removes every record of a tenant whose tombstone exists, then the
+    /// tombstone. Idempotent: safe to repeat after a crash at any point.
+    pub(super) fn finish_tenant_deletion(&self, name: &str) -> Result<(), StoreError> {
+        const OP: &str = "deleting a tenant's records";
+        let tombstone = keys::tenant_prefix(TENANT_TOMBSTONE, name);
+        if self.state.get(&tombstone).map_err(backend(OP))?.is_none() {
+            return Ok(());
+        }
+        let mut checkpoint_prefix = name.as_bytes().to_vec();
+        checkpoint_prefix.push(0);
+        let mut scopes: Vec<(&sled::Tree, Vec<u8>)> = keys::KeyKind::TENANT_SCOPED
+            .iter()
+            .map(|k| (&self.state, keys::tenant_prefix(k.byte(), name)))
+            .collect();
+        scopes.push((&self.checkpoints, checkpoint_prefix));
+        scopes.push((&self.blobs, keys::tenant_prefix(keys::PLUGIN_BLOB, name)));
+        for (tree, prefix) in scopes {
+            loop {
+                let mut batch = sled::Batch::default();
+                let mut n = 0;
+                for k in tree.scan_prefix(&prefix).keys().take(DELETE_BATCH) {
+                    batch.remove(k.map_err(backend(OP))?);
+                    n += 1;
+                }
+                if n == 0 {
+                    break;
+                }
+                tree.apply_batch(batch).map_err(backend(OP))?;
+            }
+        }
+        self.state.remove(&tombstone).map_err(backend(OP))?;
+        self.flush(OP)
+    }
+
+    /// Finishes deletions a crash interrupted (called when the store opens).
+    pub(super) fn finish_tenant_deletions(&self) -> Result<(), StoreError> {
+        const OP: &str = "listing tenant tombstones";
+        let names: Vec<String> = self
+            .state
+            .scan_prefix([TENANT_TOMBSTONE])
+            .keys()
+            .map(|k| {
+                let k = k.map_err(backend(OP))?;
+                Ok(String::from_utf8_lossy(&k[1..k.len().saturating_sub(1)]).into_owned())
+            })
+            .collect::<Result<_, StoreError>>()?;
+        for name in names {
+            tracing::info!(tenant = name, "finishing an interrupted tenant deletion");
+            self.finish_tenant_deletion(&name)?;
+        }
+        Ok(())
     }
 }

@@ -187,7 +187,7 @@ fn apply_windows(store: &SledStore, windows: Vec<BackfillWindow>) {
         backfill_windows: windows.into_iter().map(|w| ("t1".into(), w)).collect(),
         ..Changes::default()
     };
-    store.apply(changes).unwrap();
+    store.apply(&changes).unwrap();
 }
 
 /// What a scan of `model` (window start → last state) gives per bucket.

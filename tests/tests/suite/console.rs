@@ -271,7 +271,7 @@ fn console_draws_the_strip_of_a_million_windows() {
                 },
             ));
         }
-        store.apply(changes).unwrap();
+        store.apply(&changes).unwrap();
     }
     eprintln!(
         "wrote {N} window records in {:.1} s",

@@ -323,7 +323,7 @@ params = { items = 50, every = 10 }
     running.tasks[0].state = TaskState::Running;
     running.tasks[0].attempts = 1;
     f.store
-        .apply(tidemark::store::Changes {
+        .apply(&tidemark::store::Changes {
             runs: vec![running],
             ..Default::default()
         })

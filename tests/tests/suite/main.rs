@@ -8,6 +8,7 @@ mod console;
 mod daemon;
 mod datasets;
 mod engine;
+mod integrity;
 mod languages;
 mod limits;
 mod listing;
