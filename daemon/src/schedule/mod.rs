@@ -28,6 +28,11 @@ const MARGIN_MS: i64 = 4 * 3_600_000;
 /// Wall-clock ticks examined per lookup: the margin of a per-second
 /// schedule is 14,400 ticks.
 const MAX_STEPS: usize = 20_000;
+/// The most windows [`Schedule::shift`] moves. Each step is a tick lookup,
+/// so an unbounded `k` (an upstream offset of `i64::MIN` once stalled the
+/// daemon for 2^63 steps) must be refused, not walked. Workflow validation
+/// bounds upstream offsets by the same number.
+pub const MAX_SHIFT: u64 = 10_000;
 
 /// A window `[start, end)` in UTC milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -236,17 +241,22 @@ impl Schedule {
         }
     }
 
-    /// The window `k` windows after (`k > 0`) or before (`k < 0`) `w`.
+    /// The window `k` windows after (`k > 0`) or before (`k < 0`) `w`, or
+    /// `None` when `|k|` exceeds [`MAX_SHIFT`] or time runs out of range.
     pub fn shift(&self, w: Window, k: i64) -> Option<Window> {
+        let steps = k.unsigned_abs();
+        if steps > MAX_SHIFT {
+            return None;
+        }
         let mut cur = w;
-        for _ in 0..k.unsigned_abs() {
+        for _ in 0..steps {
             cur = if k > 0 {
                 Window {
                     start: cur.end,
                     end: self.next_tick(cur.end)?,
                 }
             } else {
-                let start = self.tick_at_or_before(cur.start - 1)?;
+                let start = self.tick_at_or_before(cur.start.checked_sub(1)?)?;
                 Window {
                     start,
                     end: cur.start,

@@ -190,6 +190,39 @@ fn windows_tile_time_without_gaps() {
     assert_eq!(s.window_at(ws[0].start + 1), None);
 }
 
+/// Issue #10: `shift` walked |k| windows one lookup at a time, so
+/// `k = i64::MIN` stalled its caller; beyond MAX_SHIFT it now refuses at once.
+#[test]
+fn shift_beyond_the_bound_is_refused_without_walking() {
+    let s = sched("* * * * * *", "UTC");
+    let w = s.window_containing(ms("2024-03-01T00:00:00Z")).unwrap();
+    // The just-too-far case first: the old code answered it (slowly) instead
+    // of refusing, and stalled on the others.
+    for k in [
+        -(MAX_SHIFT as i64) - 1,
+        MAX_SHIFT as i64 + 1,
+        i64::MIN,
+        i64::MAX,
+    ] {
+        assert_eq!(s.shift(w, k), None, "k = {k}");
+    }
+    let max = MAX_SHIFT as i64;
+    assert_eq!(s.shift(w, max).unwrap().start, w.start + max * 1000);
+    assert_eq!(s.shift(w, -max).unwrap().start, w.start - max * 1000);
+}
+
+/// A window at the start of representable time has no predecessor; shifting
+/// back must not wrap around.
+#[test]
+fn shift_before_representable_time_is_none() {
+    let s = sched("0 0 * * *", "UTC");
+    let w = Window {
+        start: i64::MIN,
+        end: i64::MIN + 1,
+    };
+    assert_eq!(s.shift(w, -1), None);
+}
+
 #[test]
 fn shift_moves_by_whole_windows() {
     let s = sched("0 0 * * *", "Europe/Berlin");
