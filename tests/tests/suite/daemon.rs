@@ -17,9 +17,23 @@ const H: i64 = 3_600_000;
 pub const ADMIN: &str = "test-admin-token";
 
 pub struct Daemon {
-    child: Child,
+    child: KillOnDrop,
     pub url: String,
     pub token: Option<String>,
+}
+
+/// The daemon's process, killed and reaped when dropped, so a failed
+/// assertion, a panic while starting or a restart loop never leaves a
+/// daemon running after the suite (issue #8).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Nothing can be reported from a drop; after `kill9`/`terminate`
+        // the child is reaped already and both calls are no-ops.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 impl Daemon {
@@ -44,8 +58,9 @@ impl Daemon {
         if let Some(w) = workflows {
             cmd.arg("--workflows").arg(w);
         }
-        let mut child = cmd.spawn().expect("spawning tidemark serve");
-        let stdout = child.stdout.take().expect("stdout");
+        // Guarded from here on: the waits below can panic.
+        let mut child = KillOnDrop(cmd.spawn().expect("spawning tidemark serve"));
+        let stdout = child.0.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -118,18 +133,23 @@ impl Daemon {
             .expect("GET")
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
     pub fn kill9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("wait");
+        self.child.0.kill().expect("SIGKILL");
+        self.child.0.wait().expect("wait");
     }
 
     pub fn terminate(mut self) -> i32 {
-        let pid = self.child.id().to_string();
+        let pid = self.pid().to_string();
         Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill -TERM");
-        self.child.wait().expect("wait").code().unwrap_or(-1)
+        self.child.0.wait().expect("wait").code().unwrap_or(-1)
     }
 }
 
@@ -316,6 +336,40 @@ fn serve_apply_push_run_window_and_list() {
     assert_eq!(code, 1);
     assert!(err.contains("schedule.cron"), "{err}");
     assert_eq!(d.terminate(), 0, "graceful shutdown exits 0");
+}
+
+fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Issue #8: a `Daemon` dropped without `terminate`, or held by a test that
+/// fails, left its `tidemark serve` running after the suite.
+#[test]
+fn a_dropped_daemon_leaves_no_process_behind() {
+    let data = tempfile::tempdir().unwrap();
+    let d = Daemon::start(data.path(), None, None);
+    let pid = d.pid();
+    assert!(process_exists(pid), "the daemon runs as {pid}");
+    drop(d);
+    assert!(
+        !process_exists(pid),
+        "the dropped daemon {pid} still exists"
+    );
+
+    // A failed assertion unwinds through the test holding the daemon.
+    let data = tempfile::tempdir().unwrap();
+    let started = std::cell::Cell::new(None);
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let d = Daemon::start(data.path(), None, None);
+        started.set(Some(d.pid()));
+        assert_eq!(d.cli(&["plugin", "list"]).0, 42, "an assertion that fails");
+    }));
+    assert!(failed.is_err());
+    let pid = started.get().expect("the daemon started");
+    assert!(
+        !process_exists(pid),
+        "the daemon {pid} of the failed test still exists"
+    );
 }
 
 /// Expected `summary` of the ETL pipeline for a window, from the extract
