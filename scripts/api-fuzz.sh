@@ -42,8 +42,11 @@ total=0
 for who in tenant admin; do
     if [ "$who" = tenant ]; then token=$(cat "$data/state/default-token"); else token=fuzz-admin-token; fi
     log="$data/st-$who.log"
-    if ! st run "$url/api/v1/openapi.json" --url "$url" -H "Authorization: Bearer $token" \
-        --checks "$checks" --max-examples "${FUZZ_EXAMPLES:-25}" --seed 1 >"$log" 2>&1; then
+    # Run from the temporary directory: schemathesis keeps its caches
+    # (.schemathesis/, .hypothesis/) in the working directory, which would
+    # otherwise be the source tree (issue #14).
+    if ! (cd "$data" && st run "$url/api/v1/openapi.json" --url "$url" -H "Authorization: Bearer $token" \
+        --checks "$checks" --max-examples "${FUZZ_EXAMPLES:-25}" --seed 1) >"$log" 2>&1; then
         cat "$log"
         echo "schemathesis found failures (as $who)"
         exit 1
