@@ -248,6 +248,51 @@ fn bad_expressions_and_zones_name_the_problem() {
     assert!(err("", "UTC").contains("has 0 fields"));
 }
 
+/// Issue #13: "61 * * * *" was refused with the cron crate's "Minutes must
+/// be less than 59"; every field now names itself and its real range.
+#[test]
+fn out_of_range_fields_name_the_field_and_its_range() {
+    let err = |e: &str| Schedule::parse(e, "UTC").unwrap_err().to_string();
+    for (expr, message) in [
+        ("61 * * * *", "minute 61 is out of range 0-59"),
+        ("60 * * * *", "minute 60 is out of range 0-59"),
+        ("0 24 * * *", "hour 24 is out of range 0-23"),
+        ("0 0 0 * *", "day of month 0 is out of range 1-31"),
+        ("0 0 32 * *", "day of month 32 is out of range 1-31"),
+        ("0 0 1 13 *", "month 13 is out of range 1-12"),
+        ("0 0 * 0 *", "month 0 is out of range 1-12"),
+        ("0 0 * * 8", "weekday 8 is out of range 0-7"),
+        ("0 0 * * 1-9", "weekday 9 is out of range 0-7"),
+        ("5,70 * * * *", "minute 70 is out of range 0-59"),
+        ("0 5,70 * * *", "hour 70 is out of range 0-23"),
+        ("0 10-99 * * *", "hour 99 is out of range 0-23"),
+        (
+            "99999999999 * * * *",
+            "minute 99999999999 is out of range 0-59",
+        ),
+        ("60 0 * * * *", "second 60 is out of range 0-59"),
+        ("0 60 * * * *", "minute 60 is out of range 0-59"),
+        ("0 0 0 * * * 1969", "year 1969 is out of range 1970-2100"),
+        ("0 0 0 * * * 2101", "year 2101 is out of range 1970-2100"),
+        ("*/0 * * * *", "minute step 0 must be at least 1"),
+    ] {
+        let e = err(expr);
+        assert!(e.contains(message), "{expr}: {e}");
+        assert!(!e.contains("must be less than"), "{expr}: {e}");
+    }
+    // The ends of every range are accepted.
+    for ok in [
+        "59 23 31 12 7",
+        "0 0 1 1 0",
+        "59 59 23 * * *",
+        "*/59 * * * *",
+        "0 0 0 1 1 * 2100",
+        "0 0 * JAN-DEC MON-FRI",
+    ] {
+        assert!(Schedule::parse(ok, "UTC").is_ok(), "{ok}");
+    }
+}
+
 #[test]
 fn per_second_schedules_work_even_across_transitions() {
     let s = sched("* * * * * *", "Europe/Berlin");

@@ -38,6 +38,16 @@ impl Drop for KillOnDrop {
 
 impl Daemon {
     pub fn start(data: &Path, plugins: Option<&Path>, workflows: Option<&Path>) -> Daemon {
+        Daemon::start_with_args(data, plugins, workflows, &[])
+    }
+
+    /// [`Daemon::start`] with more arguments for `serve` (`--config F`).
+    pub fn start_with_args(
+        data: &Path,
+        plugins: Option<&Path>,
+        workflows: Option<&Path>,
+        args: &[&std::ffi::OsStr],
+    ) -> Daemon {
         let mut cmd = Command::new(tidemark_bin());
         cmd.args([
             "serve",
@@ -58,6 +68,7 @@ impl Daemon {
         if let Some(w) = workflows {
             cmd.arg("--workflows").arg(w);
         }
+        cmd.args(args);
         // Guarded from here on: the waits below can panic.
         let mut child = KillOnDrop(cmd.spawn().expect("spawning tidemark serve"));
         let stdout = child.0.stdout.take().expect("stdout");
@@ -370,6 +381,72 @@ fn a_dropped_daemon_leaves_no_process_behind() {
         !process_exists(pid),
         "the daemon {pid} of the failed test still exists"
     );
+}
+
+/// Issue #13: the generated admin token was printed into the daemon's
+/// output, which is its log under a service manager.
+#[test]
+fn the_admin_token_never_reaches_the_log() {
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (logs.path().join("stdout"), logs.path().join("stderr"));
+    let mut child = KillOnDrop(
+        Command::new(tidemark_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .env_remove("TIDEMARK_ADMIN_TOKEN")
+            .env("RUST_LOG", "debug")
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .expect("spawning tidemark serve"),
+    );
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    wait_for("the daemon to listen", Duration::from_secs(60), || {
+        read(&out_path).contains("tidemark listening on")
+    });
+    let token_file = data.path().join("admin-token");
+    let token = read(&token_file).trim().to_owned();
+    assert!(token.len() >= 16, "generated token {token:?}");
+    // The token works, so requests made with it are in the debug log too.
+    let url = read(&out_path)
+        .lines()
+        .find_map(|l| l.strip_prefix("tidemark listening on ").map(str::to_owned))
+        .unwrap();
+    tidemark::client::Client::new(&url)
+        .with_token(Some(token.clone()))
+        .get("/api/v1/tenants")
+        .expect("the admin token lists tenants");
+    Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(child.0.wait().unwrap().success());
+    let (out, err) = (read(&out_path), read(&err_path));
+    assert!(
+        out.contains(&format!(
+            "generated the admin token into {}",
+            token_file.display()
+        )),
+        "{out}"
+    );
+    assert!(!out.contains(&token), "stdout shows the token: {out}");
+    assert!(!err.contains(&token), "the log shows the token: {err}");
+
+    // A configured token must not be guessable; the refusal does not echo it.
+    let out = Command::new(tidemark_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .env("TIDEMARK_ADMIN_TOKEN", "s3cret")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("admin_token: must be at least 16 characters"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
 }
 
 /// Expected `summary` of the ETL pipeline for a window, from the extract
