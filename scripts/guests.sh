@@ -51,11 +51,19 @@ build() { # NAME STAMP COMMAND...
     echo "$want" > "$out/$name.stamp"
 }
 
+# componentize-py imports the modules with its own interpreter, which writes
+# __pycache__/ beside them and ignores PYTHONDONTWRITEBYTECODE; it reads
+# copies in OUT_DIR so the source tree stays clean (issue #14).
+py_src="$out/py-src"
+rm -rf "$py_src"
+mkdir -p "$py_src/plugins" "$py_src/sdk"
+cp "$root"/plugins/python/*.py "$py_src/plugins/"
+cp "$root"/sdk/python/*.py "$py_src/sdk/"
 for src in "$root"/plugins/python/*.py; do
     module="$(basename "$src" .py)"
     build "py_$module" "$(stamp "$src" "$root"/sdk/python/*.py <(echo "$py_version"))" \
         "$venv/bin/componentize-py" -d "$root/wit" -w task componentize \
-        -p "$root/plugins/python" -p "$root/sdk/python" "$module" -o "$out/py_$module.wasm"
+        -p "$py_src/plugins" -p "$py_src/sdk" "$module" -o "$out/py_$module.wasm"
 done
 
 for src in "$root"/plugins/js/*.js; do

@@ -36,6 +36,10 @@ pub struct FileConfig {
     pub grace: Option<String>,
     pub admin_token: Option<String>,
     pub backfill_admission_limit: Option<usize>,
+    /// Address-space limit of the process compiling a plugin, e.g. "4GiB".
+    pub compile_memory: Option<String>,
+    /// Time limit of compiling a plugin, e.g. "60s".
+    pub compile_timeout: Option<String>,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
@@ -72,6 +76,10 @@ pub struct Config {
     #[serde(skip)]
     pub admin_token: Option<String>,
     pub backfill_admission_limit: usize,
+    #[serde(serialize_with = "bytes_text")]
+    pub compile_memory: u64,
+    #[serde(with = "humantime_serde_compat")]
+    pub compile_timeout: Duration,
     pub log_format: LogFormat,
     pub log_filter: Option<String>,
     pub quotas: Quotas,
@@ -85,6 +93,14 @@ mod humantime_serde_compat {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 }
+
+fn bytes_text<S: serde::Serializer>(b: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&bytesize::ByteSize::b(*b).display().iec().to_string())
+}
+
+/// The smallest compile_memory: below it even a tiny component cannot
+/// compile (the binary and the compiler's threads need address space).
+const MIN_COMPILE_MEMORY: u64 = 256 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -118,10 +134,80 @@ impl FileConfig {
         })
     }
 
-    /// toml's message names the key and the line.
+    /// toml's message names the key and the line, and shows the line, but
+    /// never a secret's value (see [`redact`]).
     pub fn parse(text: &str) -> Result<FileConfig, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+        toml::from_str(text).map_err(|e| redact(text, &e).trim_end().to_owned())
     }
+}
+
+/// Keys whose values may be secrets: `admin_token`, and misspellings of
+/// it, which toml reports as unknown keys while quoting their line.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.trim().trim_matches(['"', '\'']).to_ascii_lowercase();
+    ["tok", "admin", "secret", "pass"]
+        .iter()
+        .any(|s| key.contains(s))
+}
+
+/// For each line of `text`: whether it holds (part of) a secret's value:
+/// the line assigning a secret key and, for multi-line strings, the lines
+/// after it up to the next assignment or table.
+fn secret_lines(text: &str) -> Vec<bool> {
+    let mut in_secret = false;
+    text.lines()
+        .map(|line| {
+            let t = line.trim_start();
+            let key = t.split_once('=').map(|(k, _)| k).filter(|k| {
+                k.trim()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.\"' ".contains(c))
+            });
+            if t.starts_with('[') {
+                in_secret = false;
+            } else if let Some(k) = key {
+                in_secret = is_secret_key(k);
+            }
+            in_secret
+        })
+        .collect()
+}
+
+/// toml's message without secret values: it quotes the offending line
+/// (`3 | admin_token = abc`) and, for a bad value, the value itself
+/// (`invalid type: integer `123``), so a malformed `admin_token` would be
+/// echoed by `tidemark config check` and into logs.
+fn redact(text: &str, e: &toml::de::Error) -> String {
+    let secret = secret_lines(text);
+    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count();
+    if let Some(span) = e.span() {
+        let line = line_of(span.start);
+        if secret.get(line) == Some(&true) {
+            return format!(
+                "TOML parse error at line {}: the value of a secret key is malformed (not shown); \
+                 write it as a quoted string, e.g. admin_token = \"...\"",
+                line + 1
+            );
+        }
+    }
+    // Other errors: blank any quoted secret line ("N | source").
+    e.to_string()
+        .lines()
+        .map(|l| {
+            let Some((number, source)) = l.split_once(" | ") else {
+                return l.to_owned();
+            };
+            let n = number.trim().parse::<usize>().ok();
+            if !n.is_some_and(|n| n >= 1 && secret.get(n - 1) == Some(&true)) {
+                return l.to_owned();
+            }
+            match source.split_once('=') {
+                Some((k, _)) if is_secret_key(k) => format!("{number} | {k}= <redacted>"),
+                _ => format!("{number} | <redacted>"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Merges `file` under `over` (what flags and environment gave, in the
@@ -192,6 +278,50 @@ pub fn resolve(
         }
         other => invalid("quotas", other.to_string()),
     })?;
+    let memory_text = over
+        .compile_memory
+        .or(file.compile_memory)
+        .unwrap_or_else(|| "4GiB".into());
+    let compile_memory = memory_text
+        .parse::<bytesize::ByteSize>()
+        .map_err(|e| {
+            invalid(
+                "compile_memory",
+                format!("{memory_text:?} is not a size like 4GiB ({e})"),
+            )
+        })?
+        .as_u64();
+    if compile_memory < MIN_COMPILE_MEMORY {
+        return Err(invalid(
+            "compile_memory",
+            format!(
+                "must be at least {}",
+                bytesize::ByteSize::b(MIN_COMPILE_MEMORY).display().iec()
+            ),
+        ));
+    }
+    let timeout_text = over
+        .compile_timeout
+        .or(file.compile_timeout)
+        .unwrap_or_else(|| "120s".into());
+    let compile_timeout = humantime::parse_duration(&timeout_text).map_err(|e| {
+        invalid(
+            "compile_timeout",
+            format!("{timeout_text:?} is not a duration like 60s ({e})"),
+        )
+    })?;
+    if compile_timeout.is_zero() {
+        return Err(invalid("compile_timeout", "must be more than 0s"));
+    }
+    // Blank means "not configured" (the token file is used), as before.
+    let admin_token = over
+        .admin_token
+        .or(file.admin_token)
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    if let Some(t) = &admin_token {
+        crate::tenancy::check_admin_token(t).map_err(|m| invalid("admin_token", m))?;
+    }
     Ok(Config {
         data: over.data.or(file.data).unwrap_or(default_data),
         listen,
@@ -200,8 +330,10 @@ pub fn resolve(
         tenant,
         max_attempts,
         grace,
-        admin_token: over.admin_token.or(file.admin_token),
+        admin_token,
         backfill_admission_limit,
+        compile_memory,
+        compile_timeout,
         log_format,
         log_filter,
         quotas,
@@ -268,5 +400,81 @@ mod tests {
         assert!(check("max_attempts = \"many\"")
             .unwrap_err()
             .contains("max_attempts"));
+    }
+
+    #[test]
+    fn compile_limits_are_sizes_and_durations() {
+        let c = check("").unwrap();
+        assert_eq!(
+            (c.compile_memory, c.compile_timeout),
+            (4 << 30, Duration::from_secs(120))
+        );
+        let c = check("compile_memory = \"512MiB\"\ncompile_timeout = \"2m\"").unwrap();
+        assert_eq!(
+            (c.compile_memory, c.compile_timeout),
+            (512 << 20, Duration::from_secs(120))
+        );
+        assert!(check("compile_memory = \"lots\"")
+            .unwrap_err()
+            .starts_with("compile_memory: \"lots\" is not a size"));
+        assert_eq!(
+            check("compile_memory = \"1MiB\"").unwrap_err(),
+            "compile_memory: must be at least 256.0 MiB"
+        );
+        assert_eq!(
+            check("compile_timeout = \"0s\"").unwrap_err(),
+            "compile_timeout: must be more than 0s"
+        );
+    }
+
+    /// Issue #13: a one-character admin token was accepted.
+    #[test]
+    fn short_admin_tokens_are_refused_without_echoing_them() {
+        let e = check("admin_token = \"x\"").unwrap_err();
+        assert_eq!(
+            e,
+            "admin_token: must be at least 16 characters long; leave it out to have one generated"
+        );
+        let e = check("admin_token = \"fifteen-chars-x\"").unwrap_err();
+        assert!(e.starts_with("admin_token: must be at least 16"), "{e}");
+        assert!(!e.contains("fifteen"), "{e}");
+        let e = check("admin_token = \"sixteen chars ok\"").unwrap_err();
+        assert_eq!(e, "admin_token: must not contain whitespace");
+        let c = check("admin_token = \"  sixteen-chars-ok  \"").unwrap();
+        assert_eq!(c.admin_token.as_deref(), Some("sixteen-chars-ok"));
+        // Blank is "not configured": the token file is used.
+        assert_eq!(check("admin_token = \" \"").unwrap().admin_token, None);
+        let over = FileConfig {
+            admin_token: Some("short".into()),
+            ..FileConfig::default()
+        };
+        let e = resolve(FileConfig::default(), over, "d".into()).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("admin_token: must be at least 16"));
+    }
+
+    /// Issue #13: `config check` echoed a malformed admin_token in toml's
+    /// error snippet.
+    #[test]
+    fn config_errors_never_show_secret_values() {
+        for text in [
+            "listen = \"127.0.0.1:1\"\nadmin_token = s3cr3t-v4lue-0123456789\n",
+            "admin_token = 1234567890123456789\n",
+            "admin_token = \"s3cr3t-v4lue-0123456789\n",
+            "admin_token = [\"s3cr3t-v4lue-0123456789\"]\n",
+            "admin_tokn = \"s3cr3t-v4lue-0123456789\"\n",
+            "admin_token = \"s3cr3t-v4lue-0123456789\"\nlistn = 1\n",
+            "admin_token = \"\"\"\ns3cr3t-v4lue-0123456789\n\"\"\"\nlistn = 1\n",
+        ] {
+            let e = check(text).unwrap_err();
+            for secret in ["s3cr3t", "1234567890123456789"] {
+                assert!(!e.contains(secret), "{text:?} shows the secret: {e}");
+            }
+            assert!(e.contains("line"), "{text:?}: {e}");
+        }
+        // Other keys keep toml's full message with its snippet.
+        let e = check("max_attempts = \"many\"").unwrap_err();
+        assert!(e.contains("| max_attempts = \"many\""), "{e}");
     }
 }

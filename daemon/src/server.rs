@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::clock::SystemClock;
 use crate::engine::{Engine, EngineConfig, EngineError};
-use crate::executor::{Executor, ExecutorConfig, ExecutorError};
+use crate::executor::{CompileLimits, Compiler, Executor, ExecutorConfig, ExecutorError};
 use crate::store::{SledStore, StoreError};
 use crate::tenancy::Tenancy;
 use crate::workflow::RawWorkflow;
@@ -33,6 +33,10 @@ pub struct ServeConfig {
     pub backfill_admission_limit: usize,
     /// Every tenant's quotas unless overridden.
     pub quotas: crate::quota::Quotas,
+    /// Limits of compiling a plugin (in a child process): address space,
+    /// bytes, and time.
+    pub compile_memory: u64,
+    pub compile_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,8 @@ pub enum ServeError {
     Tenancy(#[from] crate::tenancy::TenancyError),
     #[error("installing signal handlers: {0}")]
     Signal(#[source] std::io::Error),
+    #[error("finding the tidemark binary to compile plugins with: {0}")]
+    Exe(#[source] std::io::Error),
 }
 
 fn files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, ServeError> {
@@ -205,10 +211,20 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             source,
         })?,
     );
-    let executor = Arc::new(Executor::new(ExecutorConfig {
-        cache_dir: Some(cfg.data_dir.join("components")),
-        max_instances: Some((cfg.max_concurrent_attempts * 2).max(16) as u32),
-    })?);
+    // Plugins are uploaded by tenants: compiled in a child of this binary
+    // under limits, so a compiler bomb cannot take the daemon down (#9).
+    let compiler = Compiler::Subprocess(CompileLimits {
+        program: std::env::current_exe().map_err(ServeError::Exe)?,
+        memory_bytes: cfg.compile_memory,
+        timeout: cfg.compile_timeout,
+    });
+    let executor = Arc::new(
+        Executor::new(ExecutorConfig {
+            cache_dir: Some(cfg.data_dir.join("components")),
+            max_instances: Some((cfg.max_concurrent_attempts * 2).max(16) as u32),
+        })?
+        .with_compiler(compiler),
+    );
     let engine = Engine::open(
         store,
         executor,
@@ -223,8 +239,10 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     .await?;
     let (admin, generated) = crate::tenancy::admin_token(&cfg.data_dir, cfg.admin_token.clone())?;
     if generated {
+        // Only the path: stdout is the daemon's log under a service manager
+        // or a container, and the token opens every tenant.
         println!(
-            "generated the admin token (shown once; also in {}): {admin}",
+            "generated the admin token into {} (mode 0600)",
             cfg.data_dir.join("admin-token").display()
         );
     }

@@ -55,6 +55,27 @@ pub enum TenancyError {
         path: String,
         source: std::io::Error,
     },
+    #[error("admin token file {path}: {reason}")]
+    WeakAdminToken { path: String, reason: String },
+}
+
+/// The fewest characters an admin token may have: it opens every tenant,
+/// so it must not be guessable (a generated one has 67).
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// Why `token` cannot be the admin token, if it cannot. The message never
+/// contains the token.
+pub fn check_admin_token(token: &str) -> Result<(), String> {
+    if token.chars().count() < MIN_ADMIN_TOKEN_CHARS {
+        return Err(format!(
+            "must be at least {MIN_ADMIN_TOKEN_CHARS} characters long; leave it out to have one generated"
+        ));
+    }
+    // A request's token cannot contain whitespace, so it could never match.
+    if token.contains(char::is_whitespace) {
+        return Err("must not contain whitespace".into());
+    }
+    Ok(())
 }
 
 /// A fresh secret: `tm_` and 64 hex digits of OS randomness.
@@ -84,7 +105,14 @@ pub fn admin_token(
         source,
     };
     match std::fs::read_to_string(&path) {
-        Ok(t) if !t.trim().is_empty() => return Ok((t.trim().to_owned(), false)),
+        Ok(t) if !t.trim().is_empty() => {
+            let t = t.trim();
+            check_admin_token(t).map_err(|reason| TenancyError::WeakAdminToken {
+                path: path.display().to_string(),
+                reason,
+            })?;
+            return Ok((t.to_owned(), false));
+        }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(file_err(e)),

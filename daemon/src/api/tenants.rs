@@ -27,9 +27,10 @@ impl From<TenancyError> for ApiError {
             TenancyError::TenantNotFound(_) | TenancyError::TokenNotFound(_) => {
                 ApiError::not_found(e.to_string())
             }
-            TenancyError::Store(_) | TenancyError::Random(_) | TenancyError::AdminFile { .. } => {
-                ApiError::internal(e)
-            }
+            TenancyError::Store(_)
+            | TenancyError::Random(_)
+            | TenancyError::AdminFile { .. }
+            | TenancyError::WeakAdminToken { .. } => ApiError::internal(e),
         }
     }
 }

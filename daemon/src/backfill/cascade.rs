@@ -105,7 +105,9 @@ fn downstream_windows(def: &WorkflowDef, offset: i64, up: &[Window]) -> BTreeSet
         let Some(span) = s.window_containing(u.start) else {
             continue;
         };
-        let mut next = s.shift(span, -offset);
+        // Validation bounds offsets; checked anyway so a stored definition
+        // from before that bound cannot overflow here.
+        let mut next = offset.checked_neg().and_then(|o| s.shift(span, o));
         while let Some(d) = next {
             let Some(shifted) = s.shift(d, offset) else {
                 break;

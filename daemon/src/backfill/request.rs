@@ -144,12 +144,50 @@ impl RawBackfillRequest {
         let parse = |field: &'static str, s: &str| {
             schedule::parse_instant_or_date(s, tz).map_err(|m| err(field, m))
         };
+        let (supported_from, supported_until) = schedule::supported_span(tz);
+        let outside = |field: &'static str, text: &str| {
+            err(
+                field,
+                format!(
+                    "{text:?} is outside the supported years {}-{}",
+                    schedule::FIRST_YEAR,
+                    schedule::LAST_YEAR
+                ),
+            )
+        };
+        let first = def.start;
+        let before_first = |field: &'static str, what: String| {
+            err(
+                field,
+                format!(
+                    "{what} before the workflow's first window ({}); backfill from there on",
+                    schedule::format_utc(first)
+                ),
+            )
+        };
         let selection = match (&self.start, &self.end, &self.dates) {
             (Some(s), Some(e), None) => {
                 let start = parse("start", s)?;
                 let end = parse("end", e)?;
+                if !(supported_from..supported_until).contains(&start) {
+                    return Err(outside("start", s));
+                }
+                if !(supported_from..=supported_until).contains(&end) {
+                    return Err(outside("end", e));
+                }
                 if end <= start {
                     return Err(err("end", "must be after start"));
+                }
+                // Windows before the first one are refused rather than
+                // clamped away: a silently shortened range looks like a
+                // complete backfill. A start before the first window is
+                // fine when no window of the range starts before it.
+                if end <= first {
+                    return Err(before_first("end", format!("the range ends at {e:?},")));
+                }
+                let earliest = def.schedule.windows(start, end).next();
+                if earliest.is_some_and(|w| w.start < first) {
+                    return Err(before_first("start", format!("{s:?} selects windows")));
                 }
                 super::Selection::Range { start, end }
             }
@@ -163,9 +201,15 @@ impl RawBackfillRequest {
                 let mut starts = Vec::with_capacity(dates.len());
                 for d in dates {
                     let at = parse("dates", d)?;
+                    if !(supported_from..supported_until).contains(&at) {
+                        return Err(outside("dates", d));
+                    }
                     let w = def.schedule.window_containing(at).ok_or_else(|| {
                         err("dates", format!("{d:?} is in no window of the schedule"))
                     })?;
+                    if w.start < first {
+                        return Err(before_first("dates", format!("{d:?} is in a window")));
+                    }
                     starts.push(w.start);
                 }
                 starts.sort_unstable();

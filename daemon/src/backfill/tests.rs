@@ -66,6 +66,58 @@ fn rerun_modes_select_the_right_windows() {
     assert_eq!(Rerun::default(), Rerun::Missing);
 }
 
+/// Issue #13: ranges before the workflow's start were accepted, a year-1
+/// start silently began at 1970 and year -5000 gave an empty plan.
+#[test]
+fn ranges_outside_the_schedule_are_refused_naming_the_field() {
+    // Daily, first window 2024-01-01.
+    let daily = wf("d", "0 0 * * *", None);
+    let bad = [
+        (
+            r#"{"workflow":"d","start":"0001-01-01","end":"2024-03-05"}"#,
+            "start: \"0001-01-01\" is outside the supported years 1970-2100",
+        ),
+        (
+            r#"{"workflow":"d","start":"-5000-01-01","end":"2024-03-05"}"#,
+            "start: \"-5000-01-01\" is outside the supported years 1970-2100",
+        ),
+        (
+            r#"{"workflow":"d","start":"2024-03-01","end":"2101-01-02"}"#,
+            "end: \"2101-01-02\" is outside the supported years",
+        ),
+        (
+            r#"{"workflow":"d","dates":["2024-03-01","1969-12-31"]}"#,
+            "dates: \"1969-12-31\" is outside the supported years",
+        ),
+        (
+            r#"{"workflow":"d","start":"2023-01-01","end":"2023-02-01"}"#,
+            "end: the range ends at \"2023-02-01\", before the workflow's first window (2024-01-01T00:00:00Z)",
+        ),
+        (
+            r#"{"workflow":"d","start":"2023-12-30","end":"2024-01-03"}"#,
+            "start: \"2023-12-30\" selects windows before the workflow's first window",
+        ),
+        (
+            r#"{"workflow":"d","dates":["2024-01-02","2023-12-31T12:00:00Z"]}"#,
+            "dates: \"2023-12-31T12:00:00Z\" is in a window before the workflow's first window",
+        ),
+    ];
+    for (json, needle) in bad {
+        let e = request(json).validate(&daily).unwrap_err().to_string();
+        assert!(e.starts_with(needle), "{json}: {e}");
+    }
+    // A start inside the window before the first selects no earlier window;
+    // the last supported window can be backfilled.
+    for ok in [
+        r#"{"workflow":"d","start":"2023-12-31T12:00:00Z","end":"2024-01-03"}"#,
+        r#"{"workflow":"d","start":"2024-01-01","end":"2024-01-02"}"#,
+        r#"{"workflow":"d","start":"2100-12-31","end":"2101-01-01"}"#,
+        r#"{"workflow":"d","dates":["2024-01-01"]}"#,
+    ] {
+        assert!(request(ok).validate(&daily).is_ok(), "{ok}");
+    }
+}
+
 #[test]
 fn requests_validate_and_errors_name_the_field() {
     let daily = wf("d", "0 0 * * *", None);

@@ -57,6 +57,10 @@ pub enum Command {
     /// Print this CLI's reference in Markdown (docs/cli.md is made by it).
     #[command(hide = true)]
     CliReference,
+    /// Compile one component under limits, for the daemon (internal: the
+    /// daemon runs it as a child so a compiler bomb cannot hurt it).
+    #[command(name = "__compile", hide = true)]
+    Compile(CompileArgs),
     /// The calling tenant's quotas and what it uses of them.
     Quotas {
         #[arg(long, value_enum, default_value = "text")]
@@ -103,6 +107,22 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "TIDEMARK_LOG_FORMAT")]
     pub log_format: Option<String>,
+}
+
+/// See `executor::ChildArgs`.
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    #[arg(long)]
+    pub input: PathBuf,
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Address-space limit, bytes.
+    #[arg(long)]
+    pub max_memory: u64,
+    #[arg(long)]
+    pub engine_hash: String,
+    #[arg(long)]
+    pub parent: u32,
 }
 
 #[derive(Debug, Subcommand)]

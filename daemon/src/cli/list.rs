@@ -80,7 +80,7 @@ fn cursor_query(text: &str) -> Vec<(String, String)> {
 /// Fetches the page(s) and prints them.
 pub fn run(client: &Client, l: Listing<'_>, p: &Paging) -> ExitCode {
     if p.all && p.after.is_some() {
-        eprintln!("error: --all and --after cannot be used together");
+        errln!("error: --all and --after cannot be used together");
         return ExitCode::from(EXIT_USAGE);
     }
     let mut items = Vec::new();
@@ -114,12 +114,12 @@ pub fn run(client: &Client, l: Listing<'_>, p: &Paging) -> ExitCode {
             let mut out = first.unwrap_or_else(|| json!({}));
             out[l.key] = Value::Array(items);
             out["next"] = next.map_or(Value::Null, Value::String);
-            println!("{out:#}");
+            outln!("{out:#}");
         }
         ListOutput::Table => {
-            print!("{}", table(l.columns, &items));
+            out!("{}", table(l.columns, &items));
             if let Some(n) = next {
-                eprintln!("more: --after '{n}' (or --all)");
+                errln!("more: --after '{n}' (or --all)");
             }
         }
     }
@@ -415,5 +415,18 @@ mod tests {
             ],
         );
         assert_eq!(t, "NAME         N\na-long-name  1\nb            -\n");
+    }
+
+    /// Issue #13 reported a header without its newline for an empty list;
+    /// every line of a table, the header included, ends with one, so the
+    /// paging hint (on stderr) always starts a line of its own.
+    #[test]
+    fn tables_end_with_a_newline_even_when_empty() {
+        let cols = [Column {
+            header: "NAME",
+            cell: |v| text(&v["name"]),
+        }];
+        assert_eq!(table(&cols, &[]), "NAME\n");
+        assert!(table(&cols, &[json!({"name": "a"})]).ends_with("a\n"));
     }
 }

@@ -185,7 +185,7 @@ fn print_report(
 pub fn plugin_check(path: PathBuf) -> ExitCode {
     match harness::check_plugin(&path, default_cache_dir()) {
         Ok(p) => {
-            println!(
+            outln!(
                 "ok: {} implements tidemark:task/task ({}, {} bytes)",
                 path.display(),
                 p.digest,

@@ -7,6 +7,25 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Everything the CLI prints goes through these instead of `print!` and
+/// friends, which panic with a backtrace when the reader is gone
+/// (`tidemark runs list etl | head`); see [`write_or_exit`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_or_exit(false, format_args!($($arg)*))
+    };
+}
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_or_exit(false, format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_or_exit(true, format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod args;
 mod list;
 mod local;
@@ -80,21 +99,31 @@ impl ServeArgs {
 /// Entry point of the binary: parses arguments, runs, returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Compile(_)) {
         init_tracing(crate::config::LogFormat::Text, None);
     }
     let token = cli.token.clone();
     let client = || Client::new(&cli.server).with_token(token.clone());
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Compile(a) => {
+            let code = crate::executor::compile_child_main(&crate::executor::ChildArgs {
+                input: a.input,
+                output: a.output,
+                memory_bytes: a.max_memory,
+                engine_hash: a.engine_hash,
+                parent: a.parent,
+            });
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
         Command::CliReference => {
-            print!("{}", cli_reference());
+            out!("{}", cli_reference());
             ExitCode::SUCCESS
         }
         Command::Config(ConfigCommand::Check(args)) => match args.resolve() {
             Ok(c) => match toml::to_string(&c) {
                 Ok(text) => {
-                    print!("{text}");
+                    out!("{text}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(EXIT_FAILED, &e),
@@ -178,7 +207,7 @@ pub fn main() -> ExitCode {
             match humantime::parse_duration(&interval) {
                 Ok(every) => remote::backfill_watch(&client(), id, every),
                 Err(e) => {
-                    eprintln!("error: --interval {interval:?}: {e}");
+                    errln!("error: --interval {interval:?}: {e}");
                     ExitCode::from(EXIT_USAGE)
                 }
             }
@@ -291,6 +320,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         preload_tenant: c.tenant,
         backfill_admission_limit: c.backfill_admission_limit,
         quotas: c.quotas,
+        compile_memory: c.compile_memory,
+        compile_timeout: c.compile_timeout,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -305,6 +336,29 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
+/// Writes to stdout (or stderr). A closed stdout ends the process quietly
+/// with success, as `head` expects of the command before it; another
+/// stdout error is reported and ends it with [`EXIT_FAILED`]. A failed
+/// write to stderr is ignored: there is nowhere left to say anything, and
+/// the command's exit code still tells. Not done by restoring SIGPIPE's
+/// default action: that would also kill the CLI silently when the daemon
+/// closes a connection mid-request, instead of reporting the error.
+pub(crate) fn write_or_exit(stderr: bool, args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if stderr {
+        let _ = std::io::stderr().lock().write_fmt(args);
+        return;
+    }
+    match std::io::stdout().lock().write_fmt(args) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: writing the output: {e}");
+            std::process::exit(EXIT_FAILED.into())
+        }
+    }
+}
+
 fn fail(code: u8, err: &dyn std::error::Error) -> ExitCode {
     let mut msg = format!("error: {err}");
     let mut source = err.source();
@@ -312,7 +366,7 @@ fn fail(code: u8, err: &dyn std::error::Error) -> ExitCode {
         msg.push_str(&format!(": {s}"));
         source = s.source();
     }
-    eprintln!("{msg}");
+    errln!("{msg}");
     ExitCode::from(code)
 }
 

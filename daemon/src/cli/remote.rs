@@ -12,7 +12,7 @@ use crate::client::Client;
 fn print_json(v: &Value) -> ExitCode {
     match serde_json::to_string_pretty(v) {
         Ok(s) => {
-            println!("{s}");
+            outln!("{s}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(EXIT_FAILED, &e),
@@ -39,7 +39,7 @@ pub fn plugin_push(client: &Client, name: &str, file: &Path) -> ExitCode {
         &wasm,
     ) {
         Ok(v) => {
-            println!(
+            outln!(
                 "plugin {} version {} ({})",
                 v["name"].as_str().unwrap_or(name),
                 v["version"],
@@ -71,7 +71,7 @@ pub fn apply(client: &Client, file: &Path) -> ExitCode {
     };
     match client.send_bytes("POST", "/api/v1/workflows", content_type, &body) {
         Ok(v) => {
-            println!(
+            outln!(
                 "workflow {} version {}",
                 v["name"].as_str().unwrap_or("?"),
                 v["version"]
@@ -97,7 +97,7 @@ pub fn workflow_pause(client: &Client, name: &str, paused: bool) -> ExitCode {
     let action = if paused { "pause" } else { "unpause" };
     match client.post_json(&format!("/api/v1/workflows/{name}/{action}"), &json!({})) {
         Ok(v) => {
-            println!(
+            outln!(
                 "workflow {name} version {}: {}",
                 v["version"],
                 if paused { "paused" } else { "unpaused" }
@@ -115,7 +115,7 @@ pub fn run_window(client: &Client, workflow: &str, window: &str, output: Output)
     ) {
         Ok(v) if output == Output::Json => print_json(&v),
         Ok(v) => {
-            println!(
+            outln!(
                 "run {} of {} for window {} .. {}",
                 v["id"],
                 workflow,
@@ -131,8 +131,8 @@ pub fn run_window(client: &Client, workflow: &str, window: &str, output: Output)
 pub fn tenant_create(client: &Client, name: &str) -> ExitCode {
     match client.post_json("/api/v1/tenants", &json!({ "name": name })) {
         Ok(v) => {
-            eprintln!("created tenant {name}; its first token (shown once):");
-            println!("{}", v["token"].as_str().unwrap_or(""));
+            errln!("created tenant {name}; its first token (shown once):");
+            outln!("{}", v["token"].as_str().unwrap_or(""));
             ExitCode::SUCCESS
         }
         Err(e) => fail(EXIT_FAILED, &e),
@@ -142,8 +142,8 @@ pub fn tenant_create(client: &Client, name: &str) -> ExitCode {
 pub fn token_create(client: &Client, label: &str) -> ExitCode {
     match client.post_json("/api/v1/tokens", &json!({ "label": label })) {
         Ok(v) => {
-            eprintln!("created token {} (shown once):", v["id"]);
-            println!("{}", v["token"].as_str().unwrap_or(""));
+            errln!("created token {} (shown once):", v["id"]);
+            outln!("{}", v["token"].as_str().unwrap_or(""));
             ExitCode::SUCCESS
         }
         Err(e) => fail(EXIT_FAILED, &e),
@@ -153,7 +153,7 @@ pub fn token_create(client: &Client, label: &str) -> ExitCode {
 pub fn delete(client: &Client, path: &str, done: &str) -> ExitCode {
     match client.send_bytes("DELETE", path, "application/json", b"") {
         Ok(_) => {
-            println!("{done}");
+            outln!("{done}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(EXIT_FAILED, &e),
@@ -189,9 +189,9 @@ pub fn backfill_create(client: &Client, a: &super::BackfillArgs) -> ExitCode {
         Ok(v) if a.output == Output::Json => print_json(&v),
         Ok(v) if v["dry_run"] == true => {
             let plan = &v["plan"];
-            println!("{:<24} {:<21} {:<5} REASON", "WORKFLOW", "WINDOW", "DO");
+            outln!("{:<24} {:<21} {:<5} REASON", "WORKFLOW", "WINDOW", "DO");
             for e in plan["entries"].as_array().into_iter().flatten() {
-                println!(
+                outln!(
                     "{:<24} {:<21} {:<5} {}",
                     e["workflow"].as_str().unwrap_or("?"),
                     time(&e["window_start"]),
@@ -199,7 +199,7 @@ pub fn backfill_create(client: &Client, a: &super::BackfillArgs) -> ExitCode {
                     e["reason"].as_str().unwrap_or("")
                 );
             }
-            println!(
+            outln!(
                 "plan: {} runs, {} skipped{}",
                 plan["runs"],
                 plan["skips"],
@@ -212,7 +212,7 @@ pub fn backfill_create(client: &Client, a: &super::BackfillArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(v) => {
-            println!("backfill {} of {} started", v["backfill"]["id"], a.workflow);
+            outln!("backfill {} of {} started", v["backfill"]["id"], a.workflow);
             ExitCode::SUCCESS
         }
         Err(e) => fail(EXIT_FAILED, &e),
@@ -225,7 +225,7 @@ pub fn backfill_status(client: &Client, id: u64, output: Output) -> ExitCode {
         Ok(v) => {
             let b = &v["backfill"];
             let p = &v["progress"];
-            println!(
+            outln!(
                 "backfill {id} of {}: {}; {} done ({} succeeded, {} failed, {} skipped, {} cancelled), {} running, {:.1} windows/s{}",
                 b["request"]["workflow"].as_str().unwrap_or("?"),
                 b["state"].as_str().unwrap_or("?"),
@@ -248,7 +248,7 @@ pub fn backfill_action(client: &Client, id: u64, action: &str, output: Output) -
     match client.post_json(&format!("/api/v1/backfills/{id}/{action}"), &json!({})) {
         Ok(v) if output == Output::Json => print_json(&v),
         Ok(v) => {
-            println!(
+            outln!(
                 "backfill {id}: {}",
                 v["backfill"]["state"].as_str().unwrap_or("?")
             );
@@ -262,7 +262,7 @@ pub fn backfill_action(client: &Client, id: u64, action: &str, output: Output) -
 /// measured, the usage.
 fn print_quotas(v: &Value, json: bool) {
     if json {
-        println!("{v:#}");
+        outln!("{v:#}");
         return;
     }
     let usage = &v["usage"];
@@ -275,10 +275,12 @@ fn print_quotas(v: &Value, json: bool) {
             _ => None,
         }
     };
-    println!("tenant {}", v["tenant"].as_str().unwrap_or("?"));
-    println!(
+    outln!("tenant {}", v["tenant"].as_str().unwrap_or("?"));
+    outln!(
         "{:<26} {:>20} {:>14}  USAGE",
-        "QUOTA", "LIMIT", "OVERRIDDEN"
+        "QUOTA",
+        "LIMIT",
+        "OVERRIDDEN"
     );
     if let Some(quotas) = v["quotas"].as_object() {
         for (name, limit) in quotas {
@@ -288,15 +290,16 @@ fn print_quotas(v: &Value, json: bool) {
                 (_, Some(u)) => u.to_string(),
                 _ => String::new(),
             };
-            println!(
+            outln!(
                 "{name:<26} {limit:>20} {:>14}  {usage}",
                 if overridden { "yes" } else { "" }
             );
         }
     }
-    println!(
+    outln!(
         "fuel burned since start: {}; active runs: {}",
-        usage["fuel_consumed"], usage["active_runs"]
+        usage["fuel_consumed"],
+        usage["active_runs"]
     );
 }
 
@@ -332,11 +335,11 @@ pub fn tenant_quotas(
         .unwrap_or_default();
     for kv in set {
         let Some((k, v)) = kv.split_once('=') else {
-            eprintln!("error: --set {kv:?}: expected QUOTA=VALUE");
+            errln!("error: --set {kv:?}: expected QUOTA=VALUE");
             return ExitCode::from(EXIT_USAGE);
         };
         let Ok(n) = v.trim().parse::<u64>() else {
-            eprintln!("error: --set {kv:?}: {v:?} is not a non-negative integer");
+            errln!("error: --set {kv:?}: {v:?} is not a non-negative integer");
             return ExitCode::from(EXIT_USAGE);
         };
         overrides.insert(k.trim().to_owned(), n.into());
@@ -365,14 +368,14 @@ pub fn trigger(
         Some(path) => match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("error: reading the payload from {path}: {e}");
+                errln!("error: reading the payload from {path}: {e}");
                 return ExitCode::from(EXIT_USAGE);
             }
         },
         None => payload.as_bytes().to_vec(),
     };
     if let Err(e) = serde_json::from_slice::<Value>(&body) {
-        eprintln!("error: --payload is not JSON: {e}");
+        errln!("error: --payload is not JSON: {e}");
         return ExitCode::from(EXIT_USAGE);
     }
     let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
@@ -383,7 +386,7 @@ pub fn trigger(
     ) {
         Ok(v) if output == Output::Json => print_json(&v),
         Ok(v) => {
-            println!(
+            outln!(
                 "run {} of {workflow} triggered: {}",
                 v["run_id"],
                 v["url"].as_str().unwrap_or("")
@@ -407,7 +410,7 @@ pub fn run_show(client: &Client, id: u64, output: Output) -> ExitCode {
     } else {
         &run
     };
-    println!(
+    outln!(
         "run {} of {}: {} ({} trigger), window {} .. {}",
         r["id"],
         r["workflow"].as_str().unwrap_or("?"),
@@ -417,7 +420,7 @@ pub fn run_show(client: &Client, id: u64, output: Output) -> ExitCode {
         time(&r["window_end"])
     );
     for t in r["tasks"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "  {:<24} {:<16} attempts {}{}",
             t["name"].as_str().unwrap_or("?"),
             t["state"].as_str().unwrap_or("?"),
@@ -429,7 +432,7 @@ pub fn run_show(client: &Client, id: u64, output: Output) -> ExitCode {
         );
     }
     for a in run["attempts"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "  attempt {} #{}: {} {}",
             a["task"].as_str().unwrap_or("?"),
             a["attempt"],
@@ -443,7 +446,7 @@ pub fn run_show(client: &Client, id: u64, output: Output) -> ExitCode {
 pub fn run_action(client: &Client, path: &str) -> ExitCode {
     match client.post_json(path, &json!({})) {
         Ok(v) => {
-            println!("run {}: {}", v["id"], v["state"].as_str().unwrap_or("?"));
+            outln!("run {}: {}", v["id"], v["state"].as_str().unwrap_or("?"));
             ExitCode::SUCCESS
         }
         Err(e) => fail(EXIT_FAILED, &e),
@@ -495,9 +498,12 @@ pub fn backfill_watch(client: &Client, id: u64, every: std::time::Duration) -> E
         ));
         if matches!(state, "succeeded" | "failed" | "cancelled") {
             bar.finish();
-            println!(
+            outln!(
                 "backfill {id} {state}: {} succeeded, {} failed, {} skipped, {} cancelled",
-                p["succeeded"], p["failed"], p["skipped"], p["cancelled"]
+                p["succeeded"],
+                p["failed"],
+                p["skipped"],
+                p["cancelled"]
             );
             return if state == "succeeded" {
                 ExitCode::SUCCESS

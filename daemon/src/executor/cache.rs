@@ -11,6 +11,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 
 use super::bindings::TaskPre;
+use super::compile::{self, CompileLimits, Compiler};
 use super::host::HostState;
 use super::ExecutorError;
 
@@ -66,6 +67,23 @@ pub enum PluginError {
         #[source]
         source: std::io::Error,
     },
+    /// The component is refused (nothing is stored); a smaller or simpler
+    /// one may compile, or the operator can raise the limit.
+    #[error(
+        "compiling the component needs more than the compiler's memory limit of {} \
+         (compile_memory in the daemon's configuration); split large functions",
+        bytesize::ByteSize::b(*limit)
+    )]
+    CompileMemory { limit: u64 },
+    #[error(
+        "compiling the component takes longer than the compiler's time limit of {} \
+         (compile_timeout in the daemon's configuration)",
+        humantime::format_duration(*limit)
+    )]
+    CompileTimeout { limit: Duration },
+    /// The compiler process could not run or crashed for another reason.
+    #[error("the plugin compiler failed: {message}")]
+    Compiler { message: String },
 }
 
 /// `sha256:<hex>` of `bytes`.
@@ -78,6 +96,15 @@ pub(super) struct ComponentCache {
     /// Compiled code only loads into an engine with the same settings and
     /// version; the file name carries this hash so a change recompiles.
     engine_hash: u64,
+    compiler: Compiler,
+}
+
+/// The engine's compatibility hash as a number (cache file names, and the
+/// check that a compiler child's engine matches).
+pub(super) fn engine_hash(engine: &Engine) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.finish()
 }
 
 impl ComponentCache {
@@ -88,12 +115,15 @@ impl ComponentCache {
                 source,
             })?;
         }
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut h);
         Ok(ComponentCache {
             dir,
-            engine_hash: h.finish(),
+            engine_hash: engine_hash(engine),
+            compiler: Compiler::InProcess,
         })
+    }
+
+    pub fn set_compiler(&mut self, compiler: Compiler) {
+        self.compiler = compiler;
     }
 
     pub fn load(
@@ -105,9 +135,12 @@ impl ComponentCache {
     ) -> Result<Plugin, PluginError> {
         check_header(wasm)?;
         let started = Instant::now();
-        let (component, from_cache) = match &self.dir {
-            None => (compile(engine, wasm)?, false),
-            Some(dir) => {
+        let (component, from_cache) = match (&self.dir, &self.compiler) {
+            (None, Compiler::InProcess) => (compile(engine, wasm)?, false),
+            (None, Compiler::Subprocess(limits)) => {
+                (self.compile_in_child_uncached(engine, limits, wasm)?, false)
+            }
+            (Some(dir), _) => {
                 let hex = digest.trim_start_matches("sha256:");
                 let path = dir.join(format!("{hex}-{:016x}.cwasm", self.engine_hash));
                 self.load_cached(engine, wasm, &path)?
@@ -156,19 +189,26 @@ impl ComponentCache {
             path: path.display().to_string(),
             source,
         };
-        let compiled = engine
-            .precompile_component(wasm)
-            .map_err(|e| PluginError::Invalid {
-                message: format!("{e:#}"),
-            })?;
-        // Unique per call: threads of one process may compile the same
-        // plugin at once, and each must rename only its own file.
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
-        std::fs::write(&tmp, &compiled).map_err(cache_err)?;
+        let tmp = unique_tmp(path);
+        match &self.compiler {
+            Compiler::InProcess => {
+                let compiled =
+                    engine
+                        .precompile_component(wasm)
+                        .map_err(|e| PluginError::Invalid {
+                            message: format!("{e:#}"),
+                        })?;
+                std::fs::write(&tmp, &compiled).map_err(cache_err)?;
+            }
+            // Writes `tmp` only if it succeeds, so a refused component
+            // leaves nothing in the cache.
+            Compiler::Subprocess(limits) => {
+                compile::compile_in_child(limits, self.engine_hash, wasm, &tmp)?
+            }
+        }
         std::fs::rename(&tmp, path).map_err(cache_err)?;
-        // SAFETY: written just above by this engine.
+        // SAFETY: written just above by this engine, or by a compiler child
+        // whose engine has this engine's compatibility hash (it checks).
         let c = unsafe { Component::deserialize_file(engine, path) }.map_err(|e| {
             PluginError::Invalid {
                 message: format!("{e:#}"),
@@ -176,6 +216,34 @@ impl ComponentCache {
         })?;
         Ok((c, false))
     }
+
+    /// A child's compilation without a cache directory: through a file in
+    /// the temporary directory, removed once loaded.
+    fn compile_in_child_uncached(
+        &self,
+        engine: &Engine,
+        limits: &CompileLimits,
+        wasm: &[u8],
+    ) -> Result<Component, PluginError> {
+        let tmp = unique_tmp(&std::env::temp_dir().join("tidemark-component.cwasm"));
+        compile::compile_in_child(limits, self.engine_hash, wasm, &tmp)?;
+        // SAFETY: written just now by a compiler whose engine has this
+        // engine's compatibility hash (the child checks it).
+        let loaded = unsafe { Component::deserialize_file(engine, &tmp) };
+        // Best effort: the mapping stays valid after the unlink.
+        let _ = std::fs::remove_file(&tmp);
+        loaded.map_err(|e| PluginError::Invalid {
+            message: format!("{e:#}"),
+        })
+    }
+}
+
+/// A file name beside `path`, unique per call: threads of one process may
+/// compile the same plugin at once, and each must rename only its own file.
+fn unique_tmp(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    path.with_extension(format!("tmp{}-{n}", std::process::id()))
 }
 
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, PluginError> {

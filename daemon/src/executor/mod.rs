@@ -9,6 +9,7 @@
 mod attempt;
 mod bindings;
 mod cache;
+mod compile;
 mod host;
 mod limits;
 
@@ -25,6 +26,7 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 pub use attempt::{AttemptError, AttemptReport, ErrorKind, LogLine, LogSource};
 pub use cache::{digest, Plugin, PluginError};
+pub use compile::{child_main as compile_child_main, ChildArgs, CompileLimits, Compiler};
 pub use host::check_dataset_name;
 pub use limits::Limits;
 
@@ -95,26 +97,47 @@ pub struct Executor {
     stop: Arc<AtomicBool>,
 }
 
-impl Executor {
-    pub fn new(config: ExecutorConfig) -> Result<Self, ExecutorError> {
-        let engine_err = |e: wasmtime::Error| ExecutorError::Engine {
-            message: format!("{e:#}"),
-        };
-        let mut wasm = wasmtime::Config::new();
-        wasm.wasm_component_model(true)
-            .consume_fuel(true)
-            .epoch_interruption(true);
-        // The pooling allocator reuses pre-reserved slots, which is what
-        // makes an instantiation take microseconds instead of mmap calls.
+/// What an engine is for: running attempts, or only compiling (the child
+/// of [`compile`]). Both compile identically, so the compiler's artifacts
+/// load into the runtime engine.
+pub(crate) enum EngineKind {
+    Runtime { max_instances: Option<u32> },
+    Compiler,
+}
+
+pub(crate) fn new_engine(kind: EngineKind) -> Result<Engine, ExecutorError> {
+    let mut wasm = wasmtime::Config::new();
+    wasm.wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true);
+    // The pooling allocator reuses pre-reserved slots, which is what
+    // makes an instantiation take microseconds instead of mmap calls. The
+    // compiler instantiates nothing, and its reservations (terabytes of
+    // address space) would not fit under its address-space limit; the
+    // allocation strategy is not part of the compiled code's settings.
+    if let EngineKind::Runtime { max_instances } = kind {
         let mut pool = wasmtime::PoolingAllocationConfig::default();
-        if let Some(n) = config.max_instances {
+        if let Some(n) = max_instances {
             pool.total_component_instances(n)
                 .total_core_instances(n.saturating_mul(8))
                 .total_memories(n.saturating_mul(8))
                 .total_tables(n.saturating_mul(8));
         }
         wasm.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&wasm).map_err(engine_err)?;
+    }
+    Engine::new(&wasm).map_err(|e| ExecutorError::Engine {
+        message: format!("{e:#}"),
+    })
+}
+
+impl Executor {
+    pub fn new(config: ExecutorConfig) -> Result<Self, ExecutorError> {
+        let engine_err = |e: wasmtime::Error| ExecutorError::Engine {
+            message: format!("{e:#}"),
+        };
+        let engine = new_engine(EngineKind::Runtime {
+            max_instances: config.max_instances,
+        })?;
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
@@ -148,6 +171,13 @@ impl Executor {
             ticker: Some(ticker),
             stop,
         })
+    }
+
+    /// Compiles plugins with `compiler` from now on (in-process by
+    /// default); `tidemark serve` compiles uploads in a limited child.
+    pub fn with_compiler(mut self, compiler: Compiler) -> Self {
+        self.cache.set_compiler(compiler);
+        self
     }
 
     /// Validates `wasm` against the task world and prepares it for fast

@@ -28,6 +28,11 @@ const MARGIN_MS: i64 = 4 * 3_600_000;
 /// Wall-clock ticks examined per lookup: the margin of a per-second
 /// schedule is 14,400 ticks.
 const MAX_STEPS: usize = 20_000;
+/// The most windows [`Schedule::shift`] moves. Each step is a tick lookup,
+/// so an unbounded `k` (an upstream offset of `i64::MIN` once stalled the
+/// daemon for 2^63 steps) must be refused, not walked. Workflow validation
+/// bounds upstream offsets by the same number.
+pub const MAX_SHIFT: u64 = 10_000;
 
 /// A window `[start, end)` in UTC milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -56,6 +61,16 @@ pub enum ScheduleError {
     FieldCount { expr: String, fields: usize },
     #[error("cron expression {expr:?}: {reason}")]
     Cron { expr: String, reason: String },
+    /// Checked here because the cron crate's own message is wrong ("61"
+    /// in the minute field says "Minutes must be less than 59").
+    #[error("cron expression {expr:?}: {field} {value} is out of range {min}-{max}")]
+    OutOfRange {
+        expr: String,
+        field: &'static str,
+        value: String,
+        min: u32,
+        max: u32,
+    },
     #[error("cron expression {expr:?} never fires")]
     NeverFires { expr: String },
     #[error("unknown time zone {0:?}: use an IANA name such as Europe/Berlin or UTC")]
@@ -236,17 +251,22 @@ impl Schedule {
         }
     }
 
-    /// The window `k` windows after (`k > 0`) or before (`k < 0`) `w`.
+    /// The window `k` windows after (`k > 0`) or before (`k < 0`) `w`, or
+    /// `None` when `|k|` exceeds [`MAX_SHIFT`] or time runs out of range.
     pub fn shift(&self, w: Window, k: i64) -> Option<Window> {
+        let steps = k.unsigned_abs();
+        if steps > MAX_SHIFT {
+            return None;
+        }
         let mut cur = w;
-        for _ in 0..k.unsigned_abs() {
+        for _ in 0..steps {
             cur = if k > 0 {
                 Window {
                     start: cur.end,
                     end: self.next_tick(cur.end)?,
                 }
             } else {
-                let start = self.tick_at_or_before(cur.start - 1)?;
+                let start = self.tick_at_or_before(cur.start.checked_sub(1)?)?;
                 Window {
                     start,
                     end: cur.start,
@@ -306,11 +326,110 @@ fn normalize(expr: &str) -> Result<String, ScheduleError> {
             })
         }
     }
+    // A 5-field expression got its seconds inserted above: check only the
+    // fields the user wrote, under the names they know.
+    let written = if trimmed.split_whitespace().count() == 5 {
+        1
+    } else {
+        0
+    };
+    for (text, spec) in fields.iter().zip(FIELDS.iter()).skip(written) {
+        check_range(expr, text, spec)?;
+    }
     fields[5] = weekday_names(&fields[5]).map_err(|reason| ScheduleError::Cron {
         expr: expr.to_owned(),
         reason,
     })?;
     Ok(fields.join(" "))
+}
+
+/// A field of the 6/7-field form: its name in messages and its range.
+struct FieldSpec {
+    name: &'static str,
+    min: u32,
+    max: u32,
+}
+
+const FIELDS: [FieldSpec; 7] = [
+    FieldSpec {
+        name: "second",
+        min: 0,
+        max: 59,
+    },
+    FieldSpec {
+        name: "minute",
+        min: 0,
+        max: 59,
+    },
+    FieldSpec {
+        name: "hour",
+        min: 0,
+        max: 23,
+    },
+    FieldSpec {
+        name: "day of month",
+        min: 1,
+        max: 31,
+    },
+    FieldSpec {
+        name: "month",
+        min: 1,
+        max: 12,
+    },
+    // 0 and 7 are both Sunday, as in crontab.
+    FieldSpec {
+        name: "weekday",
+        min: 0,
+        max: 7,
+    },
+    // The cron crate's years.
+    FieldSpec {
+        name: "year",
+        min: 1970,
+        max: 2100,
+    },
+];
+
+/// Checks every number of one field (`5`, `1-5`, `*/15`, `1,30`) against its
+/// range. Names (`MON`, `JAN`) and anything else that is not a number are
+/// left to the cron crate, whose messages for those are fine.
+fn check_range(expr: &str, field: &str, spec: &FieldSpec) -> Result<(), ScheduleError> {
+    let out_of_range = |value: &str| ScheduleError::OutOfRange {
+        expr: expr.to_owned(),
+        field: spec.name,
+        value: value.to_owned(),
+        min: spec.min,
+        max: spec.max,
+    };
+    let is_number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    for item in field.split(',') {
+        let (base, step) = match item.split_once('/') {
+            Some((b, s)) => (b, Some(s)),
+            None => (item, None),
+        };
+        if let Some(step) = step.filter(|s| is_number(s)) {
+            if step.parse::<u32>().map_or(true, |n| n == 0) {
+                return Err(ScheduleError::Cron {
+                    expr: expr.to_owned(),
+                    reason: format!("{} step {step} must be at least 1", spec.name),
+                });
+            }
+        }
+        let ends: Vec<&str> = match base.split_once('-') {
+            Some((a, b)) => vec![a, b],
+            None => vec![base],
+        };
+        for end in ends.into_iter().filter(|s| is_number(s)) {
+            // Digits that overflow u32 are out of range too.
+            let ok = end
+                .parse::<u32>()
+                .is_ok_and(|n| (spec.min..=spec.max).contains(&n));
+            if !ok {
+                return Err(out_of_range(end));
+            }
+        }
+    }
+    Ok(())
 }
 
 const DAYS: [&str; 8] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
@@ -365,6 +484,23 @@ pub fn parse_instant_or_date(s: &str, tz: Tz) -> Result<i64, String> {
         )
     })?;
     local_midnight(day, tz).ok_or_else(|| format!("{s:?} is out of range"))
+}
+
+/// The first and last years schedules tick in (the cron crate's year field).
+pub const FIRST_YEAR: i32 = 1970;
+pub const LAST_YEAR: i32 = 2100;
+
+/// The instants a schedule in `tz` can tick in: from local midnight of
+/// January 1, [`FIRST_YEAR`] up to (excluding) that of [`LAST_YEAR`] + 1.
+/// Outside it there are no windows, so a request for such times can only
+/// be a mistake (a year 1 start silently began at 1970).
+pub fn supported_span(tz: Tz) -> (i64, i64) {
+    let new_year = |y| chrono::NaiveDate::from_ymd_opt(y, 1, 1).and_then(|d| local_midnight(d, tz));
+    // Both midnights exist in every zone; the UTC instants are a fallback.
+    (
+        new_year(FIRST_YEAR).unwrap_or(0),
+        new_year(LAST_YEAR + 1).unwrap_or(4_133_980_800_000),
+    )
 }
 
 /// Midnight of `day` in `tz`, or the end of the gap where midnight is skipped.

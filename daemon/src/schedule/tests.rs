@@ -190,6 +190,39 @@ fn windows_tile_time_without_gaps() {
     assert_eq!(s.window_at(ws[0].start + 1), None);
 }
 
+/// Issue #10: `shift` walked |k| windows one lookup at a time, so
+/// `k = i64::MIN` stalled its caller; beyond MAX_SHIFT it now refuses at once.
+#[test]
+fn shift_beyond_the_bound_is_refused_without_walking() {
+    let s = sched("* * * * * *", "UTC");
+    let w = s.window_containing(ms("2024-03-01T00:00:00Z")).unwrap();
+    // The just-too-far case first: the old code answered it (slowly) instead
+    // of refusing, and stalled on the others.
+    for k in [
+        -(MAX_SHIFT as i64) - 1,
+        MAX_SHIFT as i64 + 1,
+        i64::MIN,
+        i64::MAX,
+    ] {
+        assert_eq!(s.shift(w, k), None, "k = {k}");
+    }
+    let max = MAX_SHIFT as i64;
+    assert_eq!(s.shift(w, max).unwrap().start, w.start + max * 1000);
+    assert_eq!(s.shift(w, -max).unwrap().start, w.start - max * 1000);
+}
+
+/// A window at the start of representable time has no predecessor; shifting
+/// back must not wrap around.
+#[test]
+fn shift_before_representable_time_is_none() {
+    let s = sched("0 0 * * *", "UTC");
+    let w = Window {
+        start: i64::MIN,
+        end: i64::MIN + 1,
+    };
+    assert_eq!(s.shift(w, -1), None);
+}
+
 #[test]
 fn shift_moves_by_whole_windows() {
     let s = sched("0 0 * * *", "Europe/Berlin");
@@ -213,6 +246,51 @@ fn bad_expressions_and_zones_name_the_problem() {
     assert!(err("0 0 30 2 *", "UTC").contains("never fires"));
     assert!(err("0 * * * *", "Europe/Atlantis").contains("Europe/Atlantis"));
     assert!(err("", "UTC").contains("has 0 fields"));
+}
+
+/// Issue #13: "61 * * * *" was refused with the cron crate's "Minutes must
+/// be less than 59"; every field now names itself and its real range.
+#[test]
+fn out_of_range_fields_name_the_field_and_its_range() {
+    let err = |e: &str| Schedule::parse(e, "UTC").unwrap_err().to_string();
+    for (expr, message) in [
+        ("61 * * * *", "minute 61 is out of range 0-59"),
+        ("60 * * * *", "minute 60 is out of range 0-59"),
+        ("0 24 * * *", "hour 24 is out of range 0-23"),
+        ("0 0 0 * *", "day of month 0 is out of range 1-31"),
+        ("0 0 32 * *", "day of month 32 is out of range 1-31"),
+        ("0 0 1 13 *", "month 13 is out of range 1-12"),
+        ("0 0 * 0 *", "month 0 is out of range 1-12"),
+        ("0 0 * * 8", "weekday 8 is out of range 0-7"),
+        ("0 0 * * 1-9", "weekday 9 is out of range 0-7"),
+        ("5,70 * * * *", "minute 70 is out of range 0-59"),
+        ("0 5,70 * * *", "hour 70 is out of range 0-23"),
+        ("0 10-99 * * *", "hour 99 is out of range 0-23"),
+        (
+            "99999999999 * * * *",
+            "minute 99999999999 is out of range 0-59",
+        ),
+        ("60 0 * * * *", "second 60 is out of range 0-59"),
+        ("0 60 * * * *", "minute 60 is out of range 0-59"),
+        ("0 0 0 * * * 1969", "year 1969 is out of range 1970-2100"),
+        ("0 0 0 * * * 2101", "year 2101 is out of range 1970-2100"),
+        ("*/0 * * * *", "minute step 0 must be at least 1"),
+    ] {
+        let e = err(expr);
+        assert!(e.contains(message), "{expr}: {e}");
+        assert!(!e.contains("must be less than"), "{expr}: {e}");
+    }
+    // The ends of every range are accepted.
+    for ok in [
+        "59 23 31 12 7",
+        "0 0 1 1 0",
+        "59 59 23 * * *",
+        "*/59 * * * *",
+        "0 0 0 1 1 * 2100",
+        "0 0 * JAN-DEC MON-FRI",
+    ] {
+        assert!(Schedule::parse(ok, "UTC").is_ok(), "{ok}");
+    }
 }
 
 #[test]

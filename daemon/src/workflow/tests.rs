@@ -269,6 +269,22 @@ fn upstream_dependencies() {
     );
 }
 
+/// Issue #10: `offset.abs()` overflowed for i64::MIN, so the most negative
+/// offset passed validation and the planner then walked 2^63 windows.
+#[test]
+fn extreme_upstream_offsets_are_refused_naming_the_field() {
+    for offset in [i64::MIN, i64::MIN + 1, -10_001, 10_001, i64::MAX] {
+        let e = err(&with_upstream("weekly", "report", offset));
+        assert!(
+            e.starts_with("upstream[0].offset: ") && e.contains("between -10000 and 10000"),
+            "offset {offset}: {e}"
+        );
+    }
+    assert!(parse(&with_upstream("weekly", "report", -10_000)).is_ok());
+    assert!(parse(&with_upstream("weekly", "report", 10_000)).is_ok());
+    assert!(err(&with_upstream("daily", "daily", i64::MIN)).contains("upstream[0].offset"));
+}
+
 #[test]
 fn workflow_size_is_bounded() {
     let mut big = DAILY.replace("NAME", "big");

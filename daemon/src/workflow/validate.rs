@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::raw::{RawTask, RawWorkflow};
 use super::{Backoff, FailureStrategy, PluginRef, RetryPolicy, TaskDef, UpstreamDep, WorkflowDef};
-use crate::schedule::{self, Schedule, ScheduleError};
+use crate::schedule::{self, Schedule, ScheduleError, MAX_SHIFT};
 
 pub const MAX_NAME: usize = 64;
 pub const MAX_TASKS: usize = 500;
@@ -213,10 +213,16 @@ impl RawWorkflow {
             } else if catalog.upstreams(&u.workflow).is_none() {
                 return Err(field(at, format!("unknown workflow {:?}", u.workflow)));
             }
-            if u.offset.abs() > 10_000 {
+            // Compared as a magnitude without `abs()`, which overflows for
+            // i64::MIN (and wrapped to a negative number in release builds,
+            // so that offset passed).
+            if u.offset.unsigned_abs() > MAX_SHIFT {
                 return Err(field(
                     format!("upstream[{i}].offset"),
-                    "must be between -10000 and 10000",
+                    format!(
+                        "{} is out of range: must be between -{MAX_SHIFT} and {MAX_SHIFT}",
+                        u.offset
+                    ),
                 ));
             }
             deps.push(UpstreamDep {

@@ -228,6 +228,62 @@ fn config_check_names_the_bad_key_and_shows_what_applies() {
     assert!(!dir.path().join("d").exists());
 }
 
+/// Issue #13: output into a closed pipe (`tidemark ... | head`) panicked
+/// with a backtrace; the CLI now ends quietly (stdout closed: success;
+/// stderr closed: the command's own exit code).
+#[test]
+fn a_closed_pipe_ends_the_cli_quietly() {
+    use std::process::Stdio;
+    // Both streams: `config check` of a bad file writes its error to stderr.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "listn = 1\n").unwrap();
+    let bad = bad.to_str().unwrap();
+    for (args, stream, code) in [
+        (vec!["cli-reference"], "stdout", 0),
+        (vec!["config", "check", "--config", bad], "stderr", 3),
+    ] {
+        let mut child = Command::new(tidemark_bin())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closing our end before the child writes makes its every write to
+        // that stream fail with EPIPE: no race with the pipe's buffer.
+        let other: Box<dyn std::io::Read> = if stream == "stdout" {
+            drop(child.stdout.take());
+            Box::new(child.stderr.take().unwrap())
+        } else {
+            drop(child.stderr.take());
+            Box::new(child.stdout.take().unwrap())
+        };
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut { other }, &mut said).unwrap();
+        let status = child.wait().unwrap();
+        assert!(!said.contains("panicked"), "{args:?}: {said}");
+        assert_eq!(status.code(), Some(code), "{args:?}: {said}");
+    }
+}
+
+/// Issue #13: `config check` quoted a malformed admin_token in toml's
+/// error snippet.
+#[test]
+fn config_check_never_shows_the_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.toml");
+    std::fs::write(
+        &file,
+        "grace = \"1s\"\nadmin_token = s3cr3t-v4lue-0123456789\n",
+    )
+    .unwrap();
+    let out = tidemark(&["config", "check", "--config", file.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    assert!(!err.contains("s3cr3t"), "{err}");
+}
+
 #[test]
 fn the_cli_reference_is_current() {
     let out = tidemark(&["cli-reference"]);

@@ -17,13 +17,37 @@ const H: i64 = 3_600_000;
 pub const ADMIN: &str = "test-admin-token";
 
 pub struct Daemon {
-    child: Child,
+    child: KillOnDrop,
     pub url: String,
     pub token: Option<String>,
 }
 
+/// The daemon's process, killed and reaped when dropped, so a failed
+/// assertion, a panic while starting or a restart loop never leaves a
+/// daemon running after the suite (issue #8).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Nothing can be reported from a drop; after `kill9`/`terminate`
+        // the child is reaped already and both calls are no-ops.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Daemon {
     pub fn start(data: &Path, plugins: Option<&Path>, workflows: Option<&Path>) -> Daemon {
+        Daemon::start_with_args(data, plugins, workflows, &[])
+    }
+
+    /// [`Daemon::start`] with more arguments for `serve` (`--config F`).
+    pub fn start_with_args(
+        data: &Path,
+        plugins: Option<&Path>,
+        workflows: Option<&Path>,
+        args: &[&std::ffi::OsStr],
+    ) -> Daemon {
         let mut cmd = Command::new(tidemark_bin());
         cmd.args([
             "serve",
@@ -44,8 +68,10 @@ impl Daemon {
         if let Some(w) = workflows {
             cmd.arg("--workflows").arg(w);
         }
-        let mut child = cmd.spawn().expect("spawning tidemark serve");
-        let stdout = child.stdout.take().expect("stdout");
+        cmd.args(args);
+        // Guarded from here on: the waits below can panic.
+        let mut child = KillOnDrop(cmd.spawn().expect("spawning tidemark serve"));
+        let stdout = child.0.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -118,18 +144,23 @@ impl Daemon {
             .expect("GET")
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
     pub fn kill9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("wait");
+        self.child.0.kill().expect("SIGKILL");
+        self.child.0.wait().expect("wait");
     }
 
     pub fn terminate(mut self) -> i32 {
-        let pid = self.child.id().to_string();
+        let pid = self.pid().to_string();
         Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill -TERM");
-        self.child.wait().expect("wait").code().unwrap_or(-1)
+        self.child.0.wait().expect("wait").code().unwrap_or(-1)
     }
 }
 
@@ -316,6 +347,106 @@ fn serve_apply_push_run_window_and_list() {
     assert_eq!(code, 1);
     assert!(err.contains("schedule.cron"), "{err}");
     assert_eq!(d.terminate(), 0, "graceful shutdown exits 0");
+}
+
+fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Issue #8: a `Daemon` dropped without `terminate`, or held by a test that
+/// fails, left its `tidemark serve` running after the suite.
+#[test]
+fn a_dropped_daemon_leaves_no_process_behind() {
+    let data = tempfile::tempdir().unwrap();
+    let d = Daemon::start(data.path(), None, None);
+    let pid = d.pid();
+    assert!(process_exists(pid), "the daemon runs as {pid}");
+    drop(d);
+    assert!(
+        !process_exists(pid),
+        "the dropped daemon {pid} still exists"
+    );
+
+    // A failed assertion unwinds through the test holding the daemon.
+    let data = tempfile::tempdir().unwrap();
+    let started = std::cell::Cell::new(None);
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let d = Daemon::start(data.path(), None, None);
+        started.set(Some(d.pid()));
+        assert_eq!(d.cli(&["plugin", "list"]).0, 42, "an assertion that fails");
+    }));
+    assert!(failed.is_err());
+    let pid = started.get().expect("the daemon started");
+    assert!(
+        !process_exists(pid),
+        "the daemon {pid} of the failed test still exists"
+    );
+}
+
+/// Issue #13: the generated admin token was printed into the daemon's
+/// output, which is its log under a service manager.
+#[test]
+fn the_admin_token_never_reaches_the_log() {
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (logs.path().join("stdout"), logs.path().join("stderr"));
+    let mut child = KillOnDrop(
+        Command::new(tidemark_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .env_remove("TIDEMARK_ADMIN_TOKEN")
+            .env("RUST_LOG", "debug")
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .expect("spawning tidemark serve"),
+    );
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    wait_for("the daemon to listen", Duration::from_secs(60), || {
+        read(&out_path).contains("tidemark listening on")
+    });
+    let token_file = data.path().join("admin-token");
+    let token = read(&token_file).trim().to_owned();
+    assert!(token.len() >= 16, "generated token {token:?}");
+    // The token works, so requests made with it are in the debug log too.
+    let url = read(&out_path)
+        .lines()
+        .find_map(|l| l.strip_prefix("tidemark listening on ").map(str::to_owned))
+        .unwrap();
+    tidemark::client::Client::new(&url)
+        .with_token(Some(token.clone()))
+        .get("/api/v1/tenants")
+        .expect("the admin token lists tenants");
+    Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(child.0.wait().unwrap().success());
+    let (out, err) = (read(&out_path), read(&err_path));
+    assert!(
+        out.contains(&format!(
+            "generated the admin token into {}",
+            token_file.display()
+        )),
+        "{out}"
+    );
+    assert!(!out.contains(&token), "stdout shows the token: {out}");
+    assert!(!err.contains(&token), "the log shows the token: {err}");
+
+    // A configured token must not be guessable; the refusal does not echo it.
+    let out = Command::new(tidemark_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .env("TIDEMARK_ADMIN_TOKEN", "s3cret")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("admin_token: must be at least 16 characters"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
 }
 
 /// Expected `summary` of the ETL pipeline for a window, from the extract

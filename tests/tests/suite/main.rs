@@ -4,6 +4,7 @@ mod access;
 mod api;
 mod backfill;
 mod cli;
+mod compile;
 mod console;
 mod daemon;
 mod datasets;
