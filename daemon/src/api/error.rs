@@ -52,6 +52,11 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let (status, code) = match &e {
             EngineError::Definition(_) => (StatusCode::BAD_REQUEST, "invalid_workflow"),
+            // The compiler child failing to start is the daemon's fault, not
+            // the upload's.
+            EngineError::Plugin(crate::executor::PluginError::Compiler { .. }) => {
+                return ApiError::internal(e)
+            }
             EngineError::Plugin(_) => (StatusCode::BAD_REQUEST, "invalid_plugin"),
             EngineError::WorkflowNotFound(_)
             | EngineError::RunNotFound(_)
