@@ -14,11 +14,13 @@ mod backfills;
 mod driver;
 mod materialize;
 mod observe;
+mod persist;
 mod quotas;
 mod recovery;
 mod runs;
 mod strip;
 mod trigger;
+mod upstream;
 mod workflows;
 
 pub use trigger::{check_idempotency_key, Triggered, MAX_IDEMPOTENCY_KEY};
@@ -197,81 +199,6 @@ pub struct StoreFailure {
     pub message: String,
 }
 
-impl EngineState {
-    /// Takes every change made in memory since the last persist.
-    fn drain_changes(&mut self, metrics: &crate::metrics::Metrics) -> Changes {
-        let mut runs: Vec<Run> = std::mem::take(&mut self.ended);
-        for r in &runs {
-            self.cancel_flags.remove(&r.id);
-            let labels =
-                crate::metrics::labels(&[("tenant", &r.tenant), ("state", r.state.as_str())]);
-            metrics.runs_ended.get_or_create(&labels).inc();
-        }
-        let dirty: Vec<u64> = self.dirty.drain().collect();
-        runs.extend(dirty.iter().filter_map(|id| self.runs.get(id).cloned()));
-        let mut backfills: Vec<crate::store::BackfillRecord> =
-            std::mem::take(&mut self.ended_backfills);
-        let dirty_b: Vec<u64> = self.dirty_backfills.drain().collect();
-        backfills.extend(
-            dirty_b
-                .iter()
-                .filter_map(|id| self.backfills.get(id).map(|b| b.record.clone())),
-        );
-        let mut changes = Changes {
-            runs,
-            cursors: std::mem::take(&mut self.cursor_changes),
-            attempts: std::mem::take(&mut self.attempts),
-            outputs: std::mem::take(&mut self.outputs),
-            backfills,
-            backfill_windows: std::mem::take(&mut self.backfill_windows),
-            idempotency: std::mem::take(&mut self.idempotency),
-        };
-        let gone = &self.forgotten;
-        if !gone.is_empty() {
-            changes.backfills.retain(|b| !gone.contains(&b.tenant));
-            changes.backfill_windows.retain(|w| !gone.contains(&w.0));
-            changes.runs.retain(|r| !gone.contains(&r.tenant));
-            changes.cursors.retain(|c| !gone.contains(&c.0));
-            changes.attempts.retain(|a| !gone.contains(&a.0));
-            changes.outputs.retain(|o| !gone.contains(&o.0));
-            changes.idempotency.retain(|i| !gone.contains(&i.0));
-        }
-        changes
-    }
-
-    /// The one end of a run: out of the active runs, its backfill window
-    /// and statistics updated, queued for its final persist.
-    fn end_run(&mut self, id: u64, now: i64) -> Option<&Run> {
-        let run = self.runs.remove(&id)?;
-        self.dirty.remove(&id);
-        tracing::info!(
-            run = id,
-            workflow = run.workflow,
-            state = run.state.as_str(),
-            "run ended"
-        );
-        backfills::run_ended(self, &run, now);
-        self.ended.push(run);
-        self.ended.last()
-    }
-
-    /// The run (not an event run) of a window that exists in memory: active,
-    /// or ended but not yet durable. The store's window index does not show
-    /// either yet.
-    fn window_run(&self, tenant: &str, workflow: &str, start: i64) -> Option<&Run> {
-        let matches = |r: &&Run| {
-            r.tenant == tenant
-                && r.workflow == workflow
-                && r.window_start == start
-                && r.trigger != crate::executor::Trigger::Event
-        };
-        self.runs
-            .values()
-            .find(matches)
-            .or_else(|| self.ended.iter().rev().find(matches))
-    }
-}
-
 pub(crate) struct Inner {
     store: Arc<dyn StateStore>,
     executor: Arc<Executor>,
@@ -319,62 +246,6 @@ impl Inner {
         // State is only mutated through whole transitions; a panic in
         // another holder cannot leave half a transition behind.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Makes every in-memory change made before this call durable.
-    ///
-    /// If the store refuses the write, the changes are kept (not dropped)
-    /// and the next persist writes them first; until one succeeds, nothing
-    /// acts on them: held attempts do not start and callers get the error.
-    async fn persist(&self) -> Result<(), EngineError> {
-        let _order = self.persist_lock.lock().await;
-        let changes = {
-            let mut st = self.lock();
-            let fresh = st.drain_changes(&self.metrics);
-            match st.unpersisted.take() {
-                Some(mut older) => {
-                    older.merge(fresh);
-                    older
-                }
-                None => fresh,
-            }
-        };
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let store = self.store.clone();
-        let (changes, result) = tokio::task::spawn_blocking(move || {
-            let r = store.apply(&changes);
-            (changes, r)
-        })
-        .await?;
-        let mut st = self.lock();
-        match result {
-            Ok(()) => {
-                // Durable now: the store answers for these keys.
-                for (t, w, k, _) in &changes.idempotency {
-                    st.idempotency_pending
-                        .remove(&(t.clone(), w.clone(), k.clone()));
-                }
-                if st.store_failure.take().is_some() {
-                    tracing::info!("the store accepts writes again");
-                }
-                Ok(())
-            }
-            Err(e) => {
-                let message = e.to_string();
-                if st.store_failure.is_none() {
-                    tracing::error!("the store refused a write; retrying: {message}");
-                }
-                let since_ms = st
-                    .store_failure
-                    .as_ref()
-                    .map_or_else(|| self.clock.now_ms(), |f| f.since_ms);
-                st.store_failure = Some(StoreFailure { since_ms, message });
-                st.unpersisted = Some(changes);
-                Err(e.into())
-            }
-        }
     }
 
     fn def_for(&self, st: &EngineState, run: &Run) -> Option<Arc<WorkflowDef>> {

@@ -562,9 +562,11 @@ async fn a_noisy_tenant_does_not_delay_another_tenants_live_window() {
         ],
     );
     e.apply_workflow("alpha", hostile).await.unwrap();
-    e.apply_workflow("alpha", workflow("bulk", &[("t", "hello", "")]))
-        .await
-        .unwrap();
+    // Starts early enough for a backfill of over 20,000 hourly windows
+    // (backfills before a workflow's start are refused).
+    let mut bulk = workflow("bulk", &[("t", "hello", "")]);
+    bulk.schedule.start = "2021-11-01".into();
+    e.apply_workflow("alpha", bulk).await.unwrap();
     let mut hostile_runs = Vec::new();
     for h in 0..8 {
         hostile_runs.push(
