@@ -54,6 +54,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
     #[error("serving HTTP: {0}")]
     Http(#[source] std::io::Error),
     #[error(transparent)]
@@ -225,11 +227,17 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         })?
         .with_compiler(compiler),
     );
+    // Connection secrets are sealed with a key from TIDEMARK_SECRETS_KEY or
+    // `DATA_DIR/secrets-key` (generated once, mode 0600).
+    let configured_key = std::env::var("TIDEMARK_SECRETS_KEY").ok();
+    let (sealing_key, _) =
+        crate::secrets::SealingKey::load_or_generate(&cfg.data_dir, configured_key.as_deref())?;
     let engine = Engine::open(
         store,
         executor,
         Arc::new(SystemClock),
         EngineConfig {
+            sealing_key: Some(sealing_key),
             max_concurrent_attempts: cfg.max_concurrent_attempts,
             backfill_admission_limit: cfg.backfill_admission_limit,
             quotas: cfg.quotas.clone(),

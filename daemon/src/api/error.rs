@@ -73,6 +73,17 @@ impl From<EngineError> for ApiError {
             | EngineError::Transition(_) => (StatusCode::CONFLICT, "invalid_state"),
             EngineError::Quota(q) => return q.clone().into(),
             EngineError::TenantNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            EngineError::Connection(c) => {
+                use crate::engine::ConnectionOpError as C;
+                match c {
+                    C::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_connection"),
+                    C::Exists(_) => (StatusCode::CONFLICT, "exists"),
+                    C::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                    C::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+                    C::InUse { .. } => (StatusCode::CONFLICT, "in_use"),
+                    C::Secrets(_) => return ApiError::internal(e),
+                }
+            }
             EngineError::InUse(_) => (StatusCode::CONFLICT, "in_use"),
             EngineError::PluginNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             EngineError::Store(_) | EngineError::Join(_) | EngineError::StoreFailed { .. } => {

@@ -11,6 +11,7 @@
 
 mod attempt;
 mod backfills;
+mod connections;
 mod driver;
 mod materialize;
 mod observe;
@@ -41,6 +42,7 @@ use crate::store::{
 use crate::workflow::{check_name, Catalog, DefinitionError, PluginRef, RawWorkflow, WorkflowDef};
 
 pub use backfills::{BackfillAction, Plan, PlanEntry};
+pub use connections::ConnectionOpError;
 pub use driver::TickReport;
 pub use strip::{Bucket, Strip, MAX_BUCKETS};
 
@@ -64,6 +66,9 @@ pub struct EngineConfig {
     /// gives up (a sled store that hit an I/O error keeps failing until it
     /// is reopened, so the daemon stops and a restart recovers from it).
     pub store_failure_limit: std::time::Duration,
+    /// Seals connection secrets; a random one (secrets that do not outlive
+    /// the engine) if none is given.
+    pub sealing_key: Option<crate::secrets::SealingKey>,
 }
 
 impl Default for EngineConfig {
@@ -76,6 +81,7 @@ impl Default for EngineConfig {
             backfill_admission_limit: 10_000,
             quotas: crate::quota::Quotas::default(),
             store_failure_limit: std::time::Duration::from_secs(30),
+            sealing_key: None,
         }
     }
 }
@@ -125,6 +131,8 @@ pub enum EngineError {
     PluginNotFound(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Connection(#[from] connections::ConnectionOpError),
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
     #[error("the store has refused writes since {since}: {message}; stopping so that a restart recovers from the store")]
@@ -216,6 +224,7 @@ pub(crate) struct Inner {
     /// persisted, per tenant.
     dataset_pending: Mutex<HashMap<String, i64>>,
     metrics: crate::metrics::Metrics,
+    sealing_key: crate::secrets::SealingKey,
 }
 
 /// Cheap to clone; all clones drive the same engine.
@@ -238,6 +247,10 @@ impl Catalog for StoreCatalog<'_> {
     fn upstreams(&self, name: &str) -> Option<Vec<String>> {
         let wf = self.store.workflow_get(self.tenant, name, None).ok()??;
         Some(wf.raw.upstream.iter().map(|u| u.workflow.clone()).collect())
+    }
+
+    fn has_connection(&self, name: &str) -> bool {
+        matches!(self.store.connection_get(self.tenant, name), Ok(Some(_)))
     }
 }
 

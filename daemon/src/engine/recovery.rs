@@ -16,7 +16,13 @@ impl Engine {
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Result<Engine, EngineError> {
+        let sealing_key = match &config.sealing_key {
+            Some(k) => k.clone(),
+            None => crate::secrets::SealingKey::random()
+                .map_err(|e| EngineError::Connection(connections::ConnectionOpError::Secrets(e)))?,
+        };
         let inner = Arc::new(Inner {
+            sealing_key,
             slots: Arc::new(Semaphore::new(config.max_concurrent_attempts.max(1))),
             store,
             executor,

@@ -135,6 +135,16 @@ fn populate(store: &SledStore, tenant: &str) {
         window_start: T0,
     };
     store.checkpoint_save(&scope, b"progress").unwrap();
+    let connection = ConnectionRecord {
+        name: "api".into(),
+        kind: crate::connection::ConnectionKind::Http,
+        config: Default::default(),
+        secrets: Default::default(),
+        revision: 1,
+        created_ms: 0,
+        updated_ms: 0,
+    };
+    assert!(store.connection_create(tenant, &connection).unwrap());
 }
 
 /// The first bytes of every key in the `state` tree, and whether any key

@@ -50,6 +50,8 @@ pub enum KeyKind {
     BackfillTile,
     /// `Z tenant 0 id workflow 0`: the tile width of one series.
     BackfillTileWidth,
+    /// `C tenant 0 name 0`: a connection (settings and sealed secrets).
+    Connection,
     /// The `blobs` tree: plugin components by digest.
     PluginBlob,
 }
@@ -76,13 +78,14 @@ impl KeyKind {
             KeyKind::BackfillWindow => b'V',
             KeyKind::BackfillTile => b'S',
             KeyKind::BackfillTileWidth => b'Z',
+            KeyKind::Connection => b'C',
             KeyKind::PluginBlob => b'b',
         }
     }
 
     /// Every kind whose keys start with `kind tenant 0` in the `state`
     /// tree, except the tombstone (removed last, when the rest is gone).
-    pub const TENANT_SCOPED: [KeyKind; 17] = [
+    pub const TENANT_SCOPED: [KeyKind; 18] = [
         KeyKind::Tenant,
         KeyKind::Token,
         KeyKind::Dataset,
@@ -100,11 +103,12 @@ impl KeyKind {
         KeyKind::BackfillWindow,
         KeyKind::BackfillTile,
         KeyKind::BackfillTileWidth,
+        KeyKind::Connection,
     ];
 
     /// Every kind, for tests that check each key of a store has one.
     #[cfg(test)]
-    pub const ALL: [KeyKind; 20] = [
+    pub const ALL: [KeyKind; 21] = [
         KeyKind::Tenant,
         KeyKind::Token,
         KeyKind::TokenHash,
@@ -124,6 +128,7 @@ impl KeyKind {
         KeyKind::BackfillWindow,
         KeyKind::BackfillTile,
         KeyKind::BackfillTileWidth,
+        KeyKind::Connection,
         KeyKind::PluginBlob,
     ];
 }
@@ -148,6 +153,7 @@ pub const BACKFILL_WINDOW: u8 = KeyKind::BackfillWindow.byte();
 pub const BACKFILL_TILE: u8 = KeyKind::BackfillTile.byte();
 pub const BACKFILL_TILE_WIDTH: u8 = KeyKind::BackfillTileWidth.byte();
 pub const PLUGIN_BLOB: u8 = KeyKind::PluginBlob.byte();
+pub const CONNECTION: u8 = KeyKind::Connection.byte();
 
 /// `b tenant 0 digest`: a plugin blob in the `blobs` tree.
 pub fn blob_key(tenant: &str, digest: &str) -> Vec<u8> {

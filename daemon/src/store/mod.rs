@@ -7,6 +7,7 @@
 //! key.
 
 mod backfills;
+mod connections;
 mod keys;
 mod records;
 mod sled_store;
@@ -19,6 +20,7 @@ use std::ops::Range;
 pub use backfills::{
     BackfillRecord, BackfillState, BackfillStore, BackfillWindow, Stage, StateCounts, WindowState,
 };
+pub use connections::{ConnectionRecord, ConnectionStore, SealedSecret};
 pub use records::{AttemptRecord, Changes, PluginMeta, StoredWorkflow, WindowRecord};
 pub use sled_store::SledStore;
 pub use state::StateStore;

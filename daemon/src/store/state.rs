@@ -16,7 +16,9 @@ use crate::workflow::{PluginRef, RawWorkflow};
 /// atomic and durable before it returns.
 ///
 /// [`apply`]: StateStore::apply
-pub trait StateStore: TaskData + super::TenantStore + super::BackfillStore {
+pub trait StateStore:
+    TaskData + super::TenantStore + super::BackfillStore + super::ConnectionStore
+{
     /// Stores a plugin; returns the existing version if the newest one has
     /// the same digest, else a new version.
     fn plugin_put(

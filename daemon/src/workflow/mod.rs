@@ -33,6 +33,8 @@ pub struct WorkflowDef {
     /// In topological order: every task comes after the tasks it depends on.
     pub tasks: Vec<TaskDef>,
     pub upstream: Vec<UpstreamDep>,
+    /// Connections of its tenant its tasks may use.
+    pub connections: Vec<String>,
 }
 
 impl WorkflowDef {

@@ -26,6 +26,9 @@ pub struct RawWorkflow {
     pub tasks: Vec<RawTask>,
     #[serde(default)]
     pub upstream: Vec<RawUpstream>,
+    /// Connections of its tenant that its tasks may use, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,7 +20,15 @@ pub trait Catalog {
     /// The upstream workflows of workflow `name`, or `None` if it does not
     /// exist.
     fn upstreams(&self, name: &str) -> Option<Vec<String>>;
+    /// Whether the tenant has connection `name`. Catalogs that know of no
+    /// connections (tests of other rules) say no.
+    fn has_connection(&self, _name: &str) -> bool {
+        false
+    }
 }
+
+/// Most connections one workflow may name.
+pub const MAX_CONNECTIONS: usize = 32;
 
 /// Why a definition was rejected. Nothing is stored when this is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,6 +159,7 @@ impl RawWorkflow {
         };
         let tasks = self.tasks(catalog)?;
         let upstream = self.upstream(catalog)?;
+        let connections = self.connections(catalog)?;
         Ok(WorkflowDef {
             name: self.name.clone(),
             description: self.description.clone(),
@@ -163,7 +172,33 @@ impl RawWorkflow {
             failure_strategy,
             tasks,
             upstream,
+            connections,
         })
+    }
+
+    /// The connections its tasks may use: each must exist for the tenant.
+    fn connections(&self, catalog: &dyn Catalog) -> Result<Vec<String>, DefinitionError> {
+        if self.connections.len() > MAX_CONNECTIONS {
+            return Err(field(
+                "connections",
+                format!("at most {MAX_CONNECTIONS} connections may be named"),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (i, c) in self.connections.iter().enumerate() {
+            let at = format!("connections[{i}]");
+            check_name(&at, c)?;
+            if !seen.insert(c.as_str()) {
+                return Err(field(at, format!("{c:?} is named twice")));
+            }
+            if !catalog.has_connection(c) {
+                return Err(field(
+                    at,
+                    format!("the tenant has no connection {c:?}; create it first (tidemark connection create)"),
+                ));
+            }
+        }
+        Ok(self.connections.clone())
     }
 
     fn tasks(&self, catalog: &dyn Catalog) -> Result<Vec<TaskDef>, DefinitionError> {
