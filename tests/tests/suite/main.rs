@@ -5,6 +5,7 @@ mod api;
 mod backfill;
 mod cli;
 mod console;
+mod contract;
 mod daemon;
 mod datasets;
 mod engine;
