@@ -13,6 +13,7 @@ mod languages;
 mod limits;
 mod listing;
 mod plugins;
+mod pyclient;
 mod quotas;
 mod strip;
 mod trigger;
