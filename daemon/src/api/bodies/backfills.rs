@@ -54,12 +54,15 @@ api_enum! {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillRequest {
+    #[schema(example = "etl")]
     pub workflow: String,
     /// Range start: an RFC 3339 instant or a date (midnight in the
     /// workflow's zone); with `end`.
     #[serde(default)]
+    #[schema(example = "2024-03-01")]
     pub start: Option<String>,
     #[serde(default)]
+    #[schema(example = "2024-03-02")]
     pub end: Option<String>,
     /// Dates or instants; each selects the window that contains it.
     #[serde(default)]
