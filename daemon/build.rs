@@ -19,6 +19,7 @@ fn main() {
         "console/vite.config.ts",
         "console/tsconfig.json",
         "scripts/console.sh",
+        "docs/openapi.json",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds the web console (console/, TypeScript + Preact + Vite) into OUT_DIR,
 # which the daemon embeds. The npm packages are installed from the lock file
-# (npm ci) only when package.json or package-lock.json changed.
+# (npm ci) only when package.json or package-lock.json changed. The build
+# first generates src/generated/api.ts (not committed) from the committed
+# OpenAPI document docs/openapi.json with openapi-typescript, so `tsc` fails
+# when the console and the API disagree.
 #
 #   scripts/console.sh OUT_DIR      # type-check and build into OUT_DIR
 #   scripts/console.sh --deps-only  # only install the packages

@@ -2,8 +2,11 @@
 # Installs what building Tidemark needs beyond a Rust toolchain: the
 # wasm32-wasip2 target for the Rust plugins, componentize-py (PyPI) and
 # componentize-js (npm) for the Python and JavaScript plugins, the web
-# console's npm packages, and Debian's chromium for the console's browser
-# tests (skipped with SETUP_NO_BROWSER=1). Safe to run repeatedly.
+# console's npm packages (with openapi-typescript, which generates its API
+# types), openapi-python-client (PyPI, in a venv under the cache directory)
+# for the generated Python client and its test, and Debian's chromium for
+# the console's browser tests (skipped with SETUP_NO_BROWSER=1). Safe to
+# run repeatedly.
 set -euo pipefail
 
 if ! command -v cargo >/dev/null; then
@@ -22,6 +25,7 @@ for tool in python3 npm; do
 done
 bash "$(dirname "$0")/guests.sh" --tools-only
 bash "$(dirname "$0")/console.sh" --deps-only
+bash "$(dirname "$0")/pyclient.sh" --deps-only
 
 if [ "${SETUP_NO_BROWSER:-}" != 1 ] && [ ! -x /usr/bin/chromium ]; then
     echo "setup: installing Debian's chromium for the console tests" >&2

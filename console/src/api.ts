@@ -2,204 +2,32 @@
 // from session storage in the Authorization header: whatever it can do, a
 // script can too.
 
-export type RunState =
-  | "queued"
-  | "waiting_upstream"
-  | "running"
-  | "succeeded"
-  | "failed"
-  | "cancelled";
+import type { components } from "./generated/api";
 
-export interface WorkflowSummary {
-  name: string;
-  cron: string;
-  timezone: string;
-  paused: boolean;
-  tasks: number;
-  version: number;
-  /** Names of the workflows it depends on. */
-  upstream: string[];
-  last_window_start: number | null;
-  last_window_state: string | null;
-  next_due: number | null;
-}
+// The bodies' types are generated from the committed OpenAPI document
+// (docs/openapi.json, by openapi-typescript at build time): when the API
+// changes a body, `tsc` fails here or where the console reads it.
+type Schemas = components["schemas"];
 
-export interface TaskDef {
-  name: string;
-  plugin: string;
-  depends_on: string[];
-  retries: number;
-  params: unknown;
-  timeout: string | null;
-  fuel: number | null;
-  memory: string | number | null;
-}
-
-export interface WorkflowDef {
-  name: string;
-  description?: string;
-  paused: boolean;
-  catchup: boolean;
-  failure_strategy: string;
-  max_active_runs: number;
-  schedule: { cron: string; timezone: string; start: string | null; end: string | null };
-  tasks: TaskDef[];
-  upstream: { workflow: string; offset: number }[];
-}
-
-export interface WorkflowVersion {
-  name: string;
-  version: number;
-  created_ms: number;
-  definition: WorkflowDef;
-}
-
-export interface TaskStatus {
-  name: string;
-  state: string;
-  attempts: number;
-  failures: number;
-  last_error: string | null;
-  retry_at: number | null;
-}
-
-export interface Run {
-  id: number;
-  tenant: string;
-  workflow: string;
-  version: number;
-  trigger: string;
-  state: RunState;
-  window_start: number;
-  window_end: number;
-  created_ms: number;
-  started_ms: number | null;
-  ended_ms: number | null;
-  tasks: TaskStatus[];
-  waiting_on: unknown[];
-}
-
-export interface Attempt {
-  run_id: number;
-  task: string;
-  attempt: number;
-  started_ms: number;
-  ended_ms: number | null;
-  error_kind: string | null;
-  message: string | null;
-  fuel: number | null;
-  log: { at_ms: number; source: string; message: string }[];
-}
-
-export interface BackfillRequest {
-  workflow: string;
-  start?: string;
-  end?: string;
-  dates?: string[];
-  mode?: "parallel" | "serial";
-  parallelism?: number;
-  order?: "asc" | "desc";
-  rerun?: "missing" | "failed" | "all";
-  from_task?: string;
-  downstream?: string;
-  version?: number;
-  priority?: "low" | "normal" | "high";
-  max_failed_windows?: number;
-  overlap?: "wait" | "skip" | "cancel_other";
-  dry_run?: boolean;
-}
-
-export interface PlanEntry {
-  workflow: string;
-  window_start: number;
-  window_end: number;
-  action: string;
-  reason: string;
-}
-
-export interface Plan {
-  entries: PlanEntry[];
-  runs: number;
-  skips: number;
-  truncated: boolean;
-}
-
-export interface Backfill {
-  id: number;
-  tenant: string;
-  request: BackfillRequest;
-  version: number;
-  state: "running" | "paused" | "succeeded" | "failed" | "cancelled";
-  running: number;
-  succeeded: number;
-  failed: number;
-  skipped: number;
-  cancelled: number;
-  created_ms: number;
-  updated_ms: number;
-  ended_ms: number | null;
-  throttled: string | null;
-  stage: number;
-  stages: { workflow: string; windows: number[] }[];
-  estimated_total: number | null;
-}
-
-export interface Progress {
-  done: number;
-  estimated_total: number | null;
-  running: number;
-  succeeded: number;
-  failed: number;
-  skipped: number;
-  cancelled: number;
-  windows_per_second: number;
-  eta_seconds: number | null;
-  throttled: string | null;
-  all_materialized: boolean;
-}
-
-export interface BackfillWindow {
-  backfill: number;
-  workflow: string;
-  window_start: number;
-  window_end: number;
-  state: string;
-  run_id: number | null;
-  reason: string;
-}
-
-export interface StripBucket {
-  start: number;
-  end: number;
-  running: number;
-  succeeded: number;
-  failed: number;
-  skipped: number;
-  cancelled: number;
-  pending: number;
-}
-
-export interface Strip {
-  workflow: string;
-  from: number;
-  to: number;
-  buckets: StripBucket[];
-}
-
-export interface Token {
-  id: number;
-  tenant: string;
-  label: string;
-  created_ms: number;
-  revoked: boolean;
-}
-
-export interface Quotas {
-  tenant: string;
-  quotas: Record<string, number>;
-  overrides: Record<string, number>;
-  usage: Record<string, number>;
-}
+export type RunState = Schemas["RunState"];
+export type WorkflowSummary = Schemas["WorkflowSummary"];
+export type TaskDef = Schemas["Task"];
+export type WorkflowDef = Schemas["WorkflowDefinition"];
+export type WorkflowVersion = Schemas["WorkflowVersion"];
+export type TaskStatus = Schemas["TaskRun"];
+export type Run = Schemas["Run"];
+export type Attempt = Schemas["Attempt"];
+export type BackfillRequest = Schemas["BackfillRequest"];
+export type PlanEntry = Schemas["PlanEntry"];
+export type Plan = Schemas["Plan"];
+export type Backfill = Schemas["Backfill"];
+export type Progress = Schemas["Progress"];
+export type BackfillStatus = Schemas["BackfillStatus"];
+export type BackfillWindow = Schemas["BackfillWindow"];
+export type StripBucket = Schemas["StripBucket"];
+export type Strip = Schemas["Strip"];
+export type Token = Schemas["Token"];
+export type Quotas = Schemas["TenantQuotas"];
 
 export interface Session {
   token: string;
@@ -306,7 +134,7 @@ export const api = {
   },
 
   workflows: (after?: string) =>
-    call<{ workflows: WorkflowSummary[]; next: string | null }>("GET", "/workflows", {
+    call<Schemas["WorkflowList"]>("GET", "/workflows", {
       query: { after, limit: 200 },
     }),
   async allWorkflows(): Promise<WorkflowSummary[]> {
@@ -324,7 +152,7 @@ export const api = {
       query: { version },
     }),
   versions: (name: string, after?: number) =>
-    call<{ versions: WorkflowVersion[]; next: number | null }>(
+    call<Schemas["WorkflowVersions"]>(
       "GET",
       `/workflows/${encodeURIComponent(name)}/versions`,
       { query: { after, limit: 100 } },
@@ -339,14 +167,14 @@ export const api = {
       after = p.next;
     }
   },
-  pause: (name: string) => call<unknown>("POST", `/workflows/${encodeURIComponent(name)}/pause`),
+  pause: (name: string) => call<Schemas["PauseState"]>("POST", `/workflows/${encodeURIComponent(name)}/pause`),
   unpause: (name: string) =>
-    call<unknown>("POST", `/workflows/${encodeURIComponent(name)}/unpause`),
+    call<Schemas["PauseState"]>("POST", `/workflows/${encodeURIComponent(name)}/unpause`),
   runs: (name: string, query: { from?: string; to?: string; after?: number; limit?: number; state?: string }) =>
-    call<{ runs: Run[]; next: number | null }>("GET", `/workflows/${encodeURIComponent(name)}/runs`, {
+    call<Schemas["RunList"]>("GET", `/workflows/${encodeURIComponent(name)}/runs`, {
       query,
     }),
-  run: (id: number) => call<{ run: Run; attempts: Attempt[] }>("GET", `/runs/${id}`),
+  run: (id: number) => call<Schemas["RunDetail"]>("GET", `/runs/${id}`),
   retryRun: (id: number) => call<Run>("POST", `/runs/${id}/retry`),
   cancelRun: (id: number, interrupt: boolean) =>
     call<Run>("POST", `/runs/${id}/cancel`, { query: { interrupt } }),
@@ -354,57 +182,54 @@ export const api = {
     call<Run>("POST", `/workflows/${encodeURIComponent(name)}/runs`, { body: { window } }),
 
   backfills: (after?: number) =>
-    call<{ backfills: { backfill: Backfill; progress: Progress }[]; next: number | null }>(
+    call<Schemas["BackfillList"]>(
       "GET",
       "/backfills",
       { query: { after, limit: 50, order: "desc" } },
     ),
   dryRun: (req: BackfillRequest) =>
-    call<{ dry_run: true; plan: Plan }>("POST", "/backfills", { body: { ...req, dry_run: true } }),
+    call<Schemas["DryRun"]>("POST", "/backfills", { body: { ...req, dry_run: true } }),
   createBackfill: (req: BackfillRequest) =>
-    call<{ backfill: Backfill; progress: Progress }>("POST", "/backfills", { body: req }),
+    call<BackfillStatus>("POST", "/backfills", { body: req }),
   backfill: (id: number) =>
-    call<{ backfill: Backfill; progress: Progress }>("GET", `/backfills/${id}`),
+    call<BackfillStatus>("GET", `/backfills/${id}`),
   backfillWindows: (
     id: number,
     query: { state?: string; after?: number; after_workflow?: string; limit?: number },
   ) =>
-    call<{
-      windows: BackfillWindow[];
-      next: { after: number; after_workflow: string } | null;
-    }>("GET", `/backfills/${id}/windows`, { query }),
+    call<Schemas["WindowList"]>("GET", `/backfills/${id}/windows`, { query }),
   strip: (id: number, query: { workflow?: string; from?: number; to?: number; buckets: number }) =>
     call<Strip>("GET", `/backfills/${id}/strip`, { query }),
   backfillAction: (id: number, action: "pause" | "resume" | "cancel" | "retry-failed") =>
-    call<{ backfill: Backfill; progress: Progress } | Backfill>("POST", `/backfills/${id}/${action}`),
+    call<BackfillStatus>("POST", `/backfills/${id}/${action}`),
 
   quotas: () => call<Quotas>("GET", "/quotas"),
   tokens: (after?: number) =>
-    call<{ tokens: Token[]; next: number | null }>("GET", "/tokens", { query: { after, limit: 100 } }),
+    call<Schemas["TokenList"]>("GET", "/tokens", { query: { after, limit: 100 } }),
   createToken: (label: string) =>
-    call<{ id: number; token: string; label: string }>("POST", "/tokens", { body: { label } }),
-  revokeToken: (id: number) => call<unknown>("DELETE", `/tokens/${id}`),
+    call<Schemas["TokenCreated"]>("POST", "/tokens", { body: { label } }),
+  revokeToken: (id: number) => call<Token>("DELETE", `/tokens/${id}`),
 
   tenants: (after?: string) =>
-    call<{ tenants: { name: string; created_ms: number }[]; next: string | null }>("GET", "/tenants", {
+    call<Schemas["TenantList"]>("GET", "/tenants", {
       query: { after, limit: 100 },
     }),
   createTenant: (name: string) =>
-    call<{ tenant: { name: string }; token: string; token_id: number }>("POST", "/tenants", {
+    call<Schemas["TenantCreated"]>("POST", "/tenants", {
       body: { name },
     }),
   deleteTenant: (name: string) => call<void>("DELETE", `/tenants/${encodeURIComponent(name)}`),
   tenantQuotas: (name: string) => call<Quotas>("GET", `/tenants/${encodeURIComponent(name)}/quotas`),
   tenantTokens: (name: string, after?: number) =>
-    call<{ tokens: Token[]; next: number | null }>("GET", `/tenants/${encodeURIComponent(name)}/tokens`, {
+    call<Schemas["TokenList"]>("GET", `/tenants/${encodeURIComponent(name)}/tokens`, {
       query: { after, limit: 100 },
     }),
   createTenantToken: (name: string, label: string) =>
-    call<{ id: number; token: string; label: string }>(
+    call<Schemas["TokenCreated"]>(
       "POST",
       `/tenants/${encodeURIComponent(name)}/tokens`,
       { body: { label } },
     ),
   revokeTenantToken: (name: string, id: number) =>
-    call<unknown>("DELETE", `/tenants/${encodeURIComponent(name)}/tokens/${id}`),
+    call<Token>("DELETE", `/tenants/${encodeURIComponent(name)}/tokens/${id}`),
 };

@@ -18,7 +18,7 @@ function layout(tasks: TaskDef[]): Laid {
   g.setGraph({ rankdir: "LR", nodesep: 24, ranksep: 56, marginx: 8, marginy: 8 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const t of tasks) g.setNode(t.name, { width: NODE_W, height: NODE_H });
-  for (const t of tasks) for (const d of t.depends_on) g.setEdge(d, t.name);
+  for (const t of tasks) for (const d of t.depends_on ?? []) g.setEdge(d, t.name);
   dagre.layout(g);
   const graph = g.graph() as { width?: number; height?: number };
   return {

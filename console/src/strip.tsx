@@ -73,7 +73,7 @@ export function StateStrip(props: {
   );
   const s = strip.data?.strip;
   const zoomInto = (b: StripBucket) => {
-    if (b.end - b.start > 1) setZoom([...zoom, { from: b.start, to: b.end }]);
+    if (b.end_ms - b.start_ms > 1) setZoom([...zoom, { from: b.start_ms, to: b.end_ms }]);
   };
   const windows = s ? s.buckets.reduce((n, b) => n + total(b), 0) : 0;
   const w = s?.buckets.length ?? 1;
@@ -85,7 +85,7 @@ export function StateStrip(props: {
           <span class="muted" role="status">
             {" "}
             {windows.toLocaleString("en")} windows in {s.buckets.length} buckets ·{" "}
-            {inZone(s.from, props.tz)} – {inZone(s.to, props.tz)} · counted in {Math.round(strip.data!.ms)} ms
+            {inZone(s.from_ms, props.tz)} – {inZone(s.to_ms, props.tz)} · counted in {Math.round(strip.data!.ms)} ms
           </span>
         )}
         {zoom.length > 0 && (
@@ -110,11 +110,11 @@ export function StateStrip(props: {
             let y = 0;
             return (
               <g
-                key={b.start}
+                key={b.start_ms}
                 class="strip-col"
                 tabIndex={0}
                 role="button"
-                aria-label={`Zoom into ${inZone(b.start, props.tz)} – ${inZone(b.end, props.tz)}`}
+                aria-label={`Zoom into ${inZone(b.start_ms, props.tz)} – ${inZone(b.end_ms, props.tz)}`}
                 onClick={() => zoomInto(b)}
                 onKeyDown={(e) => {
                   if (e.key === "Enter" || e.key === " ") {
@@ -124,7 +124,7 @@ export function StateStrip(props: {
                 }}
               >
                 <title>
-                  {`${inZone(b.start, props.tz)} – ${inZone(b.end, props.tz)} (${utc(b.start)} UTC)\n` +
+                  {`${inZone(b.start_ms, props.tz)} – ${inZone(b.end_ms, props.tz)} (${utc(b.start_ms)} UTC)\n` +
                     ORDER.filter((k) => b[k] > 0)
                       .map((k) => `${k}: ${b[k]}`)
                       .join(", ")}

@@ -29,11 +29,11 @@ export function BackfillPage({ id }: { id: number }) {
   const p = bf.data.progress;
   const tz = (w: string) => zones.data?.[w] ?? "UTC";
   // The estimate covers the selected workflow; stages add theirs as they appear.
-  const total = (p.estimated_total ?? 0) + b.stages.reduce((n, s) => n + s.windows.length, 0);
+  const total = (p.estimated_total ?? 0) + b.stages.reduce((n, s) => n + s.window_starts_ms.length, 0);
   const pct = total > 0 ? Math.min(100, (100 * p.done) / total) : 0;
   const workflows = [
     { name: b.request.workflow, windows: p.estimated_total ?? 300 },
-    ...b.stages.map((s) => ({ name: s.workflow, windows: s.windows.length })),
+    ...b.stages.map((s) => ({ name: s.workflow, windows: s.window_starts_ms.length })),
   ];
   return (
     <Page
@@ -137,9 +137,9 @@ function FailedWindows({ id, tz, version }: { id: number; tz: (w: string) => str
           </thead>
           <tbody>
             {rows.map((w) => (
-              <tr key={`${w.workflow}-${w.window_start}`}>
+              <tr key={`${w.workflow}-${w.window_start_ms}`}>
                 <td>{w.workflow}</td>
-                <td><Time ms={w.window_start} tz={tz(w.workflow)} /></td>
+                <td><Time ms={w.window_start_ms} tz={tz(w.workflow)} /></td>
                 <td>{w.run_id !== null ? <a href={href("runs", w.run_id)}>#{w.run_id}</a> : "—"}</td>
                 <td class="window-error">{w.reason}</td>
               </tr>

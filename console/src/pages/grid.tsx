@@ -44,11 +44,11 @@ export function Grid({ name }: { name: string }) {
           limit: PAGE,
         });
         for (const r of p.runs) {
-          const prev = latest.get(r.window_start);
-          if (!prev || prev.id < r.id) latest.set(r.window_start, r);
+          const prev = latest.get(r.window_start_ms);
+          if (!prev || prev.id < r.id) latest.set(r.window_start_ms, r);
         }
         if (!live) return;
-        setRuns([...latest.values()].sort((a, b) => b.window_start - a.window_start));
+        setRuns([...latest.values()].sort((a, b) => b.window_start_ms - a.window_start_ms));
         if (!p.next) break;
         after = p.next;
       }
@@ -145,11 +145,11 @@ function Rows(props: {
             <div
               class="grid-row"
               role="row"
-              key={r.window_start}
+              key={r.window_start_ms}
               aria-rowindex={first + i + 2}
               style={{ gridTemplateColumns: cols, top: `${(first + i) * ROW_H}px` }}
             >
-              <span role="rowheader"><Time ms={r.window_start} tz={props.tz} /></span>
+              <span role="rowheader"><Time ms={r.window_start_ms} tz={props.tz} /></span>
               <span><a href={href("runs", r.id)}>#{r.id}</a> <State state={r.state} /></span>
               {props.tasks.map((t) => {
                 const st = r.tasks.find((x) => x.name === t)?.state ?? "none";
@@ -196,7 +196,7 @@ export function AttemptList({ attempts, tz }: { attempts: Attempt[]; tz: string 
           </dl>
           {a.log.length > 0 && (
             <pre class="log" aria-label={`Log of ${a.task} attempt ${a.attempt}`}>
-              {a.log.map((l) => `+${l.at_ms}ms ${l.source}: ${l.message}`).join("\n")}
+              {a.log.map((l) => `+${l.at_ms - a.started_ms}ms ${l.source}: ${l.message}`).join("\n")}
             </pre>
           )}
         </li>
@@ -214,7 +214,7 @@ function Attempts({ run, task, tz, onClose }: { run: Run; task: string; tz: stri
     <aside class="panel" aria-label={`Attempts of ${task}`}>
       <header>
         <h2>
-          {task} · <Time ms={run.window_start} tz={tz} />
+          {task} · <Time ms={run.window_start_ms} tz={tz} />
         </h2>
         <button type="button" onClick={onClose}>Close</button>
       </header>

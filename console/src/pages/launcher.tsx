@@ -26,7 +26,7 @@ export function Launcher({ query }: { query: URLSearchParams }) {
   const [order, setOrder] = useState<"asc" | "desc">("asc");
   const [rerun, setRerun] = useState<"missing" | "failed" | "all">("missing");
   const [fromTask, setFromTask] = useState("");
-  const [downstream, setDownstream] = useState("none");
+  const [downstream, setDownstream] = useState<"none" | "direct" | "transitive">("none");
   const [priority, setPriority] = useState<"low" | "normal" | "high">("low");
   const [version, setVersion] = useState("");
   const [maxFailed, setMaxFailed] = useState("");
@@ -157,7 +157,7 @@ export function Launcher({ query }: { query: URLSearchParams }) {
             {tasks.map((t) => <option key={t.name} value={t.name}>{t.name} and after</option>)}
           </select>
           <label for="bf-downstream">Downstream workflows</label>
-          <select id="bf-downstream" value={downstream} onChange={set(setDownstream)}>
+          <select id="bf-downstream" value={downstream} onChange={set((v) => setDownstream(v as "none" | "direct" | "transitive"))}>
             <option value="none">none</option>
             <option value="direct">direct dependents</option>
             <option value="transitive">everything downstream</option>
@@ -233,7 +233,7 @@ function PlanView(props: { plan: Plan; zones: Record<string, string>; shown: num
               <tr key={i} class={`plan-${e.action}`}>
                 <td>{i + 1}</td>
                 <td>{e.workflow}</td>
-                <td><Time ms={e.window_start} tz={zones[e.workflow] ?? "UTC"} /></td>
+                <td><Time ms={e.window_start_ms} tz={zones[e.workflow] ?? "UTC"} /></td>
                 <td>{e.action}</td>
                 <td>{e.reason}</td>
               </tr>

@@ -56,7 +56,7 @@ export function RunPage({ id }: { id: number }) {
         <dt>State</dt>
         <dd><State state={r.state} /></dd>
         <dt>Window</dt>
-        <dd><Time ms={r.window_start} tz={tz} /> – <Time ms={r.window_end} tz={tz} /></dd>
+        <dd><Time ms={r.window_start_ms} tz={tz} /> – <Time ms={r.window_end_ms} tz={tz} /></dd>
         <dt>Trigger</dt>
         <dd>{r.trigger}</dd>
         <dt>Version</dt>

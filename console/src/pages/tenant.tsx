@@ -12,7 +12,9 @@ const USAGE_OF: Record<string, string> = {
 };
 
 export function QuotaTable({ q }: { q: Quotas }) {
-  const usageOnly = Object.keys(q.usage).filter((k) => !Object.values(USAGE_OF).includes(k));
+  // Looked up by quota name: the quota and usage names are one vocabulary.
+  const usage: Record<string, number> = q.usage;
+  const usageOnly = Object.keys(usage).filter((k) => !Object.values(USAGE_OF).includes(k));
   return (
     <table class="list quotas">
       <thead>
@@ -26,7 +28,7 @@ export function QuotaTable({ q }: { q: Quotas }) {
               <th scope="row">{k.replace(/_/g, " ")}</th>
               <td>{v.toLocaleString("en")}</td>
               <td>{k in q.overrides ? "yes" : <span class="muted">default</span>}</td>
-              <td>{u ? `${(q.usage[u] ?? 0).toLocaleString("en")}${u === "trigger_tokens_left" ? " left" : ""}` : <span class="muted">—</span>}</td>
+              <td>{u ? `${(usage[u] ?? 0).toLocaleString("en")}${u === "trigger_tokens_left" ? " left" : ""}` : <span class="muted">—</span>}</td>
             </tr>
           );
         })}
@@ -35,7 +37,7 @@ export function QuotaTable({ q }: { q: Quotas }) {
             <th scope="row">{k.replace(/_/g, " ")}</th>
             <td class="muted">—</td>
             <td class="muted">—</td>
-            <td>{(q.usage[k] ?? 0).toLocaleString("en")}</td>
+            <td>{(usage[k] ?? 0).toLocaleString("en")}</td>
           </tr>
         ))}
       </tbody>

@@ -17,7 +17,7 @@ export function WorkflowPage({ name }: { name: string }) {
   if (wf.error) return <Page title={name}><ErrorBox error={wf.error} /></Page>;
   if (!wf.data) return <Page title={name}><Loading what="the workflow" /></Page>;
   const def = wf.data.definition;
-  const tz = def.schedule.timezone;
+  const tz = def.schedule.timezone ?? "UTC";
   return (
     <Page
       title={name}
@@ -45,14 +45,14 @@ export function WorkflowPage({ name }: { name: string }) {
         <dd>{wf.data.version}</dd>
         <dt>Last window</dt>
         <dd>
-          <State state={summary?.last_window_state} /> <Time ms={summary?.last_window_start} tz={tz} />
+          <State state={summary?.last_window_state} /> <Time ms={summary?.last_window_start_ms} tz={tz} />
         </dd>
         <dt>Next window</dt>
-        <dd><Time ms={summary?.next_due} tz={tz} /></dd>
+        <dd><Time ms={summary?.next_due_ms} tz={tz} /></dd>
         <dt>Upstream</dt>
         <dd>
-          {def.upstream.length === 0 && <span class="muted">none</span>}
-          {def.upstream.map((u) => (
+          {(def.upstream ?? []).length === 0 && <span class="muted">none</span>}
+          {(def.upstream ?? []).map((u) => (
             <span key={u.workflow} class="chip">
               <a href={href("workflows", u.workflow)}>{u.workflow}</a>
               {u.offset !== 0 && ` (offset ${u.offset})`}

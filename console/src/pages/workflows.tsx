@@ -44,10 +44,10 @@ export function Workflows() {
                   <td class="wide-only">{w.timezone}</td>
                   <td>{w.paused ? <span class="state s-paused">paused</span> : "no"}</td>
                   <td>
-                    <State state={w.last_window_state} /> <Time ms={w.last_window_start} tz={w.timezone} />
+                    <State state={w.last_window_state} /> <Time ms={w.last_window_start_ms} tz={w.timezone} />
                   </td>
                   <td>
-                    <Time ms={w.next_due} tz={w.timezone} />
+                    <Time ms={w.next_due_ms} tz={w.timezone} />
                   </td>
                   <td class="wide-only">{w.tasks}</td>
                   <td class="wide-only upstream">{w.upstream.join(", ") || <span class="muted">—</span>}</td>

@@ -2,71 +2,81 @@
 
 use std::sync::Arc;
 
-use super::error::Query;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::auth::TenantCaller;
+use super::bodies::backfills::{
+    BackfillList, BackfillRequest, BackfillStatus, DryRun, Strip, WindowCursor, WindowList,
+};
+use super::error::{json, Body, Path, Query};
 use super::{ApiError, AppState};
 use crate::backfill::RawBackfillRequest;
 use crate::engine::BackfillAction;
-use crate::store::{BackfillRecord, WindowState};
+use crate::store::WindowState;
 
 type Api<T> = Result<T, ApiError>;
-
-/// The record plus derived progress: windows done, rate.
-fn progress(b: &BackfillRecord, now: i64) -> Value {
-    let done = b.succeeded + b.failed + b.skipped + b.cancelled;
-    let elapsed_s = ((b.ended_ms.unwrap_or(now) - b.created_ms).max(1)) as f64 / 1000.0;
-    json!({
-        "backfill": b,
-        "progress": {
-            "done": done,
-            "running": b.running,
-            "succeeded": b.succeeded,
-            "failed": b.failed,
-            "skipped": b.skipped,
-            "cancelled": b.cancelled,
-            "windows_per_second": done as f64 / elapsed_s,
-            "estimated_total": b.estimated_total,
-            "eta_seconds": b
-                .estimated_total
-                .filter(|_| done > 0 && b.ended_ms.is_none())
-                .map(|t| t.saturating_sub(done) as f64 * elapsed_s / done as f64),
-            "all_materialized": b.cursor == crate::backfill::Cursor::Done,
-            "throttled": b.throttled,
-        }
-    })
-}
 
 #[utoipa::path(
     post,
     path = "/api/v1/backfills",
+    operation_id = "create_backfill",
     tag = "backfills",
     summary = "Create a backfill, or with dry_run return its plan",
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 201, description = "Create a backfill, or with dry_run return its plan", body = serde_json::Value))
+    request_body(content = BackfillRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The backfill, started", body = BackfillStatus),
+        (status = 200, description = "With `dry_run`: what it would do", body = DryRun),
+    )
 )]
 pub async fn create(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
-    body: Bytes,
-) -> Api<(StatusCode, Json<Value>)> {
-    let raw: RawBackfillRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    Body(body): Body,
+) -> Api<Response> {
+    let req: BackfillRequest = json(&body)?;
+    let raw = RawBackfillRequest::from(req);
+    check_version(&s, &tenant, &raw)?;
     match s.engine.create_backfill(&tenant, raw).await? {
         Ok(record) => Ok((
             StatusCode::CREATED,
-            Json(progress(&record, s.engine.clock().now_ms())),
-        )),
+            Json(BackfillStatus::new(&record, s.engine.clock().now_ms())),
+        )
+            .into_response()),
         Err(plan) => Ok((
             StatusCode::OK,
-            Json(json!({ "dry_run": true, "plan": plan })),
-        )),
+            Json(DryRun {
+                dry_run: true,
+                plan: plan.into(),
+            }),
+        )
+            .into_response()),
+    }
+}
+
+/// A version the workflow does not have is named as such: the engine only
+/// says that it found no workflow.
+fn check_version(s: &AppState, tenant: &str, raw: &RawBackfillRequest) -> Api<()> {
+    let Some(v) = raw.version else {
+        return Ok(());
+    };
+    if s.engine.workflow(tenant, &raw.workflow).is_none() {
+        return Ok(()); // the engine's "workflow not found" is right
+    }
+    let stored = s
+        .engine
+        .store()
+        .workflow_get(tenant, &raw.workflow, Some(v))
+        .map_err(ApiError::internal)?;
+    match stored {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found(format!(
+            "version {v} of workflow {:?} not found",
+            raw.workflow
+        ))),
     }
 }
 
@@ -94,16 +104,17 @@ enum ListOrder {
 #[utoipa::path(
     get,
     path = "/api/v1/backfills",
+    operation_id = "list_backfills",
     tag = "backfills",
     summary = "Backfills of the tenant",
     params(ListQuery),
-    responses((status = 200, description = "Backfills of the tenant", body = serde_json::Value))
+    responses((status = 200, description = "Backfills of the tenant", body = BackfillList))
 )]
 pub async fn list(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Query(q): Query<ListQuery>,
-) -> Api<Json<Value>> {
+) -> Api<Json<BackfillList>> {
     let now = s.engine.clock().now_ms();
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let mut out = Vec::new();
@@ -121,41 +132,46 @@ pub async fn list(
     let past = |id: u64| q.after.is_none_or(|a| if desc { id < a } else { id > a });
     for b in all.into_iter().filter(|b| past(b.id)) {
         if out.len() == limit {
-            next = out
-                .last()
-                .and_then(|v: &Value| v["backfill"]["id"].as_u64());
+            next = out.last().map(|v: &BackfillStatus| v.backfill.id);
             break;
         }
         let b = s.engine.backfill(&tenant, b.id)?.unwrap_or(b);
-        out.push(progress(&b, now));
+        out.push(BackfillStatus::new(&b, now));
     }
-    Ok(Json(json!({ "backfills": out, "next": next })))
+    Ok(Json(BackfillList {
+        backfills: out,
+        next,
+    }))
 }
 
 #[utoipa::path(
     get,
     path = "/api/v1/backfills/{id}",
+    operation_id = "get_backfill",
     tag = "backfills",
     summary = "A backfill and its progress",
-    params(("id" = String, Path, description = "A numeric id")),
-    responses((status = 200, description = "A backfill and its progress", body = serde_json::Value))
+    params(("id" = u64, Path, description = "Backfill id")),
+    responses((status = 200, description = "A backfill and its progress", body = BackfillStatus))
 )]
 pub async fn get(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(raw): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<BackfillStatus>> {
     let id = super::error::number("backfill id", &raw)?;
     let b = s
         .engine
         .backfill(&tenant, id)?
         .ok_or_else(|| ApiError::not_found(format!("backfill {id} not found")))?;
-    Ok(Json(progress(&b, s.engine.clock().now_ms())))
+    Ok(Json(BackfillStatus::new(&b, s.engine.clock().now_ms())))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WindowsQuery {
+    /// Only windows in this state: running, succeeded, failed, skipped or
+    /// cancelled.
+    #[param(value_type = Option<super::bodies::backfills::WindowState>)]
     state: Option<String>,
     /// Continue after this workflow and window start (from `next`).
     after_workflow: Option<String>,
@@ -166,17 +182,18 @@ pub struct WindowsQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/backfills/{id}/windows",
+    operation_id = "list_backfill_windows",
     tag = "backfills",
     summary = "Windows of a backfill, paged, filtered by state",
-    params(("id" = String, Path, description = "A numeric id"), WindowsQuery),
-    responses((status = 200, description = "Windows of a backfill, paged, filtered by state", body = serde_json::Value))
+    params(("id" = u64, Path, description = "Backfill id"), WindowsQuery),
+    responses((status = 200, description = "Windows of a backfill, paged, filtered by state", body = WindowList))
 )]
 pub async fn windows(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(raw): Path<String>,
     Query(q): Query<WindowsQuery>,
-) -> Api<Json<Value>> {
+) -> Api<Json<WindowList>> {
     let id = super::error::number("backfill id", &raw)?;
     if s.engine.backfill(&tenant, id)?.is_none() {
         return Err(ApiError::not_found(format!("backfill {id} not found")));
@@ -232,11 +249,16 @@ pub async fn windows(
     }
     let next = (out.len() == limit)
         .then(|| {
-            out.last()
-                .map(|w| json!({ "after_workflow": w.workflow, "after": w.window_start }))
+            out.last().map(|w| WindowCursor {
+                after_workflow: w.workflow.clone(),
+                after: w.window_start,
+            })
         })
         .flatten();
-    Ok(Json(json!({ "windows": out, "next": next })))
+    Ok(Json(WindowList {
+        windows: out.into_iter().map(Into::into).collect(),
+        next,
+    }))
 }
 
 async fn act(
@@ -244,41 +266,43 @@ async fn act(
     s: Arc<AppState>,
     raw: String,
     action: BackfillAction,
-) -> Api<Json<Value>> {
+) -> Api<Json<BackfillStatus>> {
     let id = super::error::number("backfill id", &raw)?;
     let b = s.engine.backfill_action(&tenant, id, action).await?;
-    Ok(Json(progress(&b, s.engine.clock().now_ms())))
+    Ok(Json(BackfillStatus::new(&b, s.engine.clock().now_ms())))
 }
 
 #[utoipa::path(
     post,
     path = "/api/v1/backfills/{id}/pause",
+    operation_id = "pause_backfill",
     tag = "backfills",
     summary = "Pause a backfill",
-    params(("id" = String, Path, description = "A numeric id")),
-    responses((status = 200, description = "Pause a backfill", body = serde_json::Value))
+    params(("id" = u64, Path, description = "Backfill id")),
+    responses((status = 200, description = "The backfill and its progress", body = BackfillStatus))
 )]
 pub async fn pause(
     TenantCaller(t): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(raw): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<BackfillStatus>> {
     act(t, s, raw, BackfillAction::Pause).await
 }
 
 #[utoipa::path(
     post,
     path = "/api/v1/backfills/{id}/resume",
+    operation_id = "resume_backfill",
     tag = "backfills",
     summary = "Resume a backfill",
-    params(("id" = String, Path, description = "A numeric id")),
-    responses((status = 200, description = "Resume a backfill", body = serde_json::Value))
+    params(("id" = u64, Path, description = "Backfill id")),
+    responses((status = 200, description = "The backfill and its progress", body = BackfillStatus))
 )]
 pub async fn resume(
     TenantCaller(t): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(raw): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<BackfillStatus>> {
     act(t, s, raw, BackfillAction::Resume).await
 }
 
@@ -293,17 +317,18 @@ pub struct CancelQuery {
 #[utoipa::path(
     post,
     path = "/api/v1/backfills/{id}/cancel",
+    operation_id = "cancel_backfill",
     tag = "backfills",
     summary = "Cancel a backfill",
-    params(("id" = String, Path, description = "A numeric id"), CancelQuery),
-    responses((status = 200, description = "Cancel a backfill", body = serde_json::Value))
+    params(("id" = u64, Path, description = "Backfill id"), CancelQuery),
+    responses((status = 200, description = "The backfill and its progress", body = BackfillStatus))
 )]
 pub async fn cancel(
     TenantCaller(t): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(raw): Path<String>,
     Query(q): Query<CancelQuery>,
-) -> Api<Json<Value>> {
+) -> Api<Json<BackfillStatus>> {
     let action = BackfillAction::Cancel {
         interrupt: q.interrupt,
     };
@@ -313,16 +338,17 @@ pub async fn cancel(
 #[utoipa::path(
     post,
     path = "/api/v1/backfills/{id}/retry-failed",
+    operation_id = "retry_failed_windows",
     tag = "backfills",
     summary = "Re-run the failed windows of an ended backfill",
-    params(("id" = String, Path, description = "A numeric id")),
-    responses((status = 200, description = "Re-run the failed windows of an ended backfill", body = serde_json::Value))
+    params(("id" = u64, Path, description = "Backfill id")),
+    responses((status = 200, description = "The backfill and its progress", body = BackfillStatus))
 )]
 pub async fn retry_failed(
     TenantCaller(t): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(raw): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<BackfillStatus>> {
     act(t, s, raw, BackfillAction::RetryFailed).await
 }
 
@@ -344,17 +370,18 @@ pub struct StripQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/backfills/{id}/strip",
+    operation_id = "backfill_strip",
     tag = "backfills",
     summary = "Window states counted in near-equal time buckets (a state strip of any size)",
-    params(("id" = String, Path, description = "A numeric id"), StripQuery),
-    responses((status = 200, description = "Counts per state and pending windows for each bucket", body = serde_json::Value))
+    params(("id" = u64, Path, description = "Backfill id"), StripQuery),
+    responses((status = 200, description = "Counts per state and pending windows for each bucket", body = Strip))
 )]
 pub async fn strip(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(raw): Path<String>,
     Query(q): Query<StripQuery>,
-) -> Api<Json<Value>> {
+) -> Api<Json<Strip>> {
     let id = super::error::number("backfill id", &raw)?;
     let from = q
         .from
@@ -372,5 +399,5 @@ pub async fn strip(
         (from, to),
         q.buckets.unwrap_or(200),
     )?;
-    Ok(Json(json!(strip)))
+    Ok(Json(strip.into()))
 }

@@ -3,15 +3,17 @@
 
 use std::sync::Arc;
 
-use super::error::Query;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use base64::Engine as _;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::auth::TenantCaller;
-use super::{instant, run_id, Api, ApiError, AppState};
+use super::bodies::plugins::{Partition, PartitionEntry};
+use super::bodies::runs::{log_instant, LogLine, RunLogs};
+use super::error::{Path, Query};
+use super::runs::run_id;
+use super::{instant, Api, ApiError, AppState};
 use crate::workflow::check_name;
 
 const MAX_PAGE: usize = 1000;
@@ -22,7 +24,7 @@ pub struct LogsQuery {
     task: Option<String>,
     attempt: Option<u32>,
     /// Continue after this line number (from `next`).
-    after: Option<usize>,
+    after: Option<u64>,
     limit: Option<usize>,
 }
 
@@ -31,25 +33,26 @@ pub struct LogsQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/runs/{id}/logs",
+    operation_id = "run_logs",
     tag = "runs",
     summary = "Log lines of a run, paged",
-    params(("id" = String, Path, description = "A numeric id"), LogsQuery),
-    responses((status = 200, description = "Log lines of a run, paged", body = serde_json::Value))
+    params(("id" = u64, Path, description = "Run id"), LogsQuery),
+    responses((status = 200, description = "Log lines of a run, paged", body = RunLogs))
 )]
 pub async fn logs(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(q): Query<LogsQuery>,
-) -> Api<Json<Value>> {
+) -> Api<Json<RunLogs>> {
     let id = run_id(&id)?;
     if s.engine.run(&tenant, id)?.is_none() {
         return Err(ApiError::not_found(format!("run {id} not found")));
     }
     let limit = q.limit.unwrap_or(200).clamp(1, MAX_PAGE);
-    let start = q.after.map_or(0, |a| a + 1);
+    let start = q.after.map_or(0, |a| a.saturating_add(1));
     let mut lines = Vec::new();
-    let mut n = 0usize;
+    let mut n = 0u64;
     let mut more = false;
     'attempts: for a in s.engine.attempts(&tenant, id)? {
         if q.task.as_deref().is_some_and(|t| t != a.task)
@@ -63,20 +66,24 @@ pub async fn logs(
                     more = true;
                     break 'attempts;
                 }
-                lines.push(json!({
-                    "n": n,
-                    "task": a.task,
-                    "attempt": a.attempt,
-                    "at_ms": a.started_ms + l.at_ms as i64,
-                    "source": l.source.as_str(),
-                    "message": l.message,
-                }));
+                lines.push(LogLine {
+                    n,
+                    task: a.task.clone(),
+                    attempt: a.attempt,
+                    at_ms: log_instant(a.started_ms, l.at_ms),
+                    source: l.source.into(),
+                    message: l.message,
+                });
             }
             n += 1;
         }
     }
-    let next = more.then(|| lines.last().map(|l| l["n"].clone())).flatten();
-    Ok(Json(json!({ "run_id": id, "lines": lines, "next": next })))
+    let next = more.then(|| lines.last().map(|l| l.n)).flatten();
+    Ok(Json(RunLogs {
+        run_id: id,
+        lines,
+        next,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -94,17 +101,18 @@ pub struct PartitionQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/datasets/{dataset}/partitions/{window}",
+    operation_id = "get_partition",
     tag = "datasets",
     summary = "A window's partition of a dataset, keys paged",
     params(("dataset" = String, Path, description = "Dataset name"), ("window" = String, Path, description = "Window start, RFC 3339 or ms"), PartitionQuery),
-    responses((status = 200, description = "A window's partition of a dataset, keys paged", body = serde_json::Value))
+    responses((status = 200, description = "A window's partition of a dataset, keys paged", body = Partition))
 )]
 pub async fn partition(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path((dataset, window)): Path<(String, String)>,
     Query(q): Query<PartitionQuery>,
-) -> Api<Json<Value>> {
+) -> Api<Json<Partition>> {
     check_name("dataset", &dataset)
         .map_err(|e| ApiError::bad_request("invalid_argument", e.to_string()))?;
     let start = instant("window", &window)?;
@@ -122,22 +130,29 @@ pub async fn partition(
         )
         .map_err(ApiError::internal)?;
     let more = entries.len() > limit;
-    let out: Vec<Value> = entries
+    let out: Vec<PartitionEntry> = entries
         .into_iter()
         .take(limit)
         .map(|e| match String::from_utf8(e.value) {
-            Ok(v) => json!({ "key": e.key, "value": v }),
-            Err(raw) => json!({
-                "key": e.key,
-                "value_base64": base64::engine::general_purpose::STANDARD.encode(raw.into_bytes()),
-            }),
+            Ok(v) => PartitionEntry {
+                key: e.key,
+                value: Some(v),
+                value_base64: None,
+            },
+            Err(raw) => PartitionEntry {
+                key: e.key,
+                value: None,
+                value_base64: Some(
+                    base64::engine::general_purpose::STANDARD.encode(raw.into_bytes()),
+                ),
+            },
         })
         .collect();
-    let next = more.then(|| out.last().map(|e| e["key"].clone())).flatten();
-    Ok(Json(json!({
-        "dataset": dataset,
-        "window_start": start,
-        "entries": out,
-        "next": next,
-    })))
+    let next = more.then(|| out.last().map(|e| e.key.clone())).flatten();
+    Ok(Json(Partition {
+        dataset,
+        window_start_ms: start,
+        entries: out,
+        next,
+    }))
 }

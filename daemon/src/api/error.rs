@@ -163,6 +163,59 @@ where
     }
 }
 
+/// The request body, whose rejections (over the size limit, unreadable)
+/// answer in the one error shape: axum's own answer in plain text.
+pub struct Body(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(Body)
+            .map_err(|e| {
+                let status = e.status();
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        status,
+                        "body_too_large",
+                        "the request body is larger than this endpoint accepts",
+                    )
+                } else {
+                    ApiError::new(status, "invalid_body", e.body_text())
+                }
+            })
+    }
+}
+
+/// `axum::extract::Path` whose rejection (say, a segment that is not
+/// UTF-8 once decoded) is an [`ApiError`] in the one error shape.
+pub struct Path<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Path<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| ApiError::new(e.status(), "invalid_path", e.body_text()))
+    }
+}
+
+/// A JSON body parsed into `T`; the 400 names what is wrong.
+pub fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))
+}
+
 /// A number from a path segment; `what` names it in the 400 answer.
 pub fn number<T>(what: &str, raw: &str) -> Result<T, ApiError>
 where

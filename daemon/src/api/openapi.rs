@@ -21,8 +21,24 @@ pub struct ErrorDetail {
     code: String,
     message: String,
     /// Specifics, e.g. the quota and its limit.
-    details: serde_json::Value,
+    details: std::collections::BTreeMap<String, serde_json::Value>,
 }
+
+/// The conventions every body follows (also in the README's API section).
+const DESCRIPTION: &str = "Workflow scheduler with WebAssembly tasks. Every request carries \
+`Authorization: Bearer TOKEN` (a tenant's token, or the admin token for the admin operations).
+
+Conventions:
+- Instants are integers of milliseconds since the Unix epoch (UTC), in fields whose names end \
+in `_ms` (`created_ms`, `window_start_ms`); the few durations in milliseconds say so \
+(`timeout_per_attempt_ms`). Query parameters and request fields that take an instant accept \
+RFC 3339 or epoch milliseconds.
+- Enums are lower-case `snake_case` strings.
+- References to other objects end in `_id` (`run_id`, `backfill_id`).
+- Lists answer `{\"<items>\": [...], \"next\": cursor}`; pass `next` back as `after` for the \
+next page (`null` on the last).
+- Every error answers `{\"error\": {\"code\", \"message\", \"details\"}}` (`ErrorBody`) with a \
+stable `code`.";
 
 /// The errors any operation may answer with.
 const ERRORS: &[(&str, &str)] = &[
@@ -43,9 +59,7 @@ const ERRORS: &[(&str, &str)] = &[
 pub fn finish(mut doc: OpenApi) -> OpenApi {
     doc.info.title = "Tidemark".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
-    doc.info.description = Some(
-        "Workflow scheduler with WebAssembly tasks. Every request carries `Authorization: Bearer TOKEN`.".into(),
-    );
+    doc.info.description = Some(DESCRIPTION.into());
     let mut components = doc
         .components
         .take()
@@ -98,5 +112,29 @@ fn add_errors(op: &mut Operation) {
             .responses
             .entry((*status).to_owned())
             .or_insert(RefOr::T::<Response>(response));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    /// `docs/openapi.json` is the document the console's types and the
+    /// Python client are generated from: it must be the code's. Rewrite it
+    /// with `UPDATE_OPENAPI=1 cargo test -p tidemark --lib openapi`.
+    #[test]
+    fn committed_openapi_document_is_current() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+        let fresh =
+            serde_json::to_string_pretty(&crate::api::document()).expect("serializes") + "\n";
+        if std::env::var_os("UPDATE_OPENAPI").is_some_and(|v| v == "1") {
+            std::fs::write(&path, &fresh).expect("writing docs/openapi.json");
+            return;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == fresh,
+            "docs/openapi.json is stale: run `UPDATE_OPENAPI=1 cargo test -p tidemark --lib openapi` and commit it"
+        );
     }
 }

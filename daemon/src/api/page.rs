@@ -5,7 +5,6 @@
 //! own typed keys.
 
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::ApiError;
 
@@ -23,9 +22,8 @@ pub struct PageQuery {
 }
 
 /// How a list's items map to ordered cursors.
-pub trait Cursor: Sized + Ord {
+pub trait Cursor: Sized + Ord + Clone {
     fn parse(raw: &str) -> Option<Self>;
-    fn show(&self) -> Value;
     /// What a well-formed cursor looks like, for the error message.
     const SHAPE: &'static str;
 }
@@ -33,9 +31,6 @@ pub trait Cursor: Sized + Ord {
 impl Cursor for String {
     fn parse(raw: &str) -> Option<Self> {
         Some(raw.to_owned())
-    }
-    fn show(&self) -> Value {
-        Value::String(self.clone())
     }
     const SHAPE: &'static str = "a name";
 }
@@ -46,9 +41,6 @@ macro_rules! number_cursor {
             fn parse(raw: &str) -> Option<Self> {
                 raw.parse().ok()
             }
-            fn show(&self) -> Value {
-                Value::from(*self)
-            }
             const SHAPE: &'static str = "a number";
         }
     )*};
@@ -56,26 +48,28 @@ macro_rules! number_cursor {
 
 number_cursor!(u64, u32);
 
-/// A plugin version: `NAME:VERSION`.
+/// A plugin version: `NAME:VERSION` (see [`plugin_cursor`]).
 impl Cursor for (String, u32) {
     fn parse(raw: &str) -> Option<Self> {
         let (name, version) = raw.rsplit_once(':')?;
         Some((name.to_owned(), version.parse().ok()?))
     }
-    fn show(&self) -> Value {
-        Value::String(format!("{}:{}", self.0, self.1))
-    }
     const SHAPE: &'static str = "NAME:VERSION";
+}
+
+/// How a plugin list's cursor is written.
+pub fn plugin_cursor((name, version): (String, u32)) -> String {
+    format!("{name}:{version}")
 }
 
 impl PageQuery {
     /// The page of `items` after the cursor, in key order, and the cursor
-    /// of the next page (`null` on the last one).
+    /// of the next page (`None` on the last one).
     pub fn apply<T, K: Cursor>(
         &self,
         items: impl IntoIterator<Item = T>,
         key: impl Fn(&T) -> K,
-    ) -> Result<(Vec<T>, Value), ApiError> {
+    ) -> Result<(Vec<T>, Option<K>), ApiError> {
         let after = match &self.after {
             None => None,
             Some(raw) => Some(K::parse(raw).ok_or_else(|| {
@@ -96,9 +90,9 @@ impl PageQuery {
         page.sort_by(|a, b| a.0.cmp(&b.0));
         let next = if page.len() > limit {
             page.truncate(limit);
-            page.last().map_or(Value::Null, |(k, _)| k.show())
+            page.last().map(|(k, _)| k.clone())
         } else {
-            Value::Null
+            None
         };
         Ok((page.into_iter().map(|(_, t)| t).collect(), next))
     }
@@ -129,9 +123,8 @@ mod tests {
                 .unwrap();
             seen.extend(page);
             match next {
-                Value::String(s) => after = Some(s),
-                Value::Null => break,
-                other => panic!("cursor {other}"),
+                Some(c) => after = Some(plugin_cursor(c)),
+                None => break,
             }
         }
         let mut want = items.clone();
@@ -143,9 +136,9 @@ mod tests {
     fn last_page_has_no_next_and_bad_cursor_is_named() {
         let (page, next) = q(Some("2"), 10).apply(1u64..=5, |n| *n).unwrap();
         assert_eq!(page, vec![3, 4, 5]);
-        assert_eq!(next, Value::Null);
+        assert_eq!(next, None);
         let (page, next) = q(None, 2).apply(1u64..=5, |n| *n).unwrap();
-        assert_eq!((page, next), (vec![1, 2], Value::from(2)));
+        assert_eq!((page, next), (vec![1, 2], Some(2)));
         let err = q(Some("x"), 2).apply(1u64..=5, |n| *n).unwrap_err();
         assert_eq!(err.status, 400);
         assert!(err.message.contains("after: \"x\""), "{}", err.message);

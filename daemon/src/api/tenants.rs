@@ -2,17 +2,17 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::auth::{AdminCaller, TenantCaller};
-use super::error::Query;
+use super::bodies::tenancy::{
+    NewTenant, NewToken, QuotaOverrides, QuotaValues, TenantCreated, TenantList, TenantQuotas,
+    Token, TokenCreated, TokenList,
+};
+use super::error::{json, Body, Path, Query};
 use super::{ApiError, AppState};
-use crate::store::TokenRecord;
 use crate::tenancy::TenancyError;
 
 type Api<T> = Result<T, ApiError>;
@@ -35,24 +35,6 @@ impl From<TenancyError> for ApiError {
     }
 }
 
-fn token_json(t: &TokenRecord) -> Value {
-    // Never the hash: it is as good as a password for an offline guess.
-    json!({ "id": t.id, "tenant": t.tenant, "label": t.label, "created_ms": t.created_ms, "revoked": t.revoked })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewTenant {
-    name: String,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct NewToken {
-    #[serde(default)]
-    label: String,
-}
-
 fn parse<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Api<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
@@ -65,21 +47,24 @@ fn parse<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Api<T> {
     path = "/api/v1/tenants",
     tag = "tenants",
     summary = "Create a tenant and its first token (admin)",
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 201, description = "Create a tenant and its first token (admin)", body = serde_json::Value))
+    request_body(content = NewTenant, content_type = "application/json"),
+    responses((status = 201, description = "The tenant and its first token's secret (shown only here)", body = TenantCreated))
 )]
 pub async fn create_tenant(
     _: AdminCaller,
     State(s): State<Arc<AppState>>,
-    body: Bytes,
-) -> Api<(StatusCode, Json<Value>)> {
-    let req: NewTenant = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    Body(body): Body,
+) -> Api<(StatusCode, Json<TenantCreated>)> {
+    let req: NewTenant = json(&body)?;
     let now = s.engine.clock().now_ms();
     let (tenant, token, secret) = s.tenancy.create_tenant(&req.name, now)?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "tenant": tenant, "token": secret, "token_id": token.id })),
+        Json(TenantCreated {
+            tenant: tenant.into(),
+            token: secret,
+            token_id: token.id,
+        }),
     ))
 }
 
@@ -89,15 +74,18 @@ pub async fn create_tenant(
     tag = "tenants",
     summary = "Every tenant, by name (admin)",
     params(super::page::PageQuery),
-    responses((status = 200, description = "Every tenant (admin)", body = serde_json::Value))
+    responses((status = 200, description = "Every tenant (admin)", body = TenantList))
 )]
 pub async fn list_tenants(
     _: AdminCaller,
     State(s): State<Arc<AppState>>,
     Query(q): Query<super::page::PageQuery>,
-) -> Api<Json<Value>> {
+) -> Api<Json<TenantList>> {
     let (tenants, next) = q.apply(s.tenancy.tenants()?, |t| t.name.clone())?;
-    Ok(Json(json!({ "tenants": tenants, "next": next })))
+    Ok(Json(TenantList {
+        tenants: tenants.into_iter().map(Into::into).collect(),
+        next,
+    }))
 }
 
 #[utoipa::path(
@@ -105,7 +93,7 @@ pub async fn list_tenants(
     path = "/api/v1/tenants/{name}",
     tag = "tenants",
     summary = "Delete a tenant and everything it owns (admin)",
-    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
+    params(("name" = String, Path, description = "Tenant name")),
     responses((status = 204, description = "Delete a tenant and everything it owns (admin)"))
 )]
 pub async fn delete_tenant(
@@ -123,16 +111,16 @@ pub async fn delete_tenant(
     path = "/api/v1/tenants/{name}/tokens",
     tag = "tenants",
     summary = "Create a token of a tenant (admin)",
-    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 201, description = "Create a token of a tenant (admin)", body = serde_json::Value))
+    params(("name" = String, Path, description = "Tenant name")),
+    request_body(content = NewToken, content_type = "application/json", description = "May be empty"),
+    responses((status = 201, description = "The token and its secret (shown only here)", body = TokenCreated))
 )]
 pub async fn admin_create_token(
     _: AdminCaller,
     State(s): State<Arc<AppState>>,
     Path(tenant): Path<String>,
-    body: Bytes,
-) -> Api<(StatusCode, Json<Value>)> {
+    Body(body): Body,
+) -> Api<(StatusCode, Json<TokenCreated>)> {
     issue_token(&s, &tenant, &body)
 }
 
@@ -141,15 +129,15 @@ pub async fn admin_create_token(
     path = "/api/v1/tenants/{name}/tokens",
     tag = "tenants",
     summary = "Tokens of a tenant, by id (admin)",
-    params(("name" = String, Path, description = "A workflow, plugin or tenant name"), super::page::PageQuery),
-    responses((status = 200, description = "Tokens of a tenant (admin)", body = serde_json::Value))
+    params(("name" = String, Path, description = "Tenant name"), super::page::PageQuery),
+    responses((status = 200, description = "Tokens of a tenant (admin)", body = TokenList))
 )]
 pub async fn admin_list_tokens(
     _: AdminCaller,
     State(s): State<Arc<AppState>>,
     Path(tenant): Path<String>,
     Query(q): Query<super::page::PageQuery>,
-) -> Api<Json<Value>> {
+) -> Api<Json<TokenList>> {
     if !s.tenancy.tenant_exists(&tenant)? {
         return Err(TenancyError::TenantNotFound(tenant).into());
     }
@@ -161,27 +149,33 @@ pub async fn admin_list_tokens(
     path = "/api/v1/tenants/{name}/tokens/{id}",
     tag = "tenants",
     summary = "Revoke a token of a tenant (admin)",
-    params(("name" = String, Path, description = "A workflow, plugin or tenant name"), ("id" = String, Path, description = "A numeric id")),
-    responses((status = 200, description = "Revoke a token of a tenant (admin)", body = serde_json::Value))
+    params(("name" = String, Path, description = "Tenant name"), ("id" = u64, Path, description = "Token id")),
+    responses((status = 200, description = "The revoked token", body = Token))
 )]
 pub async fn admin_revoke_token(
     _: AdminCaller,
     State(s): State<Arc<AppState>>,
     Path((tenant, id)): Path<(String, String)>,
-) -> Api<Json<Value>> {
+) -> Api<Json<Token>> {
     let id = super::error::number("token id", &id)?;
-    Ok(Json(token_json(&s.tenancy.revoke_token(&tenant, id)?)))
+    Ok(Json(Token::from(&s.tenancy.revoke_token(&tenant, id)?)))
 }
 
 /// Creates a token of `tenant`; the response is the only time its secret is shown.
-fn issue_token(s: &AppState, tenant: &str, body: &[u8]) -> Api<(StatusCode, Json<Value>)> {
+fn issue_token(s: &AppState, tenant: &str, body: &[u8]) -> Api<(StatusCode, Json<TokenCreated>)> {
     let req: NewToken = parse(body)?;
     let (t, secret) = s
         .tenancy
         .create_token(tenant, &req.label, s.engine.clock().now_ms())?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": t.id, "token": secret, "label": t.label })),
+        Json(TokenCreated {
+            id: t.id,
+            tenant: t.tenant,
+            label: t.label,
+            created_ms: t.created_ms,
+            token: secret,
+        }),
     ))
 }
 
@@ -190,14 +184,14 @@ fn issue_token(s: &AppState, tenant: &str, body: &[u8]) -> Api<(StatusCode, Json
     path = "/api/v1/tokens",
     tag = "tenants",
     summary = "Create a token of the calling tenant",
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 201, description = "Create a token of the calling tenant", body = serde_json::Value))
+    request_body(content = NewToken, content_type = "application/json", description = "May be empty"),
+    responses((status = 201, description = "The token and its secret (shown only here)", body = TokenCreated))
 )]
 pub async fn create_token(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
-    body: Bytes,
-) -> Api<(StatusCode, Json<Value>)> {
+    Body(body): Body,
+) -> Api<(StatusCode, Json<TokenCreated>)> {
     issue_token(&s, &tenant, &body)
 }
 
@@ -207,20 +201,22 @@ pub async fn create_token(
     tag = "tenants",
     summary = "Tokens of the calling tenant, by id",
     params(super::page::PageQuery),
-    responses((status = 200, description = "Tokens of the calling tenant", body = serde_json::Value))
+    responses((status = 200, description = "Tokens of the calling tenant", body = TokenList))
 )]
 pub async fn list_tokens(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Query(q): Query<super::page::PageQuery>,
-) -> Api<Json<Value>> {
+) -> Api<Json<TokenList>> {
     tokens_page(&s, &tenant, &q)
 }
 
-fn tokens_page(s: &AppState, tenant: &str, q: &super::page::PageQuery) -> Api<Json<Value>> {
+fn tokens_page(s: &AppState, tenant: &str, q: &super::page::PageQuery) -> Api<Json<TokenList>> {
     let (tokens, next) = q.apply(s.tenancy.tokens(tenant)?, |t| t.id)?;
-    let tokens: Vec<Value> = tokens.iter().map(token_json).collect();
-    Ok(Json(json!({ "tokens": tokens, "next": next })))
+    Ok(Json(TokenList {
+        tokens: tokens.iter().map(Token::from).collect(),
+        next,
+    }))
 }
 
 #[utoipa::path(
@@ -228,19 +224,19 @@ fn tokens_page(s: &AppState, tenant: &str, q: &super::page::PageQuery) -> Api<Js
     path = "/api/v1/tokens/{id}",
     tag = "tenants",
     summary = "Revoke a token of the calling tenant",
-    params(("id" = String, Path, description = "A numeric id")),
-    responses((status = 200, description = "Revoke a token of the calling tenant", body = serde_json::Value))
+    params(("id" = u64, Path, description = "Token id")),
+    responses((status = 200, description = "The revoked token", body = Token))
 )]
 pub async fn revoke_token(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<Token>> {
     let id = super::error::number("token id", &id)?;
-    Ok(Json(token_json(&s.tenancy.revoke_token(&tenant, id)?)))
+    Ok(Json(Token::from(&s.tenancy.revoke_token(&tenant, id)?)))
 }
 
-fn quotas_json(s: &AppState, tenant: &str) -> Api<Json<Value>> {
+fn quotas_json(s: &AppState, tenant: &str) -> Api<Json<TenantQuotas>> {
     let overrides = s
         .engine
         .store()
@@ -248,12 +244,12 @@ fn quotas_json(s: &AppState, tenant: &str) -> Api<Json<Value>> {
         .map_err(ApiError::internal)?
         .map(|t| t.quotas)
         .unwrap_or_default();
-    Ok(Json(json!({
-        "tenant": tenant,
-        "quotas": *s.engine.quotas(tenant),
-        "overrides": overrides,
-        "usage": s.engine.usage(tenant)?,
-    })))
+    Ok(Json(TenantQuotas {
+        tenant: tenant.to_owned(),
+        quotas: QuotaValues::from(s.engine.quotas(tenant).as_ref()),
+        overrides: QuotaOverrides::from_stored(&overrides),
+        usage: s.engine.usage(tenant)?.into(),
+    }))
 }
 
 /// The calling tenant's quotas and what it uses of them.
@@ -262,12 +258,12 @@ fn quotas_json(s: &AppState, tenant: &str) -> Api<Json<Value>> {
     path = "/api/v1/quotas",
     tag = "tenants",
     summary = "The calling tenant's quotas and usage",
-    responses((status = 200, description = "The calling tenant's quotas and usage", body = serde_json::Value))
+    responses((status = 200, description = "The calling tenant's quotas and usage", body = TenantQuotas))
 )]
 pub async fn own_quotas(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
-) -> Api<Json<Value>> {
+) -> Api<Json<TenantQuotas>> {
     quotas_json(&s, &tenant)
 }
 
@@ -276,14 +272,14 @@ pub async fn own_quotas(
     path = "/api/v1/tenants/{name}/quotas",
     tag = "tenants",
     summary = "A tenant's quotas and usage (admin)",
-    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
-    responses((status = 200, description = "A tenant's quotas and usage (admin)", body = serde_json::Value))
+    params(("name" = String, Path, description = "Tenant name")),
+    responses((status = 200, description = "A tenant's quotas and usage (admin)", body = TenantQuotas))
 )]
 pub async fn tenant_quotas(
     _: AdminCaller,
     State(s): State<Arc<AppState>>,
     Path(tenant): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<TenantQuotas>> {
     if !s.tenancy.tenant_exists(&tenant)? {
         return Err(TenancyError::TenantNotFound(tenant).into());
     }
@@ -297,16 +293,16 @@ pub async fn tenant_quotas(
     path = "/api/v1/tenants/{name}/quotas",
     tag = "tenants",
     summary = "Replace a tenant's quota overrides (admin)",
-    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "Replace a tenant's quota overrides (admin)", body = serde_json::Value))
+    params(("name" = String, Path, description = "Tenant name")),
+    request_body(content = QuotaOverrides, content_type = "application/json"),
+    responses((status = 200, description = "The tenant's quotas, overrides and usage now", body = TenantQuotas))
 )]
 pub async fn set_quotas(
     _: AdminCaller,
     State(s): State<Arc<AppState>>,
     Path(tenant): Path<String>,
-    body: Bytes,
-) -> Api<Json<Value>> {
+    Body(body): Body,
+) -> Api<Json<TenantQuotas>> {
     let overrides: crate::quota::Overrides = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "invalid_json",

@@ -3,32 +3,40 @@
 
 use std::sync::Arc;
 
-use super::error::Query;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::auth::TenantCaller;
+use super::bodies::workflows::{
+    Applied, PauseState, WorkflowDefinition, WorkflowList, WorkflowVersion, WorkflowVersions,
+};
+use super::error::{Body, Path, Query};
 use super::{Api, ApiError, AppState};
 use crate::workflow::RawWorkflow;
 
 #[utoipa::path(
     post,
     path = "/api/v1/workflows",
+    operation_id = "apply_workflow",
     tag = "workflows",
     summary = "Create or update a workflow (TOML or JSON)",
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 200, description = "Create or update a workflow (TOML or JSON)", body = serde_json::Value))
+    request_body(
+        description = "The definition: JSON, or TOML with the same keys (`application/toml`)",
+        content(
+            (WorkflowDefinition = "application/json"),
+            (String = "application/toml"),
+        )
+    ),
+    responses((status = 200, description = "The version stored (the current one if nothing changed)", body = Applied))
 )]
 pub async fn apply(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
-) -> Api<Json<Value>> {
+    Body(body): Body,
+) -> Api<Json<Applied>> {
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -45,9 +53,10 @@ pub async fn apply(
     }
     .map_err(|e| ApiError::bad_request("invalid_workflow", e.to_string()))?;
     let stored = s.engine.apply_workflow(&tenant, raw).await?;
-    Ok(Json(
-        json!({ "name": stored.name, "version": stored.version }),
-    ))
+    Ok(Json(Applied {
+        name: stored.name,
+        version: stored.version,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -59,17 +68,18 @@ pub struct VersionQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/workflows/{name}",
+    operation_id = "get_workflow",
     tag = "workflows",
     summary = "A workflow definition (newest or ?version=N)",
-    params(("name" = String, Path, description = "A workflow, plugin or tenant name"), VersionQuery),
-    responses((status = 200, description = "A workflow definition (newest or ?version=N)", body = serde_json::Value))
+    params(("name" = String, Path, description = "Workflow name"), VersionQuery),
+    responses((status = 200, description = "A workflow definition (newest or ?version=N)", body = WorkflowVersion))
 )]
 pub async fn get(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     Query(q): Query<VersionQuery>,
-) -> Api<Json<Value>> {
+) -> Api<Json<WorkflowVersion>> {
     let wf = s
         .engine
         .store()
@@ -79,50 +89,51 @@ pub async fn get(
             Some(v) => ApiError::not_found(format!("workflow {name:?} has no version {v}")),
             None => ApiError::not_found(format!("workflow {name:?} not found")),
         })?;
-    Ok(Json(
-        json!({ "name": wf.name, "version": wf.version, "created_ms": wf.created_ms, "definition": wf.raw }),
-    ))
+    Ok(Json(wf.into()))
 }
 
 #[utoipa::path(
     get,
     path = "/api/v1/workflows",
+    operation_id = "list_workflows",
     tag = "workflows",
     summary = "The tenant's workflows, by name",
     params(super::page::PageQuery),
-    responses((status = 200, description = "The tenant's workflows", body = serde_json::Value))
+    responses((status = 200, description = "The tenant's workflows", body = WorkflowList))
 )]
 pub async fn list(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Query(q): Query<super::page::PageQuery>,
-) -> Api<Json<Value>> {
+) -> Api<Json<WorkflowList>> {
     let (workflows, next) = q.apply(s.engine.workflows(&tenant)?, |w| w.name.clone())?;
-    Ok(Json(json!({ "workflows": workflows, "next": next })))
+    Ok(Json(WorkflowList {
+        workflows: workflows.into_iter().map(Into::into).collect(),
+        next,
+    }))
 }
 
 #[utoipa::path(
     get,
     path = "/api/v1/workflows/{name}/versions",
+    operation_id = "list_workflow_versions",
     tag = "workflows",
     summary = "Every version of a workflow",
-    params(("name" = String, Path, description = "A workflow, plugin or tenant name"), super::page::PageQuery),
-    responses((status = 200, description = "Every version of a workflow", body = serde_json::Value))
+    params(("name" = String, Path, description = "Workflow name"), super::page::PageQuery),
+    responses((status = 200, description = "Every version of a workflow", body = WorkflowVersions))
 )]
 pub async fn versions(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     Query(q): Query<super::page::PageQuery>,
-) -> Api<Json<Value>> {
+) -> Api<Json<WorkflowVersions>> {
     let (versions, next) = q.apply(s.engine.workflow_versions(&tenant, &name)?, |w| w.version)?;
-    let versions: Vec<Value> = versions
-        .into_iter()
-        .map(|w| json!({ "version": w.version, "created_ms": w.created_ms, "definition": w.raw }))
-        .collect();
-    Ok(Json(
-        json!({ "name": name, "versions": versions, "next": next }),
-    ))
+    Ok(Json(WorkflowVersions {
+        name,
+        versions: versions.into_iter().map(Into::into).collect(),
+        next,
+    }))
 }
 
 async fn set_paused(
@@ -130,51 +141,56 @@ async fn set_paused(
     s: Arc<AppState>,
     name: String,
     paused: bool,
-) -> Api<Json<Value>> {
+) -> Api<Json<PauseState>> {
     let w = s.engine.set_paused(&tenant, &name, paused).await?;
-    Ok(Json(
-        json!({ "name": w.name, "version": w.version, "paused": w.raw.paused }),
-    ))
+    Ok(Json(PauseState {
+        name: w.name,
+        version: w.version,
+        paused: w.raw.paused,
+    }))
 }
 
 #[utoipa::path(
     post,
     path = "/api/v1/workflows/{name}/pause",
+    operation_id = "pause_workflow",
     tag = "workflows",
     summary = "Pause a workflow",
-    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
-    responses((status = 200, description = "Pause a workflow", body = serde_json::Value))
+    params(("name" = String, Path, description = "Workflow name")),
+    responses((status = 200, description = "The version now current", body = PauseState))
 )]
 pub async fn pause(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<PauseState>> {
     set_paused(tenant, s, name, true).await
 }
 
 #[utoipa::path(
     post,
     path = "/api/v1/workflows/{name}/unpause",
+    operation_id = "unpause_workflow",
     tag = "workflows",
     summary = "Unpause a workflow",
-    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
-    responses((status = 200, description = "Unpause a workflow", body = serde_json::Value))
+    params(("name" = String, Path, description = "Workflow name")),
+    responses((status = 200, description = "The version now current", body = PauseState))
 )]
 pub async fn unpause(
     TenantCaller(tenant): TenantCaller,
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<PauseState>> {
     set_paused(tenant, s, name, false).await
 }
 
 #[utoipa::path(
     delete,
     path = "/api/v1/workflows/{name}",
+    operation_id = "delete_workflow",
     tag = "workflows",
     summary = "Delete a workflow",
-    params(("name" = String, Path, description = "A workflow, plugin or tenant name")),
+    params(("name" = String, Path, description = "Workflow name")),
     responses((status = 204, description = "Delete a workflow"))
 )]
 pub async fn delete(

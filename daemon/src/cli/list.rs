@@ -213,9 +213,9 @@ pub fn workflows(client: &Client, p: &Paging) -> ExitCode {
         "SCHEDULE" => |v| text(&v["cron"]),
         "TIME ZONE" => |v| text(&v["timezone"]),
         "PAUSED" => |v| text(&v["paused"]),
-        "LAST WINDOW" => |v| time(&v["last_window_start"]),
+        "LAST WINDOW" => |v| time(&v["last_window_start_ms"]),
         "STATE" => |v| text(&v["last_window_state"]),
-        "NEXT DUE" => |v| time(&v["next_due"]),
+        "NEXT DUE" => |v| time(&v["next_due_ms"]),
     ];
     run(
         client,
@@ -264,7 +264,7 @@ pub fn runs(
 ) -> ExitCode {
     let cols = columns![
         "RUN" => |v| text(&v["id"]),
-        "WINDOW" => |v| time(&v["window_start"]),
+        "WINDOW" => |v| time(&v["window_start_ms"]),
         "STATE" => |v| text(&v["state"]),
         "TRIGGER" => |v| text(&v["trigger"]),
         "TASKS" => |v| v["tasks"]
@@ -324,7 +324,7 @@ pub fn backfills(client: &Client, p: &Paging) -> ExitCode {
 pub fn backfill_windows(client: &Client, id: u64, state: Option<&str>, p: &Paging) -> ExitCode {
     let cols = columns![
         "WORKFLOW" => |v| text(&v["workflow"]),
-        "WINDOW" => |v| time(&v["window_start"]),
+        "WINDOW" => |v| time(&v["window_start_ms"]),
         "STATE" => |v| text(&v["state"]),
         "RUN" => |v| text(&v["run_id"]),
         "REASON" => |v| text(&v["reason"]),
@@ -338,7 +338,7 @@ pub fn tenants(client: &Client, p: &Paging) -> ExitCode {
     let cols = columns![
         "NAME" => |v| text(&v["name"]),
         "CREATED" => |v| time(&v["created_ms"]),
-        "QUOTA OVERRIDES" => |v| v["quotas"]
+        "QUOTA OVERRIDES" => |v| v["overrides"]
             .as_object()
             .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "))
             .unwrap_or_default(),

@@ -119,8 +119,8 @@ pub fn run_window(client: &Client, workflow: &str, window: &str, output: Output)
                 "run {} of {} for window {} .. {}",
                 v["id"],
                 workflow,
-                time(&v["window_start"]),
-                time(&v["window_end"])
+                time(&v["window_start_ms"]),
+                time(&v["window_end_ms"])
             );
             ExitCode::SUCCESS
         }
@@ -194,7 +194,7 @@ pub fn backfill_create(client: &Client, a: &super::BackfillArgs) -> ExitCode {
                 outln!(
                     "{:<24} {:<21} {:<5} {}",
                     e["workflow"].as_str().unwrap_or("?"),
-                    time(&e["window_start"]),
+                    time(&e["window_start_ms"]),
                     e["action"].as_str().unwrap_or("?"),
                     e["reason"].as_str().unwrap_or("")
                 );
@@ -416,8 +416,8 @@ pub fn run_show(client: &Client, id: u64, output: Output) -> ExitCode {
         r["workflow"].as_str().unwrap_or("?"),
         r["state"].as_str().unwrap_or("?"),
         r["trigger"].as_str().unwrap_or("?"),
-        time(&r["window_start"]),
-        time(&r["window_end"])
+        time(&r["window_start_ms"]),
+        time(&r["window_end_ms"])
     );
     for t in r["tasks"].as_array().into_iter().flatten() {
         outln!(

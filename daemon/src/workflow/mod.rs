@@ -10,7 +10,7 @@ mod validate;
 
 use std::time::Duration;
 
-pub use raw::RawWorkflow;
+pub use raw::{ParamValue, RawSchedule, RawTask, RawUpstream, RawWorkflow};
 pub use validate::{check_name, parse_plugin_ref, Catalog, DefinitionError, MAX_TASKS};
 
 use crate::schedule::Schedule;

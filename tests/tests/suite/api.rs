@@ -113,10 +113,10 @@ async fn workflows_list_versions_pause_and_delete() {
         (up["paused"].as_bool(), up["last_window_state"].as_str()),
         (Some(false), Some("succeeded"))
     );
-    assert_eq!(up["last_window_start"], T0 + 9 * H);
-    assert_eq!(up["next_due"], T0 + 11 * H);
+    assert_eq!(up["last_window_start_ms"], T0 + 9 * H);
+    assert_eq!(up["next_due_ms"], T0 + 11 * H);
     assert_eq!(list[0]["upstream"], json!(["up"]));
-    assert_eq!(list[0]["next_due"], Value::Null, "paused");
+    assert_eq!(list[0]["next_due_ms"], Value::Null, "paused");
 
     // Pause makes a new version that differs only in `paused`.
     let (s, v) = call(&w, "POST", "/api/v1/workflows/up/pause", "").await;
@@ -452,7 +452,7 @@ async fn runs_are_listed_in_pages() {
         assert_eq!(s, StatusCode::OK, "{v}");
         let page = v["runs"].as_array().unwrap();
         assert!(page.len() <= 3);
-        starts.extend(page.iter().map(|r| r["window_start"].as_i64().unwrap()));
+        starts.extend(page.iter().map(|r| r["window_start_ms"].as_i64().unwrap()));
         match v["next"].as_i64() {
             Some(n) => after = Some(n),
             None => break,

@@ -231,7 +231,7 @@ fn serve_apply_push_run_window_and_list() {
     wait_for("the manual run", Duration::from_secs(30), || {
         d.runs("greet")
             .iter()
-            .any(|r| r["window_start"] == 1_709_251_200_000i64 && r["state"] == "succeeded")
+            .any(|r| r["window_start_ms"] == 1_709_251_200_000i64 && r["state"] == "succeeded")
     });
     // Event runs: a retried trigger with the same key is the same run.
     let trigger = || {
@@ -530,7 +530,7 @@ fn sigkill_at_arbitrary_moments_loses_and_repeats_nothing() {
             assert_eq!(
                 ok, 1,
                 "window {} task {task}: {ok} successful attempts",
-                r["window_start"]
+                r["window_start_ms"]
             );
         }
     }
@@ -539,7 +539,7 @@ fn sigkill_at_arbitrary_moments_loses_and_repeats_nothing() {
     // The datasets equal those of an uninterrupted run.
     let store = SledStore::open(&data.path().join("state")).unwrap();
     for r in &runs {
-        let w = r["window_start"].as_i64().unwrap();
+        let w = r["window_start_ms"].as_i64().unwrap();
         let raw = store
             .dataset_get("default", "summary", w, "window")
             .unwrap()

@@ -187,7 +187,7 @@ fn every_list_pages_through_the_cli_and_the_real_daemon() {
     assert_eq!(windows.len(), 3, "{windows:?}");
     assert!(windows
         .windows(2)
-        .all(|w| w[0]["window_start"].as_i64() < w[1]["window_start"].as_i64()));
+        .all(|w| w[0]["window_start_ms"].as_i64() < w[1]["window_start_ms"].as_i64()));
     let (code, out, _) = d.cli(&["backfill", "windows", &id, "--state", "succeeded"]);
     assert_eq!(
         (code, out.lines().count()),
@@ -219,7 +219,7 @@ fn every_list_pages_through_the_cli_and_the_real_daemon() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| r["window_start"].as_i64().unwrap())
+            .map(|r| r["window_start_ms"].as_i64().unwrap())
             .collect::<Vec<_>>(),
         vec![1_709_337_600_000, 1_709_424_000_000]
     );
