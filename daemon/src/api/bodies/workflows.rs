@@ -132,6 +132,9 @@ pub struct WorkflowDefinition {
     pub tasks: Vec<Task>,
     #[serde(default)]
     pub upstream: Vec<Upstream>,
+    /// Connections of the tenant that its tasks may use, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<String>,
 }
 
 impl From<RawWorkflow> for WorkflowDefinition {
@@ -148,6 +151,7 @@ impl From<RawWorkflow> for WorkflowDefinition {
             failure_strategy,
             tasks,
             upstream,
+            connections,
         } = w;
         let RawSchedule {
             cron,
@@ -173,6 +177,7 @@ impl From<RawWorkflow> for WorkflowDefinition {
                 .into_iter()
                 .map(|RawUpstream { workflow, offset }| Upstream { workflow, offset })
                 .collect(),
+            connections,
         }
     }
 }
