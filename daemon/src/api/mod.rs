@@ -5,6 +5,7 @@
 mod auth;
 mod backfills;
 pub mod bodies;
+mod connections;
 mod console;
 mod data;
 mod error;
@@ -103,6 +104,9 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(workflows::apply, workflows::list))
         .routes(routes!(workflows::get, workflows::delete))
         .routes(routes!(workflows::versions))
+        .routes(routes!(connections::create, connections::list))
+        .routes(routes!(connections::get, connections::delete))
+        .routes(routes!(connections::rotate))
         .routes(routes!(workflows::pause))
         .routes(routes!(workflows::unpause))
         .routes(routes!(runs::list, runs::run_window))

@@ -35,6 +35,10 @@ pub enum Command {
     /// Manage tenants (needs the admin token).
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// The tenant's connections (HTTP APIs, S3 buckets, directories) and
+    /// their sealed secrets.
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
     /// Manage the calling tenant's API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -311,6 +315,59 @@ pub enum TenantCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+}
+
+/// Secret values of a connection: on the command line, or (better, as a
+/// command line can be seen by other users) from files.
+#[derive(Debug, clap::Args)]
+pub struct SecretArgs {
+    /// FIELD=VALUE, e.g. `--secret token=...`.
+    #[arg(long = "secret", value_name = "FIELD=VALUE")]
+    pub secret: Vec<String>,
+    /// FIELD=PATH: the value is the file's content (a final newline dropped).
+    #[arg(long = "secret-file", value_name = "FIELD=PATH")]
+    pub secret_file: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCommand {
+    /// Create a connection; its secrets are sealed and never shown again.
+    Create {
+        name: String,
+        /// http, s3 or fs.
+        #[arg(long)]
+        kind: String,
+        /// KEY=VALUE settings, e.g. `--config base_url=https://api.example.com`.
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        #[command(flatten)]
+        secrets: SecretArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// The tenant's connections (secret fields by name only).
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// One connection: settings, and each secret's fingerprint.
+    Show {
+        name: String,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Replace secrets (others keep theirs) and, with --config, all settings.
+    Rotate {
+        name: String,
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        #[command(flatten)]
+        secrets: SecretArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Delete a connection no workflow names.
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -27,6 +27,7 @@ macro_rules! errln {
 }
 
 mod args;
+mod connections;
 mod list;
 mod local;
 mod remote;
@@ -233,6 +234,7 @@ pub fn main() -> ExitCode {
         Command::Backfill(BackfillCommand::RetryFailed { id, output }) => {
             remote::backfill_action(&client(), id, "retry-failed", output)
         }
+        Command::Connection(cmd) => connections::run(&client(), &cmd),
         Command::Tenant(TenantCommand::Create { name }) => remote::tenant_create(&client(), &name),
         Command::Tenant(TenantCommand::List { paging }) => list::tenants(&client(), &paging),
         Command::Tenant(TenantCommand::Tokens { name, paging }) => {

@@ -157,9 +157,9 @@ impl RawWorkflow {
                 ))
             }
         };
+        let connections = self.connections(catalog)?;
         let tasks = self.tasks(catalog)?;
         let upstream = self.upstream(catalog)?;
-        let connections = self.connections(catalog)?;
         Ok(WorkflowDef {
             name: self.name.clone(),
             description: self.description.clone(),

@@ -341,7 +341,9 @@ fn every_body_has_a_schema_that_follows_the_conventions() {
     for e in enums.iter().flat_map(|e| e.as_array().unwrap()) {
         let s = e.as_str().unwrap_or("");
         assert!(
-            !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+            s.starts_with(|c: char| c.is_ascii_lowercase())
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
             "enum value {e}"
         );
     }

@@ -5,6 +5,7 @@ mod api;
 mod backfill;
 mod cli;
 mod compile;
+mod connections;
 mod console;
 mod contract;
 mod daemon;

@@ -14,6 +14,7 @@
 //! matches, so a new domain variant does not compile until the API has it.
 
 pub mod backfills;
+pub mod connections;
 pub mod plugins;
 pub mod runs;
 pub mod tenancy;

@@ -1,0 +1,275 @@
+//! Connections and their secrets through the real daemon: created, listed,
+//! shown, rotated and deleted per tenant; secrets sealed at rest and absent
+//! from every response, log line and stored byte.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tidemark_tests::tidemark_bin;
+
+use crate::daemon::{wait_for, ADMIN};
+
+const SECRET: &str = "s3cr3t-T0KEN-9f8e7d";
+const ROTATED: &str = "r0tated-T0KEN-1a2b3c";
+const S3_KEY: &str = "aws-S3CRET-KEY-55aa";
+
+struct Serve {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn call(url: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
+    let req = ureq::request(method, &format!("{url}{path}"))
+        .set("authorization", &format!("Bearer {token}"));
+    let resp = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    match resp {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("{method} {path}: {e}"),
+    }
+}
+
+fn bytes_contain(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            hits.extend(files_containing(&p, needle));
+        } else if std::fs::read(&p).is_ok_and(|b| bytes_contain(&b, needle)) {
+            hits.push(p.display().to_string());
+        }
+    }
+    hits
+}
+
+#[test]
+fn connection_secrets_are_sealed_and_never_shown() {
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (logs.path().join("stdout"), logs.path().join("stderr"));
+    let child = Command::new(tidemark_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .env("TIDEMARK_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "debug")
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawning tidemark serve");
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let mut d = Serve {
+        child,
+        url: String::new(),
+    };
+    wait_for("the daemon to listen", Duration::from_secs(60), || {
+        read(&out_path).contains("tidemark listening on")
+    });
+    d.url = read(&out_path)
+        .lines()
+        .find_map(|l| l.strip_prefix("tidemark listening on ").map(str::to_owned))
+        .unwrap();
+    let url = d.url.clone();
+    let mut responses = Vec::new();
+    let tenant_token = |name: &str| {
+        let (code, body) = call(
+            &url,
+            ADMIN,
+            "POST",
+            "/api/v1/tenants",
+            Some(json!({"name": name})),
+        );
+        assert_eq!(code, 201, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    };
+    let (a, b) = (tenant_token("conn-a"), tenant_token("conn-b"));
+    let mut api = |token: &str, method: &str, path: &str, body: Option<Value>| {
+        let r = call(&url, token, method, path, body);
+        responses.push(r.1.clone());
+        r
+    };
+
+    let api_conn = json!({
+        "name": "orders_api", "kind": "http",
+        "config": {"base_url": "https://api.example.com/v1", "auth": "bearer"},
+        "secrets": {"token": SECRET}
+    });
+    let (code, body) = api(&a, "POST", "/api/v1/connections", Some(api_conn.clone()));
+    assert_eq!(code, 201, "{body}");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(created["kind"], "http");
+    assert_eq!(created["secrets"][0]["field"], "token");
+    let fp1 = created["secrets"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(fp1.starts_with("fp:"));
+    let lake = json!({
+        "name": "lake", "kind": "s3",
+        "config": {"bucket": "lake", "access_key_id": "AKIAEXAMPLE", "endpoint": "http://127.0.0.1:8333"},
+        "secrets": {"secret_access_key": S3_KEY}
+    });
+    assert_eq!(api(&a, "POST", "/api/v1/connections", Some(lake)).0, 201);
+
+    // Bad input is refused naming the problem, and stores nothing.
+    for (bad, expect) in [
+        (json!({"name": "x", "kind": "ftp"}), "ftp"),
+        (
+            json!({"name": "x", "kind": "http", "config": {"base_url": "https://h", "token": SECRET}}),
+            "config.token",
+        ),
+        (
+            json!({"name": "x", "kind": "fs", "config": {"path": "../etc"}}),
+            "config.path",
+        ),
+        (
+            json!({"name": "x", "kind": "http", "config": {}}),
+            "config.base_url",
+        ),
+        (
+            json!({"name": "../x", "kind": "fs", "config": {"path": "p"}}),
+            "name",
+        ),
+    ] {
+        let (code, body) = api(&a, "POST", "/api/v1/connections", Some(bad));
+        assert_eq!(code, 400, "{body}");
+        assert!(body.contains(expect), "{body} should name {expect}");
+        assert!(!body.contains(SECRET));
+    }
+    let (code, body) = api(&a, "POST", "/api/v1/connections", Some(api_conn));
+    assert_eq!(code, 409, "{body}");
+
+    let (code, body) = api(&a, "GET", "/api/v1/connections", None);
+    assert_eq!(code, 200);
+    let list: Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = list["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["lake", "orders_api"]);
+
+    // Another tenant cannot see or use it, even by name.
+    assert_eq!(
+        api(&b, "GET", "/api/v1/connections/orders_api", None).0,
+        404
+    );
+    assert_eq!(
+        api(&b, "DELETE", "/api/v1/connections/orders_api", None).0,
+        404
+    );
+    let wf = |conn: &str| {
+        json!({"name": "pull", "schedule": {"cron": "0 * * * *", "start": "2024-03-01"},
+               "tasks": [{"name": "t", "plugin": "none"}], "connections": [conn]})
+    };
+    let (code, body) = api(&b, "POST", "/api/v1/workflows", Some(wf("orders_api")));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("connections[0]"), "{body}");
+
+    // Rotation: a new fingerprint and revision, the old value gone.
+    let (code, body) = api(
+        &a,
+        "POST",
+        "/api/v1/connections/orders_api/rotate",
+        Some(json!({"secrets": {"token": ROTATED}})),
+    );
+    assert_eq!(code, 200, "{body}");
+    let rotated: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(rotated["revision"], 2);
+    assert_ne!(rotated["secrets"][0]["fingerprint"].as_str().unwrap(), fp1);
+    let (code, _) = api(
+        &a,
+        "POST",
+        "/api/v1/connections/orders_api/rotate",
+        Some(json!({"secrets": {"nope": "x"}})),
+    );
+    assert_eq!(code, 400);
+    let (_, shown) = api(&a, "GET", "/api/v1/connections/orders_api", None);
+    assert!(shown.contains("\"revision\":2"), "{shown}");
+
+    assert_eq!(api(&a, "DELETE", "/api/v1/connections/lake", None).0, 204);
+    assert_eq!(api(&a, "GET", "/api/v1/connections/lake", None).0, 404);
+
+    // The CLI: the secret from a file, shown back only as a fingerprint.
+    let secret_file = logs.path().join("token");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(tidemark_bin())
+            .args(args)
+            .env("TIDEMARK_SERVER", &url)
+            .env("TIDEMARK_TOKEN", &a)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {text}");
+        assert!(!text.contains(SECRET), "{args:?} shows the secret: {text}");
+        text
+    };
+    let file_arg = format!("token={}", secret_file.display());
+    let shown = cli(&[
+        "connection",
+        "create",
+        "cli_api",
+        "--kind",
+        "http",
+        "--config",
+        "base_url=https://api.example.com",
+        "--config",
+        "auth=bearer",
+        "--secret-file",
+        &file_arg,
+    ]);
+    assert!(shown.contains("secrets.token = <sealed> fp:"), "{shown}");
+    // The same value as orders_api's first token: the same fingerprint.
+    assert!(shown.contains(&fp1), "{shown}");
+    let listed = cli(&["connection", "list"]);
+    assert!(
+        listed.contains("cli_api") && listed.contains("orders_api"),
+        "{listed}"
+    );
+    cli(&["connection", "delete", "cli_api"]);
+    // Stop the daemon so every log line and store page is on disk.
+    Command::new("kill")
+        .args(["-TERM", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(d.child.wait().unwrap().success());
+    let logs = read(&out_path) + &read(&err_path);
+    assert!(
+        logs.contains("connection created"),
+        "the log is read: {logs}"
+    );
+    for secret in [SECRET, ROTATED, S3_KEY] {
+        for r in &responses {
+            assert!(!r.contains(secret), "a response shows a secret: {r}");
+        }
+        assert!(!logs.contains(secret), "the log shows a secret");
+        let hits = files_containing(data.path(), secret);
+        assert!(hits.is_empty(), "stored in the clear in {hits:?}");
+    }
+    assert!(
+        data.path().join("secrets-key").exists(),
+        "the sealing key is generated into the data dir"
+    );
+}
