@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod egress;
 pub mod engine;
 pub mod executor;
 pub mod harness;
