@@ -311,6 +311,29 @@ pub enum TenantCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+    /// A tenant's egress allowlist: the hosts its tasks may call over HTTP.
+    #[command(subcommand)]
+    Egress(EgressCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EgressCommand {
+    /// Print a tenant's egress allowlist, one pattern per line.
+    Show {
+        name: String,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Replace a tenant's egress allowlist (no pattern: no outbound HTTP).
+    Set {
+        name: String,
+        /// `scheme://host[:port]`, e.g. `https://api.example.com`,
+        /// `https://*.example.com`, `http://10.0.0.0/8:8000-8100`.
+        #[arg(value_name = "PATTERN")]
+        patterns: Vec<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]

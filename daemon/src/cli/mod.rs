@@ -27,6 +27,7 @@ macro_rules! errln {
 }
 
 mod args;
+mod egress;
 mod list;
 mod local;
 mod remote;
@@ -249,6 +250,7 @@ pub fn main() -> ExitCode {
             unset,
             output,
         }) => remote::tenant_quotas(&client(), &name, &set, &unset, output == Output::Json),
+        Command::Tenant(TenantCommand::Egress(cmd)) => egress::run(&client(), cmd),
         Command::Quotas { output } => remote::quotas(&client(), output == Output::Json),
         Command::Token(TokenCommand::Create { label }) => remote::token_create(&client(), &label),
         Command::Token(TokenCommand::List { paging }) => list::tokens(&client(), None, &paging),

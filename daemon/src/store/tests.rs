@@ -346,6 +346,7 @@ fn deleting_a_tenant_deletes_its_backfill_tiles() {
         name: "t1".into(),
         created_ms: 0,
         quotas: Default::default(),
+        egress: Vec::new(),
     };
     let token = TokenRecord {
         id: 1,

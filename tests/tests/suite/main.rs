@@ -8,6 +8,7 @@ mod compile;
 mod console;
 mod daemon;
 mod datasets;
+mod egress;
 mod engine;
 mod integrity;
 mod languages;
