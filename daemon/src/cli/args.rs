@@ -462,6 +462,11 @@ pub struct TaskRunArgs {
     /// Cap on staged dataset bytes, e.g. 64MiB.
     #[arg(long)]
     pub output_limit: Option<String>,
+    /// Let the task send HTTP requests to hosts matching this
+    /// `scheme://host[:port]` pattern (e.g. `https://api.example.com`,
+    /// `http://127.0.0.1:8080`); repeatable. Without it: no network.
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    pub allow_hosts: Vec<String>,
     /// Keep datasets and checkpoints in this directory (a sled store)
     /// instead of memory, so later runs see them.
     #[arg(long)]

@@ -594,3 +594,82 @@ async fn tenant_allowlists_are_admin_managed_and_bound_each_tenant() {
         "{text}"
     );
 }
+
+#[test]
+fn the_cli_manages_a_tenants_allowlist() {
+    use crate::daemon::{Daemon, ADMIN as DAEMON_ADMIN};
+    let data = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(data.path(), None, None);
+    d.login_as_new_tenant("acme");
+    let (code, out, err) = d.cli_as(DAEMON_ADMIN, &["tenant", "egress", "show", "acme"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("no outbound HTTP"), "{out}");
+    let (code, out, err) = d.cli_as(
+        DAEMON_ADMIN,
+        &[
+            "tenant",
+            "egress",
+            "set",
+            "acme",
+            "https://api.example.com",
+            "http://10.0.0.0/8:8000-8100",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "https://api.example.com\nhttp://10.0.0.0/8:8000-8100\n"
+    );
+    // A malformed pattern is named and nothing changes.
+    let (code, _, err) = d.cli_as(
+        DAEMON_ADMIN,
+        &["tenant", "egress", "set", "acme", "api.example.com"],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("\"api.example.com\"") && err.contains("missing the scheme"),
+        "{err}"
+    );
+    let (code, out, _) = d.cli_as(
+        DAEMON_ADMIN,
+        &["tenant", "egress", "show", "acme", "--output", "json"],
+    );
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["allowed_hosts"].as_array().unwrap().len(), 2);
+    // A tenant token cannot change it.
+    let (code, _, _) = d.cli(&["tenant", "egress", "set", "acme"]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn task_run_reaches_only_hosts_allowed_on_the_command_line() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(server());
+    let url = format!("url=http://127.0.0.1:{}/ok", s.port);
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(tidemark_tests::tidemark_bin())
+            .args(["task", "run", FETCH, "--param", &url])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("ErrorCode::HttpRequestDenied"), "{out}");
+    let allow = format!("http://127.0.0.1:{}", s.port);
+    let (code, out) = run(&["--allow-host", &allow]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("succeeded: status 200, 5 bytes"), "{out}");
+    assert!(
+        out.contains(&format!("http GET 127.0.0.1:{} 200 (ok)", s.port)),
+        "{out}"
+    );
+    assert_eq!(s.hits.load(Ordering::SeqCst), 1);
+    let (code, _) = run(&["--allow-host", "127.0.0.1"]);
+    assert_eq!(code, Some(2));
+}
