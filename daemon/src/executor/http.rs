@@ -384,6 +384,8 @@ async fn send(
         limits.first_byte_timeout,
     );
     let deadline = (Instant::now() + limits.total_timeout).min(shared.deadline);
+    // A HEAD response declares the length of a body it does not carry.
+    let has_body = req.method() != http::Method::HEAD;
     let exchange = exchange(&shared, idx, &target, req, connect_timeout, first_byte);
     let (res, conn) = match tokio::time::timeout_at(deadline.into(), exchange).await {
         Err(_) => {
@@ -401,7 +403,9 @@ async fn send(
         Ok(Ok(pair)) => pair,
     };
     shared.update(idx, |r| r.status = Some(res.status().as_u16()));
-    if let Some(len) = content_length(res.headers()).filter(|n| *n > limits.response_body_bytes) {
+    if let Some(len) =
+        content_length(res.headers()).filter(|n| has_body && *n > limits.response_body_bytes)
+    {
         let msg = format!(
             "response body of {len} bytes is over the quota of {} bytes",
             limits.response_body_bytes
