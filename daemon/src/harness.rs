@@ -77,6 +77,8 @@ pub enum ArgError {
     Memory { value: String, reason: String },
     #[error("--timeout {value:?}: {reason}")]
     Timeout { value: String, reason: String },
+    #[error("--allow-host: {0}")]
+    AllowHost(#[from] crate::egress::PatternError),
 }
 
 pub fn parse_tz(s: &str) -> Result<Tz, ArgError> {
@@ -208,6 +210,8 @@ pub struct ReportJson<'a> {
     pub elapsed_ms: f64,
     pub log: &'a [crate::executor::LogLine],
     pub outputs: Vec<OutputJson<'a>>,
+    /// Outbound HTTP requests (`--allow-host`).
+    pub http: &'a [crate::executor::HttpRequestRecord],
 }
 
 #[derive(Debug, Serialize)]
@@ -238,6 +242,7 @@ impl<'a> ReportJson<'a> {
             memory_peak: r.memory_peak,
             elapsed_ms: r.elapsed.as_secs_f64() * 1000.0,
             log: &r.log,
+            http: &r.http,
             outputs: r
                 .outputs
                 .iter()

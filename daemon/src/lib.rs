@@ -13,6 +13,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod egress;
 pub mod engine;
 pub mod executor;
 pub mod harness;

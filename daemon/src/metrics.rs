@@ -21,6 +21,8 @@ pub struct Metrics {
     pub runs_ended: Counters,
     pub attempts: Counters,
     pub fuel: Counters,
+    pub http_requests: Counters,
+    pub http_bytes: Counters,
     pub dispatch_latency: Family<Labels, Histogram, fn() -> Histogram>,
     pub active_runs: Gauges,
     pub queue_depth: Gauges,
@@ -45,6 +47,8 @@ impl Default for Metrics {
             runs_ended: Family::default(),
             attempts: Family::default(),
             fuel: Family::default(),
+            http_requests: Family::default(),
+            http_bytes: Family::default(),
             dispatch_latency: Family::new_with_constructor(latency_buckets),
             active_runs: Family::default(),
             queue_depth: Family::default(),
@@ -69,6 +73,16 @@ impl Default for Metrics {
             "fuel_consumed",
             "Fuel burned by attempts, by tenant",
             m.fuel.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "Outbound HTTP requests of attempts, by tenant and outcome (ok, denied, address_prohibited, a quota, a timeout, failed)",
+            m.http_requests.clone(),
+        );
+        registry.register(
+            "http_bytes",
+            "Outbound HTTP body bytes of attempts, by tenant and direction (out: request, in: response)",
+            m.http_bytes.clone(),
         );
         registry.register(
             "dispatch_latency_seconds",

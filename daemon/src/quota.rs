@@ -43,6 +43,51 @@ pub struct Quotas {
     /// Fair-share weight: under contention, attempt slots go to tenants in
     /// proportion to their weights.
     pub weight: u32,
+    /// Outbound HTTP of one attempt (only to hosts the tenant's egress
+    /// allowlist and the task's `allowed_hosts` allow): requests sent, in
+    /// flight at once, body sizes, and timeouts (a guest may ask for
+    /// shorter ones, never longer).
+    #[serde(default = "d::http_requests_per_attempt")]
+    pub http_requests_per_attempt: u32,
+    #[serde(default = "d::http_concurrent_requests")]
+    pub http_concurrent_requests: u32,
+    #[serde(default = "d::http_request_body_bytes")]
+    pub http_request_body_bytes: u64,
+    #[serde(default = "d::http_response_body_bytes")]
+    pub http_response_body_bytes: u64,
+    #[serde(default = "d::http_connect_timeout_ms")]
+    pub http_connect_timeout_ms: u64,
+    #[serde(default = "d::http_first_byte_timeout_ms")]
+    pub http_first_byte_timeout_ms: u64,
+    #[serde(default = "d::http_total_timeout_ms")]
+    pub http_total_timeout_ms: u64,
+}
+
+/// Defaults of the outbound HTTP quotas, from [`HttpLimits::default`].
+mod d {
+    use crate::egress::HttpLimits;
+
+    pub fn http_requests_per_attempt() -> u32 {
+        HttpLimits::default().requests
+    }
+    pub fn http_concurrent_requests() -> u32 {
+        HttpLimits::default().concurrent
+    }
+    pub fn http_request_body_bytes() -> u64 {
+        HttpLimits::default().request_body_bytes
+    }
+    pub fn http_response_body_bytes() -> u64 {
+        HttpLimits::default().response_body_bytes
+    }
+    pub fn http_connect_timeout_ms() -> u64 {
+        HttpLimits::default().connect_timeout.as_millis() as u64
+    }
+    pub fn http_first_byte_timeout_ms() -> u64 {
+        HttpLimits::default().first_byte_timeout.as_millis() as u64
+    }
+    pub fn http_total_timeout_ms() -> u64 {
+        HttpLimits::default().total_timeout.as_millis() as u64
+    }
 }
 
 impl Default for Quotas {
@@ -63,6 +108,13 @@ impl Default for Quotas {
             backfill_windows: 10_000_000,
             tasks_per_workflow: 200,
             weight: 1,
+            http_requests_per_attempt: d::http_requests_per_attempt(),
+            http_concurrent_requests: d::http_concurrent_requests(),
+            http_request_body_bytes: d::http_request_body_bytes(),
+            http_response_body_bytes: d::http_response_body_bytes(),
+            http_connect_timeout_ms: d::http_connect_timeout_ms(),
+            http_first_byte_timeout_ms: d::http_first_byte_timeout_ms(),
+            http_total_timeout_ms: d::http_total_timeout_ms(),
         }
     }
 }
@@ -158,6 +210,16 @@ impl Quotas {
             ("triggers_per_minute", self.triggers_per_minute as u64),
             ("backfill_windows", self.backfill_windows),
             ("tasks_per_workflow", self.tasks_per_workflow as u64),
+            (
+                "http_concurrent_requests",
+                self.http_concurrent_requests as u64,
+            ),
+            ("http_connect_timeout_ms", self.http_connect_timeout_ms),
+            (
+                "http_first_byte_timeout_ms",
+                self.http_first_byte_timeout_ms,
+            ),
+            ("http_total_timeout_ms", self.http_total_timeout_ms),
         ] {
             if v == 0 {
                 return Err(invalid(name, "must be at least 1"));
@@ -183,6 +245,21 @@ impl Quotas {
         limits.log_bytes = limits
             .log_bytes
             .min(usize::try_from(self.log_bytes_per_attempt).unwrap_or(usize::MAX));
+        limits.egress.limits = self.http_limits();
+    }
+
+    /// The outbound HTTP limits of one attempt.
+    pub fn http_limits(&self) -> crate::egress::HttpLimits {
+        let ms = std::time::Duration::from_millis;
+        crate::egress::HttpLimits {
+            requests: self.http_requests_per_attempt,
+            concurrent: self.http_concurrent_requests,
+            request_body_bytes: self.http_request_body_bytes,
+            response_body_bytes: self.http_response_body_bytes,
+            connect_timeout: ms(self.http_connect_timeout_ms),
+            first_byte_timeout: ms(self.http_first_byte_timeout_ms),
+            total_timeout: ms(self.http_total_timeout_ms),
+        }
     }
 }
 

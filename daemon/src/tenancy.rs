@@ -185,6 +185,7 @@ impl Tenancy {
             name: name.to_owned(),
             created_ms: now,
             quotas: Default::default(),
+            egress: Vec::new(),
         };
         let (token, secret) = self.new_token(name, "first token", now)?;
         if !self.store.tenant_create(&tenant, &token)? {

@@ -8,6 +8,7 @@ pub mod bodies;
 mod connections;
 mod console;
 mod data;
+mod egress;
 mod error;
 mod openapi;
 mod page;
@@ -127,6 +128,8 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(tenants::revoke_token))
         .routes(routes!(tenants::own_quotas))
         .routes(routes!(tenants::tenant_quotas, tenants::set_quotas))
+        .routes(routes!(egress::get_egress, egress::set_egress))
+        .routes(routes!(egress::own_egress))
         .routes(routes!(backfills::create, backfills::list))
         .routes(routes!(backfills::get))
         .routes(routes!(backfills::windows))

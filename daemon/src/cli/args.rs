@@ -315,6 +315,29 @@ pub enum TenantCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+    /// A tenant's egress allowlist: the hosts its tasks may call over HTTP.
+    #[command(subcommand)]
+    Egress(EgressCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EgressCommand {
+    /// Print a tenant's egress allowlist, one pattern per line.
+    Show {
+        name: String,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Replace a tenant's egress allowlist (no pattern: no outbound HTTP).
+    Set {
+        name: String,
+        /// `scheme://host[:port]`, e.g. `https://api.example.com`,
+        /// `https://*.example.com`, `http://10.0.0.0/8:8000-8100`.
+        #[arg(value_name = "PATTERN")]
+        patterns: Vec<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
 }
 
 /// Secret values of a connection: on the command line, or (better, as a
@@ -496,6 +519,11 @@ pub struct TaskRunArgs {
     /// Cap on staged dataset bytes, e.g. 64MiB.
     #[arg(long)]
     pub output_limit: Option<String>,
+    /// Let the task send HTTP requests to hosts matching this
+    /// `scheme://host[:port]` pattern (e.g. `https://api.example.com`,
+    /// `http://127.0.0.1:8080`); repeatable. Without it: no network.
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    pub allow_hosts: Vec<String>,
     /// Keep datasets and checkpoints in this directory (a sled store)
     /// instead of memory, so later runs see them.
     #[arg(long)]

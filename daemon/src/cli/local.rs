@@ -59,6 +59,10 @@ pub fn run_spec(args: &TaskRunArgs) -> Result<RunSpec, ArgError> {
     if let Some(o) = &args.output_limit {
         limits.output_bytes = harness::parse_memory(o)?;
     }
+    // Locally, one list plays both the tenant's and the task's part.
+    let allowed = crate::egress::Allowlist::parse(&args.allow_hosts)?;
+    limits.egress.tenant = allowed.clone();
+    limits.egress.task = allowed;
     let task = args.task.clone().unwrap_or_else(|| {
         args.plugin
             .file_stem()
@@ -167,6 +171,19 @@ fn print_report(
         bytesize::ByteSize::b(r.memory_peak as u64),
         r.elapsed.as_secs_f64() * 1000.0
     )?;
+    for h in &r.http {
+        writeln!(
+            out,
+            "http {} {} {} ({}): {} bytes out, {} bytes in, {} ms",
+            h.method,
+            h.host,
+            h.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            h.outcome.as_label(),
+            h.bytes_out,
+            h.bytes_in,
+            h.ms
+        )?;
+    }
     if r.succeeded() {
         let where_ = match &spec.data_dir {
             Some(d) => format!("committed to {}", d.display()),

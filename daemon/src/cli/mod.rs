@@ -28,6 +28,7 @@ macro_rules! errln {
 
 mod args;
 mod connections;
+mod egress;
 mod list;
 mod local;
 mod remote;
@@ -251,6 +252,7 @@ pub fn main() -> ExitCode {
             unset,
             output,
         }) => remote::tenant_quotas(&client(), &name, &set, &unset, output == Output::Json),
+        Command::Tenant(TenantCommand::Egress(cmd)) => egress::run(&client(), cmd),
         Command::Quotas { output } => remote::quotas(&client(), output == Output::Json),
         Command::Token(TokenCommand::Create { label }) => remote::token_create(&client(), &label),
         Command::Token(TokenCommand::List { paging }) => list::tokens(&client(), None, &paging),

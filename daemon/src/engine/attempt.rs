@@ -113,6 +113,7 @@ async fn execute(inner: &Arc<Inner>, job: &Job) -> AttemptReport {
         fuel_consumed: None,
         memory_peak: 0,
         elapsed: Default::default(),
+        http: Vec::new(),
     };
     let meta = match inner.store.plugin_resolve(&job.tenant, &job.task.plugin) {
         Ok(Some(m)) => m,
@@ -147,6 +148,11 @@ async fn execute(inner: &Arc<Inner>, job: &Job) -> AttemptReport {
     }
     // The tenant's per-attempt quotas are ceilings inside the sandbox.
     inner.quotas(&job.tenant).cap(&mut limits);
+    // Outbound HTTP: both the tenant's allowlist and the task's own decide
+    // each request (checked again at request time: the tenant's may have
+    // shrunk since the workflow was applied).
+    limits.egress.tenant = (*inner.egress_allowlist(&job.tenant)).clone();
+    limits.egress.task = job.task.allowed_hosts.clone();
     let inv = Invocation {
         tenant: job.tenant.clone(),
         workflow: job.workflow.clone(),
@@ -183,6 +189,16 @@ fn record(inner: &Inner, job: &Job, report: AttemptReport, started: i64, ended: 
     };
     let labels = crate::metrics::labels(&[("tenant", &job.tenant), ("outcome", outcome)]);
     inner.metrics.attempts.get_or_create(&labels).inc();
+    for r in &report.http {
+        let labels =
+            crate::metrics::labels(&[("tenant", &job.tenant), ("outcome", r.outcome.as_label())]);
+        inner.metrics.http_requests.get_or_create(&labels).inc();
+        for (direction, n) in [("out", r.bytes_out), ("in", r.bytes_in)] {
+            let labels =
+                crate::metrics::labels(&[("tenant", &job.tenant), ("direction", direction)]);
+            inner.metrics.http_bytes.get_or_create(&labels).inc_by(n);
+        }
+    }
     let (error_kind, message) = match &report.result {
         Ok(summary) => (None, summary.clone()),
         Err(e) => (Some(e.kind()), e.to_string()),
@@ -199,6 +215,7 @@ fn record(inner: &Inner, job: &Job, report: AttemptReport, started: i64, ended: 
             message: message.clone(),
             fuel: report.fuel_consumed,
             log: report.log,
+            http: report.http,
         },
     ));
     let Some(run) = st.runs.get_mut(&job.run_id) else {

@@ -13,6 +13,7 @@ mod attempt;
 mod backfills;
 mod connections;
 mod driver;
+mod egress;
 mod materialize;
 mod observe;
 mod persist;
@@ -219,6 +220,8 @@ pub(crate) struct Inner {
     in_flight: AtomicUsize,
     /// Effective quotas per tenant (defaults merged with overrides).
     quotas: Mutex<HashMap<String, Arc<crate::quota::Quotas>>>,
+    /// Each tenant's parsed egress allowlist (from its record).
+    egress: Mutex<HashMap<String, Arc<crate::egress::Allowlist>>>,
     triggers: crate::quota::RateLimiter,
     /// Dataset bytes of commits checked against the quota but not yet
     /// persisted, per tenant.
@@ -375,6 +378,7 @@ impl Engine {
         };
         let def = Arc::new(raw.validate(&catalog)?);
         quotas::check_workflow(&self.inner.quotas(tenant), &def)?;
+        egress::check_workflow(&self.inner.egress_allowlist(tenant), &raw)?;
         let stored = self
             .inner
             .store
@@ -458,6 +462,7 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(tenant);
+        self.inner.forget_egress(tenant);
         self.inner.triggers.forget(tenant);
     }
 

@@ -33,6 +33,7 @@ impl Engine {
             wake: Notify::new(),
             in_flight: AtomicUsize::new(0),
             quotas: Mutex::default(),
+            egress: Mutex::default(),
             triggers: Default::default(),
             dataset_pending: Mutex::default(),
             metrics: Default::default(),

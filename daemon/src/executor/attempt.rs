@@ -186,6 +186,8 @@ pub struct AttemptReport {
     /// Peak linear memory, bytes.
     pub memory_peak: usize,
     pub elapsed: Duration,
+    /// Every outbound HTTP request, in the order the guest sent them.
+    pub http: Vec<super::HttpRequestRecord>,
 }
 
 impl AttemptReport {

@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::attempt::{AttemptError, LogLine, LogSource};
 use super::bindings::dataset::{DatasetError, Entry, Page};
 use super::bindings::tidemark::task::{checkpoint, log, types};
+use super::http::HttpState;
 use super::limits::{Limiter, Limits};
 use crate::store::{StagedOutputs, TaskData, TaskScope};
 
@@ -38,6 +39,8 @@ pub struct HostState {
     pub(super) breach: Option<AttemptError>,
     pub(super) stdout: MemoryOutputPipe,
     pub(super) stderr: MemoryOutputPipe,
+    /// `wasi:http`: every request goes through the attempt's egress policy.
+    pub(super) http: HttpState,
 }
 
 /// Marks a trap raised by a host function; the real cause is in
@@ -51,7 +54,8 @@ impl HostState {
         let stdout = MemoryOutputPipe::new(limits.log_bytes);
         let stderr = MemoryOutputPipe::new(limits.log_bytes);
         // Nothing is granted: no preopens, no environment, no arguments, no
-        // network. Only the two output pipes are wired up.
+        // sockets. Only the two output pipes are wired up; outbound HTTP goes
+        // through `wasi:http` and the egress policy alone.
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -59,13 +63,15 @@ impl HostState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let started = Instant::now();
         HostState {
+            http: HttpState::new(limits.egress.clone(), started, started + limits.timeout),
             wasi,
             table: ResourceTable::new(),
             limiter: Limiter::new(limits),
             scope,
             data,
-            started: Instant::now(),
+            started,
             log: Vec::new(),
             log_bytes: 0,
             outputs: StagedOutputs::default(),
@@ -140,6 +146,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for HostState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http.ctx,
+            table: &mut self.table,
+            hooks: &mut self.http.hooks,
         }
     }
 }

@@ -22,6 +22,9 @@ pub struct Limits {
     pub memories: usize,
     /// Elements per table.
     pub table_elements: usize,
+    /// Outbound HTTP: the allowlists that decide each request and its
+    /// per-attempt limits. The default allows no request.
+    pub egress: crate::egress::Egress,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             tables: 64,
             memories: 64,
             table_elements: 1 << 20,
+            egress: crate::egress::Egress::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod bindings;
 mod cache;
 mod compile;
 mod host;
+mod http;
 mod limits;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ pub use attempt::{AttemptError, AttemptReport, ErrorKind, LogLine, LogSource};
 pub use cache::{digest, Plugin, PluginError};
 pub use compile::{child_main as compile_child_main, ChildArgs, CompileLimits, Compiler};
 pub use host::check_dataset_name;
+pub use http::{HttpOutcome, HttpRequestRecord};
 pub use limits::Limits;
 
 use crate::store::{TaskData, TaskScope};
@@ -141,6 +143,9 @@ impl Executor {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
+        // Outbound HTTP for tasks that import it; every request passes the
+        // attempt's egress policy (`http::EgressHooks`).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
         Task::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(engine_err)?;
 
@@ -264,6 +269,12 @@ impl Executor {
         let fuel_left = store.get_fuel().unwrap_or(0);
         let state = store.data_mut();
         state.drain_output_pipes();
+        let (http, http_log) = state.http.take_records();
+        if !http_log.is_empty() {
+            state.log.extend(http_log);
+            // Stable: lines of one instant keep their order.
+            state.log.sort_by_key(|l| l.at_ms);
+        }
         let mut fuel_consumed = Some(limits.fuel.saturating_sub(fuel_left));
         let result = match result {
             Ok(Ok(outcome)) => Ok(outcome.summary),
@@ -299,6 +310,7 @@ impl Executor {
             fuel_consumed,
             memory_peak: state.limiter.memory_peak(),
             elapsed: started.elapsed(),
+            http,
         }
     }
 }
@@ -336,6 +348,7 @@ fn failed_before_start(started: Instant, message: String) -> AttemptReport {
         fuel_consumed: None,
         memory_peak: 0,
         elapsed: started.elapsed(),
+        http: Vec::new(),
     }
 }
 

@@ -56,6 +56,7 @@ fn populate(store: &SledStore, tenant: &str) {
         name: tenant.into(),
         created_ms: 0,
         quotas: Default::default(),
+        egress: Vec::new(),
     };
     assert!(store.tenant_create(&record, &token).unwrap());
     store
@@ -109,6 +110,7 @@ fn populate(store: &SledStore, tenant: &str) {
                 message: String::new(),
                 fuel: None,
                 log: Vec::new(),
+                http: Vec::new(),
             },
         )],
         outputs: vec![(tenant.into(), T0, outputs)],

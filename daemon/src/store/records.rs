@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::StagedOutputs;
-use crate::executor::{ErrorKind, LogLine};
+use crate::executor::{ErrorKind, HttpRequestRecord, LogLine};
 use crate::run::{Run, RunState};
 use crate::workflow::RawWorkflow;
 
@@ -44,6 +44,11 @@ pub struct AttemptRecord {
     pub message: String,
     pub fuel: Option<u64>,
     pub log: Vec<LogLine>,
+    /// The attempt's outbound HTTP requests (method, host, status, bytes,
+    /// milliseconds; never headers or bodies). Absent in records written
+    /// before outbound HTTP existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<HttpRequestRecord>,
 }
 
 /// The latest run of one window.

@@ -14,6 +14,10 @@ pub struct TenantRecord {
     /// Quota overrides; the rest come from configuration.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub quotas: crate::quota::Overrides,
+    /// The egress allowlist: `scheme://host[:port]` patterns (validated
+    /// before they are stored) a task's `allowed_hosts` must stay within.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<String>,
 }
 
 /// An API token of a tenant; `hash` is the SHA-256 of the secret.

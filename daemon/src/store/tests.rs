@@ -346,6 +346,7 @@ fn deleting_a_tenant_deletes_its_backfill_tiles() {
         name: "t1".into(),
         created_ms: 0,
         quotas: Default::default(),
+        egress: Vec::new(),
     };
     let token = TokenRecord {
         id: 1,
@@ -386,4 +387,21 @@ fn a_lock_held_for_good_is_still_an_error() {
     let _held = SledStore::open(dir.path()).unwrap();
     let err = SledStore::open(dir.path()).err().expect("the lock is held");
     assert!(err.to_string().contains("could not acquire lock"), "{err}");
+}
+
+#[test]
+fn records_written_before_outbound_http_still_load() {
+    // An attempt and a tenant as stored before `http` and `egress` existed.
+    let attempt: AttemptRecord = serde_json::from_str(
+        r#"{"run_id":1,"task":"t","attempt":1,"started_ms":0,"ended_ms":5,
+            "error_kind":null,"message":"ok","fuel":7,"log":[]}"#,
+    )
+    .unwrap();
+    assert!(attempt.http.is_empty());
+    let tenant: TenantRecord =
+        serde_json::from_str(r#"{"name":"acme","created_ms":0,"quotas":{"weight":2}}"#).unwrap();
+    assert!(tenant.egress.is_empty());
+    // And new ones without requests are written as before.
+    assert!(!serde_json::to_string(&attempt).unwrap().contains("http"));
+    assert!(!serde_json::to_string(&tenant).unwrap().contains("egress"));
 }

@@ -79,6 +79,8 @@ pub struct TaskDef {
     pub timeout: Option<Duration>,
     pub fuel: Option<u64>,
     pub memory: Option<usize>,
+    /// Hosts the task may call over HTTP; empty allows none.
+    pub allowed_hosts: crate::egress::Allowlist,
 }
 
 /// How a task names its plugin.

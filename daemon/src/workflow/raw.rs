@@ -71,6 +71,11 @@ pub struct RawTask {
     pub fuel: Option<u64>,
     #[serde(default)]
     pub memory: Option<String>,
+    /// Hosts the task may call over HTTP, `scheme://host[:port]` patterns
+    /// (see `egress`); each must be within the tenant's egress allowlist.
+    /// Empty: no outbound HTTP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Param values may be written as strings, numbers or booleans; tasks

@@ -376,6 +376,12 @@ fn task(
             Some(size.as_u64() as usize)
         }
     };
+    let mut allowed_hosts = Vec::with_capacity(t.allowed_hosts.len());
+    for (j, p) in t.allowed_hosts.iter().enumerate() {
+        let pattern = crate::egress::HostPattern::parse(p)
+            .map_err(|e| field(at(&format!("allowed_hosts[{j}]")), e.to_string()))?;
+        allowed_hosts.push(pattern);
+    }
     let params: BTreeMap<&String, String> =
         t.params.iter().map(|(k, v)| (k, v.to_param())).collect();
     Ok(TaskDef {
@@ -387,6 +393,7 @@ fn task(
         timeout,
         fuel: t.fuel,
         memory,
+        allowed_hosts: crate::egress::Allowlist::from_patterns(allowed_hosts),
     })
 }
 

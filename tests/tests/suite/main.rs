@@ -10,6 +10,7 @@ mod console;
 mod contract;
 mod daemon;
 mod datasets;
+mod egress;
 mod engine;
 mod integrity;
 mod languages;

@@ -154,6 +154,38 @@ pub struct AttemptLogLine {
     pub message: String,
 }
 
+api_enum! {
+    /// How an outbound HTTP request ended: `ok` (a response arrived),
+    /// `denied` (no allowlist pattern allows it), `address_prohibited`
+    /// (only refused addresses), `requests_quota`, `concurrency_quota`,
+    /// `request_body_size`, `response_body_size`, `connect_timeout`,
+    /// `read_timeout`, `total_timeout`, `failed` or `unfinished`.
+    HttpOutcome = crate::executor::HttpOutcome {
+        Ok, Denied, AddressProhibited, RequestsQuota, ConcurrencyQuota, RequestBodySize,
+        ResponseBodySize, ConnectTimeout, ReadTimeout, TotalTimeout, Failed, Unfinished,
+    }
+}
+
+/// One outbound HTTP request of an attempt (never its path, headers or
+/// bodies).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HttpRequest {
+    pub method: String,
+    /// `host:port`.
+    pub host: String,
+    /// `null` when no response arrived.
+    #[schema(required = true)]
+    pub status: Option<u16>,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    /// A duration in milliseconds, to the end of the response body.
+    pub duration_ms: u64,
+    pub outcome: HttpOutcome,
+    /// Why it failed; `null` when it did not.
+    #[schema(required = true)]
+    pub error: Option<String>,
+}
+
 /// What happened in one attempt of a task.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Attempt {
@@ -172,6 +204,8 @@ pub struct Attempt {
     #[schema(required = true)]
     pub fuel: Option<u64>,
     pub log: Vec<AttemptLogLine>,
+    /// Its outbound HTTP requests, in order.
+    pub http: Vec<HttpRequest>,
 }
 
 impl From<AttemptRecord> for Attempt {
@@ -194,6 +228,20 @@ impl From<AttemptRecord> for Attempt {
             error_kind: a.error_kind.map(Into::into),
             message: a.message,
             fuel: a.fuel,
+            http: a
+                .http
+                .into_iter()
+                .map(|r| HttpRequest {
+                    method: r.method,
+                    host: r.host,
+                    status: r.status,
+                    bytes_out: r.bytes_out,
+                    bytes_in: r.bytes_in,
+                    duration_ms: r.ms,
+                    outcome: r.outcome.into(),
+                    error: r.error,
+                })
+                .collect(),
         }
     }
 }

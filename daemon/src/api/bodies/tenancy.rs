@@ -120,6 +120,20 @@ pub struct QuotaValues {
     pub backfill_windows: u64,
     pub tasks_per_workflow: u32,
     pub weight: u32,
+    /// Outbound HTTP requests an attempt may make.
+    pub http_requests_per_attempt: u32,
+    /// Outbound HTTP requests of one attempt in flight at once.
+    pub http_concurrent_requests: u32,
+    /// Bytes of one outbound request body.
+    pub http_request_body_bytes: u64,
+    /// Bytes of one outbound response body.
+    pub http_response_body_bytes: u64,
+    /// A duration in milliseconds.
+    pub http_connect_timeout_ms: u64,
+    /// A duration in milliseconds.
+    pub http_first_byte_timeout_ms: u64,
+    /// A duration in milliseconds.
+    pub http_total_timeout_ms: u64,
 }
 
 impl From<&Quotas> for QuotaValues {
@@ -138,6 +152,13 @@ impl From<&Quotas> for QuotaValues {
             backfill_windows,
             tasks_per_workflow,
             weight,
+            http_requests_per_attempt,
+            http_concurrent_requests,
+            http_request_body_bytes,
+            http_response_body_bytes,
+            http_connect_timeout_ms,
+            http_first_byte_timeout_ms,
+            http_total_timeout_ms,
         } = q.clone();
         QuotaValues {
             concurrent_attempts,
@@ -153,6 +174,13 @@ impl From<&Quotas> for QuotaValues {
             backfill_windows,
             tasks_per_workflow,
             weight,
+            http_requests_per_attempt,
+            http_concurrent_requests,
+            http_request_body_bytes,
+            http_response_body_bytes,
+            http_connect_timeout_ms,
+            http_first_byte_timeout_ms,
+            http_total_timeout_ms,
         }
     }
 }
@@ -188,6 +216,20 @@ pub struct QuotaOverrides {
     pub tasks_per_workflow: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_requests_per_attempt: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_concurrent_requests: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_request_body_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_response_body_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_connect_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_first_byte_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_total_timeout_ms: Option<u64>,
 }
 
 impl QuotaOverrides {

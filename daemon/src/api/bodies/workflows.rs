@@ -98,6 +98,11 @@ pub struct Task {
     /// A size such as `128MiB`.
     #[serde(default)]
     pub memory: Option<String>,
+    /// Hosts the task may call over HTTP (`scheme://host[:port]`
+    /// patterns), each within the tenant's egress allowlist; none: no
+    /// outbound HTTP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// An upstream dependency: window W needs the windows of `workflow` that
@@ -195,6 +200,7 @@ fn task(t: RawTask) -> Task {
         timeout,
         fuel,
         memory,
+        allowed_hosts,
     } = t;
     Task {
         name,
@@ -208,6 +214,7 @@ fn task(t: RawTask) -> Task {
         timeout,
         fuel,
         memory,
+        allowed_hosts,
     }
 }
 
