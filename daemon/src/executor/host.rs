@@ -50,7 +50,12 @@ pub struct HostState {
 pub struct HostTrap(pub AttemptError);
 
 impl HostState {
-    pub fn new(scope: TaskScope, data: Arc<dyn TaskData>, limits: &Limits) -> Self {
+    pub fn new(
+        scope: TaskScope,
+        data: Arc<dyn TaskData>,
+        limits: &Limits,
+        cancel: &super::CancelFlag,
+    ) -> Self {
         let stdout = MemoryOutputPipe::new(limits.log_bytes);
         let stderr = MemoryOutputPipe::new(limits.log_bytes);
         // Nothing is granted: no preopens, no environment, no arguments, no
@@ -65,7 +70,12 @@ impl HostState {
             .build();
         let started = Instant::now();
         HostState {
-            http: HttpState::new(limits.egress.clone(), started, started + limits.timeout),
+            http: HttpState::new(
+                limits.egress.clone(),
+                started,
+                started + limits.timeout,
+                cancel.clone(),
+            ),
             wasi,
             table: ResourceTable::new(),
             limiter: Limiter::new(limits),

@@ -29,6 +29,7 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpHooks};
 
 use super::attempt::{LogLine, LogSource};
+use super::{CancelFlag, EPOCH_TICK};
 use crate::egress::{Egress, Target};
 
 /// What one outbound request did, kept with its attempt.
@@ -115,7 +116,7 @@ pub(super) struct HttpState {
 }
 
 impl HttpState {
-    pub fn new(egress: Egress, started: Instant, deadline: Instant) -> Self {
+    pub fn new(egress: Egress, started: Instant, deadline: Instant, cancel: CancelFlag) -> Self {
         HttpState {
             ctx: WasiHttpCtx::new(),
             hooks: EgressHooks {
@@ -123,6 +124,7 @@ impl HttpState {
                     egress,
                     started,
                     deadline,
+                    cancel,
                     sent: AtomicU32::new(0),
                     in_flight: AtomicU32::new(0),
                     entries: Mutex::new(Vec::new()),
@@ -176,6 +178,9 @@ struct Shared {
     started: Instant,
     /// The attempt's deadline: no request outlives it.
     deadline: Instant,
+    /// An interrupting cancel ends waiting requests within a tick, so the
+    /// guest runs again and the epoch callback can stop it.
+    cancel: CancelFlag,
     sent: AtomicU32,
     in_flight: AtomicU32,
     entries: Mutex<Vec<Entry>>,
@@ -387,7 +392,15 @@ async fn send(
     // A HEAD response declares the length of a body it does not carry.
     let has_body = req.method() != http::Method::HEAD;
     let exchange = exchange(&shared, idx, &target, req, connect_timeout, first_byte);
-    let (res, conn) = match tokio::time::timeout_at(deadline.into(), exchange).await {
+    let exchange = tokio::time::timeout_at(deadline.into(), exchange);
+    let outcome = tokio::select! {
+        r = exchange => r,
+        () = cancelled(shared.cancel.clone()) => {
+            shared.finish(idx, HttpOutcome::Failed, Some(CANCELLED.into()));
+            return Err(Error::InternalError(Some(CANCELLED.into())));
+        }
+    };
+    let (res, conn) = match outcome {
         Err(_) => {
             let msg = format!(
                 "no response within the total timeout of {} ms",
@@ -424,6 +437,8 @@ async fn send(
             idle: None,
             total: Box::pin(tokio::time::sleep_until(deadline.into())),
             total_ms: limits.total_timeout.as_millis() as u64,
+            cancel: shared.cancel.clone(),
+            tick: Box::pin(tokio::time::interval(EPOCH_TICK)),
             _slot: slot,
             done: false,
         }
@@ -440,6 +455,15 @@ async fn send(
         }
     });
     Ok((res, io))
+}
+
+const CANCELLED: &str = "tidemark: the attempt was cancelled";
+
+/// Resolves once `flag` is raised (checked every epoch tick).
+async fn cancelled(flag: CancelFlag) {
+    while !flag.is_raised() {
+        tokio::time::sleep(EPOCH_TICK).await;
+    }
 }
 
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -693,6 +717,9 @@ struct ResponseBody {
     idle: Option<Pin<Box<tokio::time::Sleep>>>,
     total: Pin<Box<tokio::time::Sleep>>,
     total_ms: u64,
+    cancel: CancelFlag,
+    /// Wakes a guest waiting for data every tick, to see a cancel.
+    tick: Pin<Box<tokio::time::Interval>>,
     _slot: InFlight,
     done: bool,
 }
@@ -721,6 +748,10 @@ impl Body for ResponseBody {
         let this = &mut *self;
         if this.done {
             return Poll::Ready(None);
+        }
+        if this.cancel.is_raised() {
+            let error = Error::InternalError(Some(CANCELLED.into()));
+            return this.fail(HttpOutcome::Failed, error, CANCELLED.into());
         }
         if this.total.as_mut().poll(cx).is_ready() {
             let detail = format!(
@@ -762,6 +793,7 @@ impl Body for ResponseBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Pending => {
+                while this.tick.as_mut().poll_tick(cx).is_ready() {}
                 let between = this.between_bytes;
                 let idle = this
                     .idle

@@ -241,7 +241,7 @@ impl Executor {
             task: inv.task.clone(),
             window_start: inv.window_start_ms,
         };
-        let mut store = Store::new(&self.engine, HostState::new(scope, data, limits));
+        let mut store = Store::new(&self.engine, HostState::new(scope, data, limits, cancel));
         store.limiter(|s| &mut s.limiter);
         if let Err(e) = store.set_fuel(limits.fuel) {
             return failed_before_start(started, format!("setting fuel: {e:#}"));

@@ -673,3 +673,57 @@ fn task_run_reaches_only_hosts_allowed_on_the_command_line() {
     let (code, _) = run(&["--allow-host", "127.0.0.1"]);
     assert_eq!(code, Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupting_cancel_ends_a_request_in_flight() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let engine = Engine::open(
+        store.clone(),
+        crate::engine_executor(),
+        Arc::new(ManualClock::new(MON)),
+        EngineConfig::default(),
+    )
+    .await
+    .unwrap();
+    Tenancy::new(store, ADMIN)
+        .create_tenant("alpha", MON)
+        .unwrap();
+    let here = format!("http://127.0.0.1:{}", s.port);
+    engine.set_egress("alpha", &list(&[&here])).unwrap();
+    engine
+        .push_plugin("alpha", "fetch", std::fs::read(FETCH).unwrap())
+        .await
+        .unwrap();
+    let url = format!("{here}/slow");
+    engine
+        .apply_workflow("alpha", workflow(&url, &[&here]))
+        .await
+        .unwrap();
+    let run = engine
+        .run_window("alpha", "pull", MON - 3_600_000, Trigger::Manual)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // The request reaches the server, then the run is cancelled.
+    while s.hits.load(Ordering::SeqCst) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "no request");
+        engine.tick().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    engine.cancel_run_with("alpha", run.id, true).await.unwrap();
+    engine.settle().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the cancel waited for the server: {:?}",
+        started.elapsed()
+    );
+    let attempts = engine.attempts("alpha", run.id).unwrap();
+    assert_eq!(
+        attempts[0].error_kind,
+        Some(ErrorKind::Cancelled),
+        "{:?}",
+        attempts[0]
+    );
+}
