@@ -48,10 +48,14 @@ fn start(ctx: &Context, url: &str) -> Result<FutureIncomingResponse> {
     .map_err(|()| bad("scheme"))?;
     req.set_authority(Some(authority))
         .map_err(|()| bad("authority"))?;
-    req.set_path_with_query(Some(path)).map_err(|()| bad("path"))?;
+    req.set_path_with_query(Some(path))
+        .map_err(|()| bad("path"))?;
     let body_bytes: Option<usize> = ctx.param_opt("body_bytes")?;
     let body = body_bytes
-        .map(|_| req.body().map_err(|()| Error::fatal("request body taken twice")))
+        .map(|_| {
+            req.body()
+                .map_err(|()| Error::fatal("request body taken twice"))
+        })
         .transpose()?;
     let options = match ctx.param_opt::<u64>("first_byte_timeout_ms")? {
         Some(ms) => {
