@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod backfill;
+pub mod blob;
 pub mod cli;
 pub mod client;
 pub mod clock;

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub fuel: Counters,
     pub http_requests: Counters,
     pub http_bytes: Counters,
+    pub publish_failures: Counters,
+    pub objects_collected: Counters,
     pub dispatch_latency: Family<Labels, Histogram, fn() -> Histogram>,
     pub active_runs: Gauges,
     pub queue_depth: Gauges,
@@ -49,6 +51,8 @@ impl Default for Metrics {
             fuel: Family::default(),
             http_requests: Family::default(),
             http_bytes: Family::default(),
+            publish_failures: Family::default(),
+            objects_collected: Family::default(),
             dispatch_latency: Family::new_with_constructor(latency_buckets),
             active_runs: Family::default(),
             queue_depth: Family::default(),
@@ -83,6 +87,16 @@ impl Default for Metrics {
             "http_bytes",
             "Outbound HTTP body bytes of attempts, by tenant and direction (out: request, in: response)",
             m.http_bytes.clone(),
+        );
+        registry.register(
+            "output_publish_failures",
+            "Publishes of committed object-storage outputs that failed (and are retried), by tenant",
+            m.publish_failures.clone(),
+        );
+        registry.register(
+            "staged_objects_collected",
+            "Objects of failed or abandoned attempts deleted from object storage, by tenant",
+            m.objects_collected.clone(),
         );
         registry.register(
             "dispatch_latency_seconds",

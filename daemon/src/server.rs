@@ -238,6 +238,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         Arc::new(SystemClock),
         EngineConfig {
             sealing_key: Some(sealing_key),
+            // `fs` connections: the embedded object store.
+            objects_dir: Some(cfg.data_dir.join("objects")),
             max_concurrent_attempts: cfg.max_concurrent_attempts,
             backfill_admission_limit: cfg.backfill_admission_limit,
             quotas: cfg.quotas.clone(),

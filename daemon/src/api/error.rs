@@ -85,6 +85,11 @@ impl From<EngineError> for ApiError {
                 }
             }
             EngineError::InUse(_) => (StatusCode::CONFLICT, "in_use"),
+            EngineError::Blob(crate::blob::BlobError::Setup { .. }) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "connection_unusable")
+            }
+            // The object store, not the daemon, failed or refused.
+            EngineError::Blob(_) => (StatusCode::BAD_GATEWAY, "object_store"),
             EngineError::PluginNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             EngineError::Store(_) | EngineError::Join(_) | EngineError::StoreFailed { .. } => {
                 return ApiError::internal(e)

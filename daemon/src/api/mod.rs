@@ -11,6 +11,7 @@ mod data;
 mod egress;
 mod error;
 mod openapi;
+mod outputs;
 mod page;
 mod plugins;
 mod runs;
@@ -138,6 +139,8 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(backfills::resume))
         .routes(routes!(backfills::cancel))
         .routes(routes!(backfills::retry_failed))
+        .routes(routes!(outputs::verify))
+        .routes(routes!(outputs::list))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(plugins)
 }

@@ -242,6 +242,15 @@ pub enum BackfillCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+    /// Re-read every object-storage output the backfill's windows published
+    /// and compare it with what was committed: consistent, missing objects,
+    /// size or checksum mismatch, extra unpublished objects. Exits 1 if any
+    /// output is inconsistent.
+    Verify {
+        id: u64,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -235,6 +235,9 @@ pub fn main() -> ExitCode {
         Command::Backfill(BackfillCommand::RetryFailed { id, output }) => {
             remote::backfill_action(&client(), id, "retry-failed", output)
         }
+        Command::Backfill(BackfillCommand::Verify { id, output }) => {
+            remote::backfill_verify(&client(), id, output)
+        }
         Command::Connection(cmd) => connections::run(&client(), &cmd),
         Command::Tenant(TenantCommand::Create { name }) => remote::tenant_create(&client(), &name),
         Command::Tenant(TenantCommand::List { paging }) => list::tenants(&client(), &paging),

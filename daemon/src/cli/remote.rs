@@ -258,6 +258,67 @@ pub fn backfill_action(client: &Client, id: u64, action: &str, output: Output) -
     }
 }
 
+/// Prints a backfill's consistency check; exit 1 if anything is off.
+pub fn backfill_verify(client: &Client, id: u64, output: Output) -> ExitCode {
+    let v = match client.post_json(&format!("/api/v1/backfills/{id}/verify"), &json!({})) {
+        Ok(v) => v,
+        Err(e) => return fail(EXIT_FAILED, &e),
+    };
+    let bad = v["inconsistent"].as_u64().unwrap_or(0);
+    if output == Output::Json {
+        print_json(&v);
+    } else {
+        outln!(
+            "backfill {id}: {} windows, {} outputs: {} consistent, {bad} inconsistent",
+            v["windows"],
+            v["outputs"],
+            v["consistent"]
+        );
+        for c in v["checks"].as_array().into_iter().flatten() {
+            if c["consistent"].as_bool() == Some(true) {
+                continue;
+            }
+            let at = c["window_start_ms"]
+                .as_i64()
+                .map(crate::schedule::format_utc)
+                .unwrap_or_default();
+            let mut what = Vec::new();
+            if c["manifest"] != "current" {
+                what.push(format!("manifest {}", c["manifest"].as_str().unwrap_or("?")));
+            }
+            for (field, label) in [
+                ("missing", "missing"),
+                ("size_mismatch", "size differs"),
+                ("checksum_mismatch", "checksum differs"),
+                ("extra", "extra"),
+            ] {
+                let names: Vec<&str> = c[field]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| n.as_str())
+                    .collect();
+                if !names.is_empty() {
+                    what.push(format!("{label}: {}", names.join(", ")));
+                }
+            }
+            outln!(
+                "  {} {}/{} [{}]: {}",
+                at,
+                c["workflow"].as_str().unwrap_or("?"),
+                c["task"].as_str().unwrap_or("?"),
+                c["connection"].as_str().unwrap_or("?"),
+                what.join("; ")
+            );
+        }
+    }
+    if bad > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 /// Prints a quotas response: each quota with its limit and, where one is
 /// measured, the usage.
 fn print_quotas(v: &Value, json: bool) {

@@ -78,13 +78,19 @@ async fn run_in_span(inner: Arc<Inner>, job: Job) {
             }
         }
     }
-    record(&inner, &job, report, started, ended);
-    if let Err(e) = inner.persist().await {
-        tracing::error!(
+    let committed = record(&inner, &job, report, started, ended);
+    match inner.persist().await {
+        Ok(()) if !committed.is_empty() => {
+            // Durable: the manifests can be written now. A publish that
+            // fails stays pending for the engine's sweep.
+            inner.publish_outputs(committed).await;
+        }
+        Ok(()) => {}
+        Err(e) => tracing::error!(
             run = job.run_id,
             task = job.task.name,
             "recording the attempt failed: {e}"
-        );
+        ),
     }
     inner.release_dataset_bytes(&job.tenant, reserved);
     {
@@ -114,6 +120,7 @@ async fn execute(inner: &Arc<Inner>, job: &Job) -> AttemptReport {
         memory_peak: 0,
         elapsed: Default::default(),
         http: Vec::new(),
+        objects: Default::default(),
     };
     let meta = match inner.store.plugin_resolve(&job.tenant, &job.task.plugin) {
         Ok(Some(m)) => m,
@@ -153,6 +160,11 @@ async fn execute(inner: &Arc<Inner>, job: &Job) -> AttemptReport {
     // shrunk since the workflow was applied).
     limits.egress.tenant = (*inner.egress_allowlist(&job.tenant)).clone();
     limits.egress.task = job.task.allowed_hosts.clone();
+    if !job.def.connections.is_empty() {
+        limits.objects = inner
+            .object_access(&job.tenant, &job.def.connections)
+            .await;
+    }
     let inv = Invocation {
         tenant: job.tenant.clone(),
         workflow: job.workflow.clone(),
@@ -174,8 +186,33 @@ async fn execute(inner: &Arc<Inner>, job: &Job) -> AttemptReport {
 }
 
 /// Applies the outcome to the run in memory and stages its records; the
-/// caller persists.
-fn record(inner: &Inner, job: &Job, report: AttemptReport, started: i64, ended: i64) {
+/// caller persists. Returns the object-storage outputs committed with it.
+fn record(
+    inner: &Arc<Inner>,
+    job: &Job,
+    mut report: AttemptReport,
+    started: i64,
+    ended: i64,
+) -> Vec<(String, crate::store::OutputRecord)> {
+    let mut staged = Some(std::mem::take(&mut report.objects));
+    let committed = record_outcome(inner, job, report, started, ended, &mut staged);
+    if let Some(staged) = staged {
+        // Not committed (a failure, or a success that no longer counts):
+        // the objects go.
+        inner.object_outputs(&job.tenant, false, staged, ended);
+    }
+    committed
+}
+
+fn record_outcome(
+    inner: &Arc<Inner>,
+    job: &Job,
+    report: AttemptReport,
+    started: i64,
+    ended: i64,
+    staged: &mut Option<crate::executor::StagedObjects>,
+) -> Vec<(String, crate::store::OutputRecord)> {
+    let mut committed = Vec::new();
     let mut st = inner.lock();
     let st = &mut *st;
     if let Some(f) = report.fuel_consumed {
@@ -223,7 +260,7 @@ fn record(inner: &Inner, job: &Job, report: AttemptReport, started: i64, ended: 
             run = job.run_id,
             "attempt ended for a run that is no longer active"
         );
-        return;
+        return committed;
     };
     let task = &mut run.tasks[job.task_index];
     match report.result {
@@ -233,6 +270,10 @@ fn record(inner: &Inner, job: &Job, report: AttemptReport, started: i64, ended: 
                 // The outputs commit in the same batch as the success.
                 st.outputs
                     .push((job.tenant.clone(), job.window.start, report.outputs));
+                if let Some(objects) = staged.take() {
+                    committed = inner.object_outputs(&job.tenant, true, objects, ended);
+                    st.object_outputs.extend(committed.iter().cloned());
+                }
             }
         }
         Err(AttemptError::Cancelled) => {
@@ -266,8 +307,8 @@ fn record(inner: &Inner, job: &Job, report: AttemptReport, started: i64, ended: 
     {
         // A cancelled run whose last attempt just ended.
         st.end_run(job.run_id, ended);
-        return;
+        return committed;
     }
     st.dirty.insert(job.run_id);
-    let _ = &job.def;
+    committed
 }

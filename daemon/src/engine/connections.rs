@@ -198,6 +198,6 @@ impl Engine {
 }
 
 /// What a sealed value is bound to: moved anywhere else, it does not open.
-fn secret_owner(tenant: &str, name: &str, field: &str) -> String {
+pub(super) fn secret_owner(tenant: &str, name: &str, field: &str) -> String {
     format!("{tenant}\0{name}\0{field}")
 }

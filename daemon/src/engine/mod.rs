@@ -15,6 +15,8 @@ mod connections;
 mod driver;
 mod egress;
 mod materialize;
+mod objects;
+pub use objects::BackfillVerification;
 mod observe;
 mod persist;
 mod quotas;
@@ -70,6 +72,9 @@ pub struct EngineConfig {
     /// Seals connection secrets; a random one (secrets that do not outlive
     /// the engine) if none is given.
     pub sealing_key: Option<crate::secrets::SealingKey>,
+    /// Where `fs` connections keep their objects (a directory per tenant);
+    /// `None` refuses them.
+    pub objects_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -83,6 +88,7 @@ impl Default for EngineConfig {
             quotas: crate::quota::Quotas::default(),
             store_failure_limit: std::time::Duration::from_secs(30),
             sealing_key: None,
+            objects_dir: None,
         }
     }
 }
@@ -128,6 +134,8 @@ pub enum EngineError {
     TenantNotFound(String),
     #[error("{0}")]
     InUse(String),
+    #[error("object storage: {0}")]
+    Blob(#[from] crate::blob::BlobError),
     #[error("plugin {0} not found")]
     PluginNotFound(String),
     #[error("{0}")]
@@ -162,6 +170,7 @@ struct EngineState {
     ended: Vec<Run>,
     attempts: Vec<(String, AttemptRecord)>,
     outputs: Vec<(String, i64, StagedOutputs)>,
+    object_outputs: Vec<(String, crate::store::OutputRecord)>,
     cursor_changes: Vec<(String, String, i64)>,
     /// Deleted tenants: late results of their attempts are dropped.
     forgotten: HashSet<String>,
@@ -201,6 +210,9 @@ struct EngineState {
     store_failure: Option<StoreFailure>,
 }
 
+/// How often committed outputs whose publish failed are tried again.
+const PUBLISH_SWEEP_MS: i64 = 30_000;
+
 /// Why the store cannot write, and since when (engine clock).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreFailure {
@@ -228,6 +240,7 @@ pub(crate) struct Inner {
     dataset_pending: Mutex<HashMap<String, i64>>,
     metrics: crate::metrics::Metrics,
     sealing_key: crate::secrets::SealingKey,
+    containers: objects::Containers,
 }
 
 /// Cheap to clone; all clones drive the same engine.
@@ -544,7 +557,12 @@ impl Engine {
     ) -> Result<(), EngineError> {
         tokio::pin!(shutdown);
         let mut outcome = Ok(());
+        let mut next_sweep = self.inner.clock.now_ms() + PUBLISH_SWEEP_MS;
         loop {
+            if self.inner.clock.now_ms() >= next_sweep {
+                next_sweep = self.inner.clock.now_ms() + PUBLISH_SWEEP_MS;
+                self.inner.sweep_outputs();
+            }
             let notified = self.inner.wake.notified();
             let next = match self.tick().await {
                 // A pass that changed something (a run ended, a backfill

@@ -29,6 +29,7 @@ impl EngineState {
             cursors: std::mem::take(&mut self.cursor_changes),
             attempts: std::mem::take(&mut self.attempts),
             outputs: std::mem::take(&mut self.outputs),
+            object_outputs: std::mem::take(&mut self.object_outputs),
             backfills,
             backfill_windows: std::mem::take(&mut self.backfill_windows),
             idempotency: std::mem::take(&mut self.idempotency),
@@ -41,6 +42,7 @@ impl EngineState {
             changes.cursors.retain(|c| !gone.contains(&c.0));
             changes.attempts.retain(|a| !gone.contains(&a.0));
             changes.outputs.retain(|o| !gone.contains(&o.0));
+            changes.object_outputs.retain(|o| !gone.contains(&o.0));
             changes.idempotency.retain(|i| !gone.contains(&i.0));
         }
         changes

@@ -16,6 +16,10 @@ impl Engine {
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Result<Engine, EngineError> {
+        // S3 clients use rustls through reqwest with ring as the provider
+        // (no aws-lc build); it must be the process default. An error means
+        // one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let sealing_key = match &config.sealing_key {
             Some(k) => k.clone(),
             None => crate::secrets::SealingKey::random()
@@ -37,6 +41,7 @@ impl Engine {
             triggers: Default::default(),
             dataset_pending: Mutex::default(),
             metrics: Default::default(),
+            containers: Default::default(),
         });
         let mut heads = HashMap::new();
         for (tenant, wf) in inner.store.workflows_all()? {
@@ -148,6 +153,13 @@ impl Engine {
             inner.lock().backfills.insert(id, active);
         }
         inner.persist().await?;
+        // Read now, before any attempt of this process stages anything.
+        let pending = inner.store.outputs_pending()?;
+        let markers = inner.store.staging_all()?;
+        if !pending.is_empty() || !markers.is_empty() {
+            let objects = inner.clone();
+            tokio::spawn(async move { objects.recover_objects(pending, markers).await });
+        }
         Ok(Engine { inner })
     }
 }

@@ -28,6 +28,9 @@ pub enum AttemptError {
     /// The guest staged more dataset bytes than allowed.
     #[error("output limit exceeded: the attempt staged more than {limit} bytes of dataset writes")]
     OutputLimit { limit: usize },
+    /// The guest staged more object-storage bytes than allowed.
+    #[error("output limit exceeded: the attempt staged more than {limit} bytes of objects")]
+    ObjectLimit { limit: u64 },
     /// The guest trapped: a panic, stack overflow, `unreachable`, ...
     #[error("guest trap: {message}")]
     Trap { message: String },
@@ -111,7 +114,9 @@ impl AttemptError {
             AttemptError::DeadlineExceeded { .. } => ErrorKind::DeadlineExceeded,
             AttemptError::MemoryLimit { .. } => ErrorKind::MemoryLimit,
             AttemptError::LogLimit { .. } => ErrorKind::LogLimit,
-            AttemptError::OutputLimit { .. } => ErrorKind::OutputLimit,
+            AttemptError::OutputLimit { .. } | AttemptError::ObjectLimit { .. } => {
+                ErrorKind::OutputLimit
+            }
             AttemptError::Trap { .. } => ErrorKind::Trap,
             AttemptError::Task { .. } => ErrorKind::Task,
             AttemptError::Host { .. } => ErrorKind::Host,
@@ -188,6 +193,9 @@ pub struct AttemptReport {
     pub elapsed: Duration,
     /// Every outbound HTTP request, in the order the guest sent them.
     pub http: Vec<super::HttpRequestRecord>,
+    /// Objects the attempt staged, whatever its outcome: the engine
+    /// commits them on success and deletes them otherwise.
+    pub objects: super::blob::StagedObjects,
 }
 
 impl AttemptReport {

@@ -5,9 +5,14 @@ wasmtime::component::bindgen!({
     world: "task",
     // Host functions may trap: that is how a breached log or output limit
     // ends the attempt.
-    imports: { default: trappable },
+    imports: {
+        // Object storage does network I/O: these host functions await.
+        "tidemark:task/blobstore": async | trappable,
+        default: trappable,
+    },
     exports: { default: async },
 });
 
+pub use self::tidemark::task::blobstore;
 pub use self::tidemark::task::dataset;
 pub use self::tidemark::task::types::{TriggerKind, Window};

@@ -27,13 +27,13 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(super) limiter: Limiter,
-    scope: TaskScope,
-    data: Arc<dyn TaskData>,
+    pub(super) scope: TaskScope,
+    pub(super) data: Arc<dyn TaskData>,
     started: Instant,
     pub(super) log: Vec<LogLine>,
     log_bytes: usize,
     pub(super) outputs: StagedOutputs,
-    limits: Limits,
+    pub(super) limits: Limits,
     /// The first limit breach or host failure seen by a host function; it
     /// decides the attempt's error kind when the guest then traps.
     pub(super) breach: Option<AttemptError>,
@@ -41,6 +41,8 @@ pub struct HostState {
     pub(super) stderr: MemoryOutputPipe,
     /// `wasi:http`: every request goes through the attempt's egress policy.
     pub(super) http: HttpState,
+    /// `blobstore`: the attempt's staged objects.
+    pub(super) blob: super::blob::BlobState,
 }
 
 /// Marks a trap raised by a host function; the real cause is in
@@ -89,6 +91,7 @@ impl HostState {
             breach: None,
             stdout,
             stderr,
+            blob: Default::default(),
         }
     }
 
@@ -96,7 +99,7 @@ impl HostState {
         self.started.elapsed().as_millis() as u64
     }
 
-    fn trap(&mut self, err: AttemptError) -> wasmtime::Error {
+    pub(super) fn trap(&mut self, err: AttemptError) -> wasmtime::Error {
         self.breach.get_or_insert(err.clone());
         wasmtime::Error::new(HostTrap(err))
     }
@@ -124,7 +127,7 @@ impl HostState {
         Ok(())
     }
 
-    fn store_failure(&mut self, what: &str, err: crate::store::StoreError) -> wasmtime::Error {
+    pub(super) fn store_failure(&mut self, what: &str, err: crate::store::StoreError) -> wasmtime::Error {
         self.trap(AttemptError::Host {
             message: format!("{what}: {err}"),
         })

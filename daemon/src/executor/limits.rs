@@ -25,6 +25,10 @@ pub struct Limits {
     /// Outbound HTTP: the allowlists that decide each request and its
     /// per-attempt limits. The default allows no request.
     pub egress: crate::egress::Egress,
+    /// Bytes of objects an attempt may stage in object storage.
+    pub object_bytes: u64,
+    /// The containers (object-storage connections) the attempt may use.
+    pub objects: super::blob::ObjectAccess,
 }
 
 impl Default for Limits {
@@ -41,6 +45,8 @@ impl Default for Limits {
             memories: 64,
             table_elements: 1 << 20,
             egress: crate::egress::Egress::default(),
+            object_bytes: 4 << 30,
+            objects: Default::default(),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod attempt;
 mod bindings;
+mod blob;
 mod cache;
 mod compile;
 mod host;
@@ -25,6 +26,8 @@ use serde::{Deserialize, Serialize};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
+
+pub use blob::{ObjectAccess, StagedContainer, StagedObjects};
 pub use attempt::{AttemptError, AttemptReport, ErrorKind, LogLine, LogSource};
 pub use cache::{digest, Plugin, PluginError};
 pub use compile::{child_main as compile_child_main, ChildArgs, CompileLimits, Compiler};
@@ -241,7 +244,10 @@ impl Executor {
             task: inv.task.clone(),
             window_start: inv.window_start_ms,
         };
-        let mut store = Store::new(&self.engine, HostState::new(scope, data, limits, cancel));
+        let mut host = HostState::new(scope, data, limits, cancel);
+        host.blob.run_id = inv.run_id.parse().unwrap_or_default();
+        host.blob.attempt = inv.attempt;
+        let mut store = Store::new(&self.engine, host);
         store.limiter(|s| &mut s.limiter);
         if let Err(e) = store.set_fuel(limits.fuel) {
             return failed_before_start(started, format!("setting fuel: {e:#}"));
@@ -311,6 +317,7 @@ impl Executor {
             memory_peak: state.limiter.memory_peak(),
             elapsed: started.elapsed(),
             http,
+            objects: std::mem::take(&mut state.blob.staged),
         }
     }
 }
@@ -349,6 +356,7 @@ fn failed_before_start(started: Instant, message: String) -> AttemptReport {
         memory_peak: 0,
         elapsed: started.elapsed(),
         http: Vec::new(),
+        objects: Default::default(),
     }
 }
 

@@ -52,6 +52,15 @@ pub enum KeyKind {
     BackfillTileWidth,
     /// `C tenant 0 name 0`: a connection (settings and sealed secrets).
     Connection,
+    /// `O tenant 0 connection 0 workflow 0 task 0 window`: the published
+    /// object-storage output of one task in one window.
+    Output,
+    /// `Q` + the output key's rest: an output committed but not yet
+    /// published to its object store (the publisher's work list).
+    OutputPending,
+    /// `G tenant 0 run task 0 attempt connection 0`: an attempt has staged
+    /// objects; whatever is left of them when it is gone is garbage.
+    Staging,
     /// The `blobs` tree: plugin components by digest.
     PluginBlob,
 }
@@ -79,13 +88,16 @@ impl KeyKind {
             KeyKind::BackfillTile => b'S',
             KeyKind::BackfillTileWidth => b'Z',
             KeyKind::Connection => b'C',
+            KeyKind::Output => b'O',
+            KeyKind::OutputPending => b'Q',
+            KeyKind::Staging => b'G',
             KeyKind::PluginBlob => b'b',
         }
     }
 
     /// Every kind whose keys start with `kind tenant 0` in the `state`
     /// tree, except the tombstone (removed last, when the rest is gone).
-    pub const TENANT_SCOPED: [KeyKind; 18] = [
+    pub const TENANT_SCOPED: [KeyKind; 21] = [
         KeyKind::Tenant,
         KeyKind::Token,
         KeyKind::Dataset,
@@ -104,11 +116,14 @@ impl KeyKind {
         KeyKind::BackfillTile,
         KeyKind::BackfillTileWidth,
         KeyKind::Connection,
+        KeyKind::Output,
+        KeyKind::OutputPending,
+        KeyKind::Staging,
     ];
 
     /// Every kind, for tests that check each key of a store has one.
     #[cfg(test)]
-    pub const ALL: [KeyKind; 21] = [
+    pub const ALL: [KeyKind; 24] = [
         KeyKind::Tenant,
         KeyKind::Token,
         KeyKind::TokenHash,
@@ -129,6 +144,9 @@ impl KeyKind {
         KeyKind::BackfillTile,
         KeyKind::BackfillTileWidth,
         KeyKind::Connection,
+        KeyKind::Output,
+        KeyKind::OutputPending,
+        KeyKind::Staging,
         KeyKind::PluginBlob,
     ];
 }
@@ -154,6 +172,9 @@ pub const BACKFILL_TILE: u8 = KeyKind::BackfillTile.byte();
 pub const BACKFILL_TILE_WIDTH: u8 = KeyKind::BackfillTileWidth.byte();
 pub const PLUGIN_BLOB: u8 = KeyKind::PluginBlob.byte();
 pub const CONNECTION: u8 = KeyKind::Connection.byte();
+pub const OUTPUT: u8 = KeyKind::Output.byte();
+pub const OUTPUT_PENDING: u8 = KeyKind::OutputPending.byte();
+pub const STAGING: u8 = KeyKind::Staging.byte();
 
 /// `b tenant 0 digest`: a plugin blob in the `blobs` tree.
 pub fn blob_key(tenant: &str, digest: &str) -> Vec<u8> {

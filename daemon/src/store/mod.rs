@@ -9,6 +9,7 @@
 mod backfills;
 mod connections;
 mod keys;
+mod outputs;
 mod records;
 mod sled_store;
 mod state;
@@ -21,6 +22,7 @@ pub use backfills::{
     BackfillRecord, BackfillState, BackfillStore, BackfillWindow, Stage, StateCounts, WindowState,
 };
 pub use connections::{ConnectionRecord, ConnectionStore, SealedSecret};
+pub use outputs::{OutputObject, OutputRecord, OutputStore, StagingRecord};
 pub use records::{AttemptRecord, Changes, PluginMeta, StoredWorkflow, WindowRecord};
 pub use sled_store::SledStore;
 pub use state::StateStore;
@@ -140,7 +142,7 @@ pub enum StoreError {
 ///
 /// Implementations are synchronous and fast (local sled or memory); host
 /// functions call them directly from the attempt.
-pub trait TaskData: Send + Sync + 'static {
+pub trait TaskData: OutputStore + Send + Sync + 'static {
     fn checkpoint_load(&self, scope: &TaskScope) -> Result<Option<Vec<u8>>, StoreError>;
     /// Replaces the checkpoint durably before returning.
     fn checkpoint_save(&self, scope: &TaskScope, data: &[u8]) -> Result<(), StoreError>;

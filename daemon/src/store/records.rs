@@ -67,6 +67,9 @@ pub struct Changes {
     pub attempts: Vec<(String, AttemptRecord)>,
     /// `(tenant, partition, outputs)`: committed with the task's success.
     pub outputs: Vec<(String, i64, StagedOutputs)>,
+    /// `(tenant, output)`: object-storage outputs committed with the
+    /// task's success; each replaces its window's output.
+    pub object_outputs: Vec<(String, super::OutputRecord)>,
     pub backfills: Vec<super::BackfillRecord>,
     /// `(tenant, window)`.
     pub backfill_windows: Vec<(String, super::BackfillWindow)>,
@@ -81,6 +84,7 @@ impl Changes {
             && self.cursors.is_empty()
             && self.attempts.is_empty()
             && self.outputs.is_empty()
+            && self.object_outputs.is_empty()
             && self.backfills.is_empty()
             && self.backfill_windows.is_empty()
             && self.idempotency.is_empty()
@@ -104,6 +108,8 @@ impl Changes {
                 None => self.outputs.push((tenant, partition, outputs)),
             }
         }
+        // Later records of one window replace earlier ones in batch order.
+        self.object_outputs.extend(newer.object_outputs);
         self.backfills.extend(newer.backfills);
         self.backfill_windows.extend(newer.backfill_windows);
         self.idempotency.extend(newer.idempotency);

@@ -17,7 +17,11 @@ use crate::workflow::{PluginRef, RawWorkflow};
 ///
 /// [`apply`]: StateStore::apply
 pub trait StateStore:
-    TaskData + super::TenantStore + super::BackfillStore + super::ConnectionStore
+    TaskData
+    + super::TenantStore
+    + super::BackfillStore
+    + super::ConnectionStore
+    + super::OutputStore
 {
     /// Stores a plugin; returns the existing version if the newest one has
     /// the same digest, else a new version.
@@ -445,6 +449,7 @@ impl StateStore for SledStore {
                 keys::encode_json(run_id),
             );
         }
+        self.stage_object_outputs(&mut batch, &changes.object_outputs);
         let mut usage: HashMap<&str, i64> = HashMap::new();
         for (tenant, partition, outputs) in &changes.outputs {
             let delta = self.stage_outputs(&mut batch, tenant, *partition, outputs)?;

@@ -1,0 +1,477 @@
+//! Object-storage outputs on the engine's side: the containers an attempt
+//! may use, committing or discarding what it staged, publishing committed
+//! outputs (again after a crash), collecting abandoned staging, and
+//! verifying published outputs against the object stores.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::*;
+use crate::blob::{self, BlobError, Container, WindowCheck};
+use crate::connection::ConnectionKind;
+use crate::executor::{ObjectAccess, StagedObjects};
+use crate::store::{ConnectionRecord, OutputRecord};
+
+/// Identifies one window output: `(tenant, connection, workflow, task,
+/// window start)`.
+type OutputKey = (String, String, String, String, i64);
+
+/// Containers opened per `(tenant, connection)`, with the revision and
+/// update time they were opened at: a rotated or recreated connection is
+/// opened anew; otherwise attempts share one client and its connections.
+#[derive(Default)]
+pub(super) struct Containers {
+    open: Mutex<HashMap<(String, String), (u32, i64, Container)>>,
+    /// One publish at a time per window output, so manifests land in
+    /// commit order.
+    publishing: Mutex<HashMap<OutputKey, Arc<tokio::sync::Mutex<()>>>>,
+    sweeping: std::sync::atomic::AtomicBool,
+}
+
+impl Inner {
+    /// The containers a workflow's attempt may use: every `s3` or `fs`
+    /// connection it names (an `http` one, or one that cannot be opened,
+    /// is there with the reason, which the task gets on use).
+    pub(super) async fn object_access(&self, tenant: &str, names: &[String]) -> ObjectAccess {
+        let mut map = HashMap::new();
+        for name in names {
+            let opened = match self.store.connection_get(tenant, name) {
+                Ok(Some(c)) if c.kind == ConnectionKind::Http => continue,
+                Ok(Some(c)) => self.container(tenant, &c).await.map_err(|e| e.to_string()),
+                Ok(None) => Err("no such connection (deleted since the workflow was applied)".into()),
+                Err(e) => Err(format!("reading the connection: {e}")),
+            };
+            map.insert(name.clone(), opened);
+        }
+        ObjectAccess(Arc::new(map))
+    }
+
+    /// Opens (or reuses) one connection's container. An s3 endpoint must
+    /// pass the tenant's egress allowlist like a task's own request,
+    /// including the refusal of private addresses it does not name.
+    pub(super) async fn container(
+        &self,
+        tenant: &str,
+        c: &ConnectionRecord,
+    ) -> Result<Container, BlobError> {
+        let key = (tenant.to_owned(), c.name.clone());
+        if let Some((rev, at, opened)) = self.containers_lock().get(&key) {
+            if (*rev, *at) == (c.revision, c.updated_ms) {
+                return Ok(opened.clone());
+            }
+        }
+        let setup = |message: String| BlobError::Setup {
+            connection: c.name.clone(),
+            message,
+        };
+        let secret = match c.kind {
+            ConnectionKind::S3 => {
+                if let Some(endpoint) = c.config.get("endpoint") {
+                    self.check_endpoint(tenant, endpoint)
+                        .await
+                        .map_err(setup)?;
+                }
+                let plain = open_sealed(&self.sealing_key, tenant, c, "secret_access_key")
+                    .map_err(setup)?;
+                Some(String::from_utf8(plain).map_err(|_| setup("secret_access_key is not UTF-8".into()))?)
+            }
+            _ => None,
+        };
+        let opened = blob::open_container(
+            tenant,
+            c,
+            secret.as_deref(),
+            self.config.objects_dir.as_deref(),
+        )?;
+        self.containers_lock()
+            .insert(key, (c.revision, c.updated_ms, opened.clone()));
+        Ok(opened)
+    }
+
+    fn containers_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (u32, i64, Container)>> {
+        self.containers
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn check_endpoint(&self, tenant: &str, endpoint: &str) -> Result<(), String> {
+        let target = crate::egress::Target::from_url(endpoint)
+            .map_err(|e| format!("endpoint {endpoint:?}: {e}"))?;
+        let allow = self.egress_allowlist(tenant);
+        if !allow.allows(&target) {
+            return Err(format!(
+                "endpoint {} is not in the tenant's egress allowlist",
+                target.authority()
+            ));
+        }
+        let addrs: Vec<std::net::IpAddr> = match target.host.parse() {
+            Ok(ip) => vec![ip],
+            Err(_) => tokio::net::lookup_host((target.host.as_str(), target.port))
+                .await
+                .map_err(|e| format!("resolving {}: {e}", target.host))?
+                .map(|a| a.ip())
+                .collect(),
+        };
+        for ip in addrs {
+            if let Some(class) = crate::egress::special(ip) {
+                if !allow.names_address(&target, ip) {
+                    return Err(format!(
+                        "endpoint {} resolves to a {class} address ({ip}) the allowlist does not name",
+                        target.authority()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What becomes of an attempt's staged objects: on success, the output
+    /// records committed with it; otherwise nothing (they are deleted in
+    /// the background).
+    pub(super) fn object_outputs(
+        self: &Arc<Self>,
+        tenant: &str,
+        succeeded: bool,
+        staged: StagedObjects,
+        now: i64,
+    ) -> Vec<(String, OutputRecord)> {
+        if staged.is_empty() {
+            return Vec::new();
+        }
+        if !succeeded {
+            let inner = self.clone();
+            let tenant = tenant.to_owned();
+            tokio::spawn(async move { inner.discard(&tenant, staged).await });
+            return Vec::new();
+        }
+        staged
+            .containers
+            .into_values()
+            .map(|s| {
+                let m = s.marker;
+                (
+                    tenant.to_owned(),
+                    OutputRecord {
+                        connection: m.connection,
+                        workflow: m.workflow,
+                        task: m.task,
+                        window_start: m.window_start,
+                        run_id: m.run_id,
+                        attempt: m.attempt,
+                        committed_ms: now,
+                        objects: s.objects.into_values().collect(),
+                        published: false,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Deletes a failed attempt's objects, then its markers. A marker whose
+    /// objects could not be deleted stays for the next collection.
+    async fn discard(&self, tenant: &str, staged: StagedObjects) {
+        for s in staged.containers.into_values() {
+            match blob::delete_prefix(&s.container, &s.marker.prefix).await {
+                Ok(_) => {
+                    if let Err(e) = self.store.staging_clear(tenant, &s.marker) {
+                        tracing::warn!("clearing a staging marker: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!("deleting a failed attempt's objects: {e}"),
+            }
+        }
+    }
+
+    /// Publishes committed outputs: the given ones, or every pending one
+    /// in the store. Failures are logged and left pending for the next
+    /// sweep.
+    pub(super) async fn publish_outputs(self: &Arc<Self>, outputs: Vec<(String, OutputRecord)>) {
+        for (tenant, r) in outputs {
+            if let Err(e) = self.publish_one(&tenant, &r).await {
+                tracing::warn!(
+                    workflow = r.workflow,
+                    task = r.task,
+                    window = r.window_start,
+                    "publishing an output failed; will retry: {e}"
+                );
+                let labels = crate::metrics::labels(&[("tenant", &tenant)]);
+                self.metrics.publish_failures.get_or_create(&labels).inc();
+            }
+        }
+    }
+
+    async fn publish_one(&self, tenant: &str, r: &OutputRecord) -> Result<(), BlobError> {
+        let key: OutputKey = (
+            tenant.to_owned(),
+            r.connection.clone(),
+            r.workflow.clone(),
+            r.task.clone(),
+            r.window_start,
+        );
+        let lock = {
+            let mut map = self
+                .containers
+                .publishing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            map.entry(key.clone()).or_default().clone()
+        };
+        let _one = lock.lock().await;
+        let store_err = |e: crate::store::StoreError| BlobError::Unavailable {
+            container: r.connection.clone(),
+            message: e.to_string(),
+        };
+        // Publish what is committed now: a newer commit of the window
+        // supersedes the one this call was asked for.
+        loop {
+            let Some(current) = self
+                .store
+                .output_get(tenant, &r.connection, &r.workflow, &r.task, r.window_start)
+                .map_err(store_err)?
+            else {
+                return Ok(());
+            };
+            if current.published {
+                return Ok(());
+            }
+            let conn = self
+                .store
+                .connection_get(tenant, &r.connection)
+                .map_err(store_err)?
+                .ok_or_else(|| BlobError::Setup {
+                    connection: r.connection.clone(),
+                    message: "the connection was deleted; its outputs cannot be published".into(),
+                })?;
+            let c = self.container(tenant, &conn).await?;
+            let live = || self.live_staging(tenant, &current);
+            blob::publish(&c, &current, live).await?;
+            if self
+                .store
+                .output_published(tenant, &current)
+                .map_err(store_err)?
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Starts publishing every output still pending (a publish that failed,
+    /// or a commit whose persist was retried), unless a sweep still runs.
+    pub(super) fn sweep_outputs(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.containers.sweeping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let inner = self.clone();
+        tokio::spawn(async move {
+            match inner.store.outputs_pending() {
+                Ok(pending) => inner.publish_outputs(pending).await,
+                Err(e) => tracing::warn!("listing outputs to publish: {e}"),
+            }
+            inner.containers.sweeping.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// Staging prefixes of attempts of the same window still running.
+    fn live_staging(&self, tenant: &str, r: &OutputRecord) -> Vec<String> {
+        match self.store.staging_all() {
+            Ok(all) => all
+                .into_iter()
+                .filter(|(t, s)| {
+                    t == tenant
+                        && s.connection == r.connection
+                        && s.workflow == r.workflow
+                        && s.task == r.task
+                        && s.window_start == r.window_start
+                        && (s.run_id, s.attempt) != (r.run_id, r.attempt)
+                })
+                .map(|(_, s)| s.prefix)
+                .collect(),
+            // Unknown: keep every other attempt's objects this time.
+            Err(_) => vec![blob::window_dir(&r.workflow, &r.task, r.window_start) + "/_attempts/"],
+        }
+    }
+
+    /// Startup: publish every committed output the last process did not,
+    /// and delete what attempts it left staged. The markers are read before
+    /// any attempt starts, so each belongs to a dead attempt (a resumed task
+    /// gets a new attempt number, hence a new prefix).
+    pub(super) async fn recover_objects(
+        self: &Arc<Self>,
+        pending: Vec<(String, OutputRecord)>,
+        markers: Vec<(String, crate::store::StagingRecord)>,
+    ) {
+        if !pending.is_empty() {
+            tracing::info!(n = pending.len(), "publishing outputs left pending");
+            self.publish_outputs(pending).await;
+        }
+        for (tenant, m) in markers {
+            let conn = match self.store.connection_get(&tenant, &m.connection) {
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    // Nothing can reach those objects any more.
+                    let _ = self.store.staging_clear(&tenant, &m);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("collecting staged objects: {e}");
+                    continue;
+                }
+            };
+            let result = match self.container(&tenant, &conn).await {
+                Ok(c) => blob::delete_prefix(&c, &m.prefix).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(n) => {
+                    tracing::info!(
+                        workflow = m.workflow,
+                        run = m.run_id,
+                        attempt = m.attempt,
+                        objects = n,
+                        "deleted objects of an abandoned attempt"
+                    );
+                    let labels = crate::metrics::labels(&[("tenant", &tenant)]);
+                    self.metrics
+                        .objects_collected
+                        .get_or_create(&labels)
+                        .inc_by(n as u64);
+                    let _ = self.store.staging_clear(&tenant, &m);
+                }
+                Err(e) => tracing::warn!("collecting staged objects: {e}"),
+            }
+        }
+    }
+
+    /// Re-reads the published outputs of `workflow`'s windows in
+    /// `[since, until)` and compares them with what was committed.
+    pub(super) async fn verify_outputs(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<WindowCheck>, EngineError> {
+        let records = self.store.outputs_of(tenant, workflow, since, until)?;
+        let staging = self.store.staging_all()?;
+        let mut out = Vec::with_capacity(records.len());
+        let mut conns: HashMap<String, Container> = HashMap::new();
+        for r in records {
+            if !conns.contains_key(&r.connection) {
+                let Some(conn) = self.store.connection_get(tenant, &r.connection)? else {
+                    continue;
+                };
+                let c = self.container(tenant, &conn).await.map_err(EngineError::Blob)?;
+                conns.insert(r.connection.clone(), c);
+            }
+            let c = &conns[&r.connection];
+            let live: Vec<String> = staging
+                .iter()
+                .filter(|(t, s)| t == tenant && s.workflow == r.workflow && s.task == r.task)
+                .map(|(_, s)| s.prefix.clone())
+                .collect();
+            out.push(
+                blob::check_output(c, &r, &live)
+                    .await
+                    .map_err(EngineError::Blob)?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Opens one sealed secret field of a connection.
+fn open_sealed(
+    key: &crate::secrets::SealingKey,
+    tenant: &str,
+    c: &ConnectionRecord,
+    field: &str,
+) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let s = c
+        .secrets
+        .get(field)
+        .ok_or_else(|| format!("has no {field}"))?;
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(&s.sealed)
+        .map_err(|_| format!("the sealed {field} is damaged"))?;
+    key.open(&super::connections::secret_owner(tenant, &c.name, field), field, &sealed)
+        .map_err(|e| e.to_string())
+}
+
+/// What `verify` found for one backfill.
+#[derive(Debug, Clone)]
+pub struct BackfillVerification {
+    pub backfill: u64,
+    /// Windows of the backfill (every stage) that were looked at.
+    pub windows: u64,
+    /// One check per published output of those windows.
+    pub checks: Vec<WindowCheck>,
+}
+
+impl Engine {
+    /// Re-reads every published output of a backfill's windows and
+    /// compares it with what was committed (the article's cross-storage
+    /// consistency check).
+    pub async fn verify_backfill(
+        &self,
+        tenant: &str,
+        id: u64,
+    ) -> Result<BackfillVerification, EngineError> {
+        if self.backfill(tenant, id)?.is_none() {
+            return Err(EngineError::BackfillNotFound(id));
+        }
+        let mut spans: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+        let mut wanted: std::collections::HashSet<(String, i64)> = Default::default();
+        let mut after: Option<(String, i64)> = None;
+        loop {
+            let page = self.inner.store.backfill_windows(
+                tenant,
+                id,
+                after.as_ref().map(|(w, t)| (w.as_str(), *t)),
+                1000,
+            )?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.workflow.clone(), last.window_start));
+            for w in page {
+                let span = spans
+                    .entry(w.workflow.clone())
+                    .or_insert((w.window_start, w.window_end));
+                span.0 = span.0.min(w.window_start);
+                span.1 = span.1.max(w.window_end);
+                wanted.insert((w.workflow, w.window_start));
+            }
+        }
+        let mut checks = Vec::new();
+        for (workflow, (since, until)) in spans {
+            for c in self
+                .inner
+                .verify_outputs(tenant, &workflow, since, until)
+                .await?
+            {
+                if wanted.contains(&(c.workflow.clone(), c.window_start)) {
+                    checks.push(c);
+                }
+            }
+        }
+        Ok(BackfillVerification {
+            backfill: id,
+            windows: wanted.len() as u64,
+            checks,
+        })
+    }
+
+    /// Committed outputs of a workflow's windows in `[since, until)`.
+    pub fn outputs(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<OutputRecord>, EngineError> {
+        Ok(self.inner.store.outputs_of(tenant, workflow, since, until)?)
+    }
+}
