@@ -28,11 +28,13 @@
 
 extern crate self as tidemark_sdk;
 
+mod blob;
 mod context;
 mod data;
 mod error;
 pub mod log;
 
+pub use blob::{Container, ObjectInfo, OutputObject, PublishedOutput};
 pub use context::{Context, Outcome, Trigger, Window};
 pub use data::{Checkpoint, Dataset, Entry, Scan};
 pub use error::{Error, Result};

@@ -61,9 +61,13 @@ impl BlobError {
                 let message = other.to_string();
                 // S3 reports refused credentials as a generic error with
                 // the service's code in the text.
-                let denied = ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"]
-                    .iter()
-                    .any(|c| message.contains(c))
+                let denied = [
+                    "InvalidAccessKeyId",
+                    "SignatureDoesNotMatch",
+                    "AccessDenied",
+                ]
+                .iter()
+                .any(|c| message.contains(c))
                     || message.contains("403");
                 if denied {
                     BlobError::Denied {

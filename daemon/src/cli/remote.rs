@@ -284,7 +284,10 @@ pub fn backfill_verify(client: &Client, id: u64, output: Output) -> ExitCode {
                 .unwrap_or_default();
             let mut what = Vec::new();
             if c["manifest"] != "current" {
-                what.push(format!("manifest {}", c["manifest"].as_str().unwrap_or("?")));
+                what.push(format!(
+                    "manifest {}",
+                    c["manifest"].as_str().unwrap_or("?")
+                ));
             }
             for (field, label) in [
                 ("missing", "missing"),

@@ -78,7 +78,12 @@ async fn run_in_span(inner: Arc<Inner>, job: Job) {
             }
         }
     }
-    let committed = record(&inner, &job, report, started, ended);
+    let (committed, discarded) = record(&inner, &job, report, started, ended);
+    if let Some(staged) = discarded {
+        // Not committed (a failure, or a success that no longer counts):
+        // the objects go before the attempt counts as ended.
+        inner.discard(&job.tenant, staged).await;
+    }
     match inner.persist().await {
         Ok(()) if !committed.is_empty() => {
             // Durable: the manifests can be written now. A publish that
@@ -161,9 +166,7 @@ async fn execute(inner: &Arc<Inner>, job: &Job) -> AttemptReport {
     limits.egress.tenant = (*inner.egress_allowlist(&job.tenant)).clone();
     limits.egress.task = job.task.allowed_hosts.clone();
     if !job.def.connections.is_empty() {
-        limits.objects = inner
-            .object_access(&job.tenant, &job.def.connections)
-            .await;
+        limits.objects = inner.object_access(&job.tenant, &job.def.connections).await;
     }
     let inv = Invocation {
         tenant: job.tenant.clone(),
@@ -186,22 +189,21 @@ async fn execute(inner: &Arc<Inner>, job: &Job) -> AttemptReport {
 }
 
 /// Applies the outcome to the run in memory and stages its records; the
-/// caller persists. Returns the object-storage outputs committed with it.
+/// caller persists. Returns the object-storage outputs committed with it,
+/// and the staged objects to delete if they were not.
 fn record(
     inner: &Arc<Inner>,
     job: &Job,
     mut report: AttemptReport,
     started: i64,
     ended: i64,
-) -> Vec<(String, crate::store::OutputRecord)> {
+) -> (
+    Vec<(String, crate::store::OutputRecord)>,
+    Option<crate::executor::StagedObjects>,
+) {
     let mut staged = Some(std::mem::take(&mut report.objects));
     let committed = record_outcome(inner, job, report, started, ended, &mut staged);
-    if let Some(staged) = staged {
-        // Not committed (a failure, or a success that no longer counts):
-        // the objects go.
-        inner.object_outputs(&job.tenant, false, staged, ended);
-    }
-    committed
+    (committed, staged.filter(|s| !s.is_empty()))
 }
 
 fn record_outcome(
@@ -271,7 +273,7 @@ fn record_outcome(
                 st.outputs
                     .push((job.tenant.clone(), job.window.start, report.outputs));
                 if let Some(objects) = staged.take() {
-                    committed = inner.object_outputs(&job.tenant, true, objects, ended);
+                    committed = inner.object_outputs(&job.tenant, objects, ended);
                     st.object_outputs.extend(committed.iter().cloned());
                 }
             }

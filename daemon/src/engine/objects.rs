@@ -36,9 +36,13 @@ impl Inner {
         let mut map = HashMap::new();
         for name in names {
             let opened = match self.store.connection_get(tenant, name) {
-                Ok(Some(c)) if c.kind == ConnectionKind::Http => continue,
+                Ok(Some(c)) if c.kind == ConnectionKind::Http => {
+                    Err("is an http connection; object storage needs kind s3 or fs".into())
+                }
                 Ok(Some(c)) => self.container(tenant, &c).await.map_err(|e| e.to_string()),
-                Ok(None) => Err("no such connection (deleted since the workflow was applied)".into()),
+                Ok(None) => {
+                    Err("no such connection (deleted since the workflow was applied)".into())
+                }
                 Err(e) => Err(format!("reading the connection: {e}")),
             };
             map.insert(name.clone(), opened);
@@ -67,13 +71,14 @@ impl Inner {
         let secret = match c.kind {
             ConnectionKind::S3 => {
                 if let Some(endpoint) = c.config.get("endpoint") {
-                    self.check_endpoint(tenant, endpoint)
-                        .await
-                        .map_err(setup)?;
+                    self.check_endpoint(tenant, endpoint).await.map_err(setup)?;
                 }
                 let plain = open_sealed(&self.sealing_key, tenant, c, "secret_access_key")
                     .map_err(setup)?;
-                Some(String::from_utf8(plain).map_err(|_| setup("secret_access_key is not UTF-8".into()))?)
+                Some(
+                    String::from_utf8(plain)
+                        .map_err(|_| setup("secret_access_key is not UTF-8".into()))?,
+                )
             }
             _ => None,
         };
@@ -128,25 +133,14 @@ impl Inner {
         Ok(())
     }
 
-    /// What becomes of an attempt's staged objects: on success, the output
-    /// records committed with it; otherwise nothing (they are deleted in
-    /// the background).
+    /// The output records a successful attempt's staged objects become,
+    /// committed with its success.
     pub(super) fn object_outputs(
-        self: &Arc<Self>,
+        &self,
         tenant: &str,
-        succeeded: bool,
         staged: StagedObjects,
         now: i64,
     ) -> Vec<(String, OutputRecord)> {
-        if staged.is_empty() {
-            return Vec::new();
-        }
-        if !succeeded {
-            let inner = self.clone();
-            let tenant = tenant.to_owned();
-            tokio::spawn(async move { inner.discard(&tenant, staged).await });
-            return Vec::new();
-        }
         staged
             .containers
             .into_values()
@@ -172,7 +166,7 @@ impl Inner {
 
     /// Deletes a failed attempt's objects, then its markers. A marker whose
     /// objects could not be deleted stays for the next collection.
-    async fn discard(&self, tenant: &str, staged: StagedObjects) {
+    pub(super) async fn discard(&self, tenant: &str, staged: StagedObjects) {
         for s in staged.containers.into_values() {
             match blob::delete_prefix(&s.container, &s.marker.prefix).await {
                 Ok(_) => {
@@ -364,7 +358,10 @@ impl Inner {
                 let Some(conn) = self.store.connection_get(tenant, &r.connection)? else {
                     continue;
                 };
-                let c = self.container(tenant, &conn).await.map_err(EngineError::Blob)?;
+                let c = self
+                    .container(tenant, &conn)
+                    .await
+                    .map_err(EngineError::Blob)?;
                 conns.insert(r.connection.clone(), c);
             }
             let c = &conns[&r.connection];
@@ -398,8 +395,12 @@ fn open_sealed(
     let sealed = base64::engine::general_purpose::STANDARD
         .decode(&s.sealed)
         .map_err(|_| format!("the sealed {field} is damaged"))?;
-    key.open(&super::connections::secret_owner(tenant, &c.name, field), field, &sealed)
-        .map_err(|e| e.to_string())
+    key.open(
+        &super::connections::secret_owner(tenant, &c.name, field),
+        field,
+        &sealed,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// What `verify` found for one backfill.
@@ -472,6 +473,9 @@ impl Engine {
         since: i64,
         until: i64,
     ) -> Result<Vec<OutputRecord>, EngineError> {
-        Ok(self.inner.store.outputs_of(tenant, workflow, since, until)?)
+        Ok(self
+            .inner
+            .store
+            .outputs_of(tenant, workflow, since, until)?)
     }
 }

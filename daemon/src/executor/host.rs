@@ -127,7 +127,11 @@ impl HostState {
         Ok(())
     }
 
-    pub(super) fn store_failure(&mut self, what: &str, err: crate::store::StoreError) -> wasmtime::Error {
+    pub(super) fn store_failure(
+        &mut self,
+        what: &str,
+        err: crate::store::StoreError,
+    ) -> wasmtime::Error {
         self.trap(AttemptError::Host {
             message: format!("{what}: {err}"),
         })

@@ -26,9 +26,8 @@ use serde::{Deserialize, Serialize};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
-
-pub use blob::{ObjectAccess, StagedContainer, StagedObjects};
 pub use attempt::{AttemptError, AttemptReport, ErrorKind, LogLine, LogSource};
+pub use blob::{ObjectAccess, StagedContainer, StagedObjects};
 pub use cache::{digest, Plugin, PluginError};
 pub use compile::{child_main as compile_child_main, ChildArgs, CompileLimits, Compiler};
 pub use host::check_dataset_name;

@@ -97,7 +97,12 @@ fn output_rest(connection: &str, workflow: &str, task: &str, window_start: i64) 
 
 fn output_key(kind: u8, tenant: &str, r: &OutputRecord) -> Vec<u8> {
     let mut k = keys::tenant_prefix(kind, tenant);
-    k.extend(output_rest(&r.connection, &r.workflow, &r.task, r.window_start));
+    k.extend(output_rest(
+        &r.connection,
+        &r.workflow,
+        &r.task,
+        r.window_start,
+    ));
     k
 }
 

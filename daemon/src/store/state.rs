@@ -17,11 +17,7 @@ use crate::workflow::{PluginRef, RawWorkflow};
 ///
 /// [`apply`]: StateStore::apply
 pub trait StateStore:
-    TaskData
-    + super::TenantStore
-    + super::BackfillStore
-    + super::ConnectionStore
-    + super::OutputStore
+    TaskData + super::TenantStore + super::BackfillStore + super::ConnectionStore + super::OutputStore
 {
     /// Stores a plugin; returns the existing version if the newest one has
     /// the same digest, else a new version.

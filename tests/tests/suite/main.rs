@@ -16,6 +16,7 @@ mod integrity;
 mod languages;
 mod limits;
 mod listing;
+mod objects;
 mod plugins;
 mod pyclient;
 mod quotas;
