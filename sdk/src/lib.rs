@@ -31,6 +31,7 @@ extern crate self as tidemark_sdk;
 mod context;
 mod data;
 mod error;
+pub mod http;
 pub mod log;
 
 pub use context::{Context, Outcome, Trigger, Window};
