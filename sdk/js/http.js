@@ -61,7 +61,7 @@ export class Response {
 
   // This response, or an HttpError with code "status" if it is not 2xx.
   errorForStatus() {
-    if (!this.ok) throw new HttpError("status", `HTTP status ${this.status}`, this.status);
+    if (!this.ok) throw new HttpError("status", "", this.status);
     return this;
   }
 }

@@ -35,7 +35,7 @@ export class Fatal extends Error {}
 // retryable when transient.
 export class HttpError extends Error {
   constructor(code, detail = "", status = undefined) {
-    super(detail ? `${code} (${detail})` : code);
+    super(status !== undefined ? `HTTP status ${status}` : detail ? `${code} (${detail})` : code);
     this.code = code;
     this.detail = detail;
     this.status = status;

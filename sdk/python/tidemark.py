@@ -186,7 +186,11 @@ class HttpError(Exception):
         self.code = code
         self.detail = detail
         self.status = status
-        super().__init__(f"{code} ({detail})" if detail else code)
+        if status is not None:
+            message = f"HTTP status {status}"
+        else:
+            message = f"{code} ({detail})" if detail else code
+        super().__init__(message)
 
     @property
     def denied(self) -> bool:
@@ -242,7 +246,7 @@ class Response:
 
     def raise_for_status(self) -> "Response":
         if not self.ok:
-            raise HttpError("status", f"HTTP status {self.status}", self.status)
+            raise HttpError("status", status=self.status)
         return self
 
 
