@@ -207,3 +207,34 @@ async fn an_unavailable_api_is_a_retryable_task_error_in_every_sdk() {
     }
     assert_eq!(s.hits.load(Ordering::SeqCst), 3);
 }
+
+/// Each "Write a task in ..." page shows its language's HTTP plugin, built
+/// and tested here, verbatim.
+#[test]
+fn task_docs_show_the_tested_http_plugins() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (page, fence, plugin) in [
+        (
+            "docs/tasks/rust.md",
+            "```rust\n",
+            "plugins/http-json/src/lib.rs",
+        ),
+        (
+            "docs/tasks/python.md",
+            "```python\n",
+            "plugins/python/http_json.py",
+        ),
+        (
+            "docs/tasks/javascript.md",
+            "```js\n",
+            "plugins/js/http-json.js",
+        ),
+    ] {
+        let text = std::fs::read_to_string(root.join(page)).unwrap();
+        let source = std::fs::read_to_string(root.join(plugin)).unwrap();
+        assert!(
+            text.contains(&format!("{fence}{source}```\n")),
+            "{page} is stale: copy {plugin} into its HTTP section"
+        );
+    }
+}
