@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds the Python (plugins/python) and JavaScript (plugins/js) plugins into
 # components of the tidemark:task world, straight from wit/ (no copy of the
-# WIT). The pinned tools are installed on first use into TIDEMARK_TOOLS
+# WIT). A plugin whose source has the line `# world: task-with-http`
+# (Python) or `// world: task-with-http` (JavaScript) is built for that
+# world instead (wit/http.wit: `task` plus wasi:http/outgoing-handler), which
+# the SDKs' HTTP helpers need. The pinned tools are installed on first use into TIDEMARK_TOOLS
 # (default ~/.cache/tidemark/tools): componentize-py from PyPI, and
 # componentize-js with rolldown from npm (versions in plugins/js/package.json
 # and its lock file). A component is rebuilt only when its inputs changed.
@@ -38,7 +41,16 @@ out="${1:?usage: scripts/guests.sh OUT_DIR | --tools-only}"
 mkdir -p "$out"
 
 # Stamp of everything a component depends on; equal stamp = up to date.
-stamp() { cat "$@" "$root"/wit/*.wit | sha256sum | cut -d' ' -f1; }
+stamp() { cat "$@" "$root"/wit/*.wit "$root"/wit/deps/*.wit | sha256sum | cut -d' ' -f1; }
+
+# The world a plugin source asks for (see above).
+world_of() {
+    if grep -qE '^(#|//) *world: *task-with-http *$' "$1"; then
+        echo task-with-http
+    else
+        echo task
+    fi
+}
 
 build() { # NAME STAMP COMMAND...
     local name="$1" want="$2"
@@ -61,8 +73,9 @@ cp "$root"/plugins/python/*.py "$py_src/plugins/"
 cp "$root"/sdk/python/*.py "$py_src/sdk/"
 for src in "$root"/plugins/python/*.py; do
     module="$(basename "$src" .py)"
-    build "py_$module" "$(stamp "$src" "$root"/sdk/python/*.py <(echo "$py_version"))" \
-        "$venv/bin/componentize-py" -d "$root/wit" -w task componentize \
+    world="$(world_of "$src")"
+    build "py_$module" "$(stamp "$src" "$root"/sdk/python/*.py <(echo "$py_version $world"))" \
+        "$venv/bin/componentize-py" -d "$root/wit" -w "$world" componentize \
         -p "$py_src/plugins" -p "$py_src/sdk" "$module" -o "$out/py_$module.wasm"
 done
 
@@ -70,13 +83,18 @@ for src in "$root"/plugins/js/*.js; do
     name="$(basename "$src" .js)"
     name="${name//-/_}"
     bundle="$out/js_$name.bundle.js"
-    build "js_$name" "$(stamp "$src" "$root"/sdk/js/*.js <(echo "$lock_hash"))" bash -c '
+    world="$(world_of "$src")"
+    # A `task` plugin is built without StarlingMonkey's `http` feature, so
+    # it imports no wasi:http; `task-with-http` imports it (fetch, http.js).
+    # No plugin serves incoming requests: `fetch-event` is always off.
+    if [ "$world" = task ]; then off="http fetch-event"; else off="fetch-event"; fi
+    build "js_$name" "$(stamp "$src" "$root"/sdk/js/*.js <(echo "$lock_hash $world"))" bash -c '
         set -euo pipefail
         "$1/node_modules/.bin/rolldown" "$2" -o "$3" -f esm \
-            -e tidemark:task/log@0.1.0,tidemark:task/dataset@0.1.0,tidemark:task/checkpoint@0.1.0 \
+            -e tidemark:task/log@0.1.0,tidemark:task/dataset@0.1.0,tidemark:task/checkpoint@0.1.0,wasi:http/outgoing-handler@0.2.12,wasi:http/types@0.2.12 \
             > "$3.log" 2>&1 || { cat "$3.log" >&2; exit 1; }
-        # No wasi:http: the host links only the tidemark:task world and WASI p2.
-        "$1/node_modules/.bin/componentize-js" "$3" --wit "$4" -n task \
-            -d http fetch-event -o "$5" >&2
-    ' _ "$node" "$src" "$bundle" "$root/wit" "$out/js_$name.wasm"
+        # shellcheck disable=SC2086 # $7 is a list of features
+        "$1/node_modules/.bin/componentize-js" "$3" --wit "$4" -n "$6" \
+            -d $7 -o "$5" >&2
+    ' _ "$node" "$src" "$bundle" "$root/wit" "$out/js_$name.wasm" "$world" "$off"
 done

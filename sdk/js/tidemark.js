@@ -9,8 +9,11 @@
 //     return `${n} events`;
 //   });
 //
-// Returning a string succeeds with it as the summary; throwing Retryable or
-// Fatal fails the attempt as a task-error; anything else thrown is a trap.
+// Returning a string succeeds with it as the summary; throwing Retryable,
+// Fatal or HttpError fails the attempt as a task-error; anything else
+// thrown is a trap. `run` may be async (return a promise): componentize-js
+// then runs the event loop until it settles, which is what `fetch` needs.
+// Outbound HTTP: see http.js.
 // Instants are plain numbers of milliseconds (exact up to 2^53).
 
 import { write } from "tidemark:task/log@0.1.0";
@@ -22,6 +25,46 @@ const SCAN_PAGE = 1000;
 
 export class Retryable extends Error {}
 export class Fatal extends Error {}
+
+// A request that produced no usable response (see http.js). `code` is the
+// `wasi:http` error-code's WIT name, e.g. "HTTP-request-denied" when the
+// egress policy refused the host (the names the Rust and Python SDKs
+// report), "invalid-request" for a URL or header refused before sending,
+// or "status" for Response.errorForStatus (`status` is the HTTP status
+// then). Thrown out of `run`, it fails the attempt as a task error,
+// retryable when transient.
+export class HttpError extends Error {
+  constructor(code, detail = "", status = undefined) {
+    super(status !== undefined ? `HTTP status ${status}` : detail ? `${code} (${detail})` : code);
+    this.code = code;
+    this.detail = detail;
+    this.status = status;
+  }
+
+  // Whether the egress policy refused the request.
+  get denied() {
+    return this.code === "HTTP-request-denied";
+  }
+
+  // Whether a later attempt may succeed (timeouts, refused or dropped
+  // connections, 429 and 5xx statuses).
+  get transient() {
+    if (this.status !== undefined) return this.status === 429 || this.status >= 500;
+    return TRANSIENT.has(this.code);
+  }
+}
+
+const TRANSIENT = new Set([
+  "DNS-timeout",
+  "destination-unavailable",
+  "connection-refused",
+  "connection-terminated",
+  "connection-timeout",
+  "connection-read-timeout",
+  "connection-write-timeout",
+  "HTTP-response-incomplete",
+  "HTTP-response-timeout",
+]);
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -114,6 +157,17 @@ function hostError(e) {
   return undefined;
 }
 
+function taskError(e) {
+  if (e instanceof Retryable) return { tag: "retryable", val: e.message };
+  if (e instanceof Fatal) return { tag: "fatal", val: e.message };
+  if (e instanceof HttpError) return { tag: e.transient ? "retryable" : "fatal", val: e.message };
+  return hostError(e);
+}
+
+function outcome(summary) {
+  return { summary: summary === undefined ? "" : String(summary) };
+}
+
 // The `run` export of the world.
 export function task(run) {
   return (raw) => {
@@ -121,12 +175,13 @@ export function task(run) {
     try {
       summary = run(context(raw));
     } catch (e) {
-      if (e instanceof Retryable) throw { tag: "retryable", val: e.message };
-      if (e instanceof Fatal) throw { tag: "fatal", val: e.message };
-      const mapped = hostError(e);
-      if (mapped) throw mapped;
-      throw e;
+      throw taskError(e) || e;
     }
-    return { summary: summary === undefined ? "" : String(summary) };
+    if (summary && typeof summary.then === "function") {
+      return summary.then(outcome, (e) => {
+        throw taskError(e) || e;
+      });
+    }
+    return outcome(summary);
   };
 }

@@ -18,15 +18,36 @@ for Rust:
 Returning a string succeeds with it as the summary. `Retryable` and `Fatal`
 fail the attempt as `task-error`s; any other exception is a trap (the
 attempt fails with `guest trap`), exactly like a panic in Rust.
+
+Outbound HTTP (`http_get`, `http_request`) needs the `task-with-http` world
+(`componentize-py -d wit -w task-with-http ...`), which adds
+`wasi:http/outgoing-handler` to `task`; an `HttpError` that escapes `run`
+fails the attempt as a task error (retryable when transient).
 """
 
 import json
+import re
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import wit_world
-from componentize_py_types import Err
-from wit_world.imports import checkpoint, dataset, log, types
+from componentize_py_types import Err, Ok
+from wit_world.imports import checkpoint, dataset, log
+
+try:
+    from wit_world.imports import types
+except ImportError:
+    # In `task-with-http`, wasi:http has a `types` interface too, and
+    # componentize-py names both modules after their packages.
+    from wit_world.imports import tidemark_task_types as types
+
+# wasi:http, in the `task-with-http` world only. Imported here, not when
+# first used: componentize-py snapshots the modules imported at build time.
+try:
+    from wit_world.imports import outgoing_handler as _outgoing
+    from wit_world.imports import wasi_http_types as _h
+except ImportError:
+    _outgoing = _h = None
 
 # Matches the host's cap per scan call; fewer round trips for large windows.
 _SCAN_PAGE = 1000
@@ -151,11 +172,223 @@ def clear_checkpoint() -> None:
     checkpoint.clear()
 
 
+class HttpError(Exception):
+    """A request that produced no usable response.
+
+    `code` is the `wasi:http` error-code's WIT name, e.g.
+    `HTTP-request-denied` when the egress policy refused the host (the same
+    name the Rust and JavaScript SDKs report), `invalid-request` for a URL
+    or header refused before sending, or `status` for
+    `Response.raise_for_status` (`status` is the HTTP status then).
+    """
+
+    def __init__(self, code: str, detail: str = "", status: Optional[int] = None):
+        self.code = code
+        self.detail = detail
+        self.status = status
+        if status is not None:
+            message = f"HTTP status {status}"
+        else:
+            message = f"{code} ({detail})" if detail else code
+        super().__init__(message)
+
+    @property
+    def denied(self) -> bool:
+        """Whether the egress policy refused the request."""
+        return self.code == "HTTP-request-denied"
+
+    @property
+    def transient(self) -> bool:
+        """Whether a later attempt may succeed (timeouts, refused or dropped
+        connections, 429 and 5xx statuses)."""
+        if self.status is not None:
+            return self.status == 429 or self.status >= 500
+        return self.code in _TRANSIENT
+
+
+_TRANSIENT = {
+    "DNS-timeout",
+    "destination-unavailable",
+    "connection-refused",
+    "connection-terminated",
+    "connection-timeout",
+    "connection-read-timeout",
+    "connection-write-timeout",
+    "HTTP-response-incomplete",
+    "HTTP-response-timeout",
+}
+
+
+@dataclass(frozen=True)
+class Response:
+    """A complete HTTP response; header names are lower case."""
+
+    status: int
+    headers: List[Tuple[str, bytes]]
+    body: bytes
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def header(self, name: str) -> Optional[str]:
+        name = name.lower()
+        for n, v in self.headers:
+            if n.lower() == name:
+                return v.decode(errors="replace")
+        return None
+
+    def text(self) -> str:
+        return self.body.decode()
+
+    def json(self):
+        return json.loads(self.body)
+
+    def raise_for_status(self) -> "Response":
+        if not self.ok:
+            raise HttpError("status", status=self.status)
+        return self
+
+
+def _code_name(code) -> str:
+    """`ErrorCode_HttpRequestDenied` -> `HTTP-request-denied`."""
+    words = re.findall("[A-Z][a-z]*", type(code).__name__.split("_", 1)[-1])
+    return "-".join(
+        w.upper() if w in ("Http", "Dns", "Tls", "Ip") else w.lower() for w in words
+    )
+
+
+def _code_error(code) -> HttpError:
+    detail = getattr(code, "value", None)
+    return HttpError(_code_name(code), "" if detail is None else repr(detail))
+
+
+def _http():
+    if _h is None:
+        raise Fatal("no wasi:http bindings: build the task with `-w task-with-http`")
+    return _outgoing, _h
+
+
+# A stream takes at most 4096 bytes per blocking write (wasi:io).
+_WRITE_CHUNK = 4096
+_READ_CHUNK = 64 * 1024
+
+
+def http_get(url: str, headers: Optional[dict] = None) -> Response:
+    """`GET url`; see `http_request`."""
+    return http_request("GET", url, headers, None)
+
+
+def http_request(
+    method: str, url: str, headers: Optional[dict] = None, body=None
+) -> Response:
+    """Sends one request over `wasi:http` and reads the whole response,
+    blocking (on `wasi:io` pollables) until it is complete. `headers` is a
+    dict of names to values; a `body` (bytes or str) gets a content-length.
+    Raises `HttpError` when the host refuses or fails the request."""
+    outgoing_handler, h = _http()
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        raise HttpError("invalid-request", f"{url!r} is not an http(s) URL")
+    rest = rest.split("#", 1)[0]
+    m = re.match(r"([^/?]*)(.*)", rest)
+    authority, path = m.group(1), m.group(2)
+    if not authority:
+        raise HttpError("invalid-request", f"{url!r} has no host")
+    if not path.startswith("/"):
+        path = "/" + path
+    if isinstance(body, str):
+        body = body.encode()
+    fields = [(k, str(v).encode()) for k, v in (headers or {}).items()]
+    if body is not None and not any(k.lower() == "content-length" for k, _ in fields):
+        fields.append(("content-length", str(len(body)).encode()))
+    try:
+        fields = h.Fields.from_list(fields)
+    except Err as e:
+        raise HttpError("invalid-request", f"headers: {e.value!r}") from None
+    methods = {
+        "GET": h.Method_Get(),
+        "HEAD": h.Method_Head(),
+        "POST": h.Method_Post(),
+        "PUT": h.Method_Put(),
+        "DELETE": h.Method_Delete(),
+        "OPTIONS": h.Method_Options(),
+        "PATCH": h.Method_Patch(),
+    }
+    request = h.OutgoingRequest(fields)
+    try:
+        request.set_method(methods.get(method.upper()) or h.Method_Other(method))
+        request.set_scheme(
+            h.Scheme_Https() if scheme.lower() == "https" else h.Scheme_Http()
+        )
+        request.set_authority(authority)
+        request.set_path_with_query(path)
+    except Err:
+        raise HttpError("invalid-request", f"{method} {url!r}") from None
+    outgoing = request.body() if body is not None else None
+    try:
+        future = outgoing_handler.handle(request, None)
+    except Err as e:
+        if outgoing is not None:
+            outgoing.__exit__(None, None, None)
+        raise _code_error(e.value) from None
+    if outgoing is not None:
+        # Children are released before their parents: the host traps on
+        # a parent dropped or finished with a live child.
+        stream = outgoing.write()
+        try:
+            for i in range(0, len(body), _WRITE_CHUNK):
+                stream.blocking_write_and_flush(body[i : i + _WRITE_CHUNK])
+        except Err:
+            pass  # the response reports why (e.g. a body over the quota)
+        stream.__exit__(None, None, None)
+        try:
+            h.OutgoingBody.finish(outgoing, None)
+        except Err:
+            pass  # likewise
+    with future:
+        with future.subscribe() as ready:
+            ready.block()
+        got = future.get()
+        if got is None or isinstance(got, Err):
+            raise HttpError("internal-error", "response not ready after waiting")
+        if isinstance(got.value, Err):
+            raise _code_error(got.value.value)
+        with got.value.value as response:
+            return _read(h, response)
+
+
+def _read(h, response) -> Response:
+    status = response.status()
+    with response.headers() as fields:
+        headers = [(n, bytes(v)) for n, v in fields.entries()]
+    chunks = []
+    with response.consume() as incoming:
+        with incoming.stream() as stream:
+            while True:
+                try:
+                    chunks.append(stream.blocking_read(_READ_CHUNK))
+                except Err as e:
+                    failed = getattr(e.value, "value", None)
+                    if failed is None:  # stream-error.closed: the end
+                        break
+                    code = h.http_error_code(failed)
+                    failed.__exit__(None, None, None)
+                    if code is None:
+                        raise HttpError("internal-error", "reading the body") from None
+                    raise _code_error(code) from None
+    return Response(status, headers, b"".join(chunks))
+
+
 def _task_error(e: Exception):
     """Exceptions the SDK maps to `task-error`; None for a trap."""
     if isinstance(e, Retryable):
         return types.TaskError_Retryable(str(e))
     if isinstance(e, Fatal):
+        return types.TaskError_Fatal(str(e))
+    if isinstance(e, HttpError):
+        if e.transient:
+            return types.TaskError_Retryable(str(e))
         return types.TaskError_Fatal(str(e))
     if isinstance(e, Err):
         # A refused host call, e.g. a dataset error, as the Rust SDK maps it.

@@ -32,6 +32,7 @@ mod blob;
 mod context;
 mod data;
 mod error;
+pub mod http;
 pub mod log;
 
 pub use blob::{Container, ObjectInfo, OutputObject, PublishedOutput};

@@ -12,6 +12,7 @@ mod daemon;
 mod datasets;
 mod egress;
 mod engine;
+mod http_sdk;
 mod integrity;
 mod languages;
 mod limits;
