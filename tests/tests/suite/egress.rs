@@ -1008,3 +1008,58 @@ async fn a_rotated_secret_is_sent_from_the_next_attempt_and_a_bad_one_fails_it()
     }
     assert_eq!(s.hits.load(Ordering::SeqCst), hits);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connect_timeout_and_a_dns_failure_have_their_own_error_codes() {
+    // A listener whose accept queue is full: the kernel drops further SYNs,
+    // so a connect neither succeeds nor is refused.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = sock.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    while let Ok(Ok(c)) = tokio::time::timeout(
+        Duration::from_millis(300),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    {
+        fillers.push(c);
+        assert!(fillers.len() < 64, "the accept queue never filled");
+    }
+    let pattern = format!("http://{addr}");
+    let quick = HttpLimits {
+        connect_timeout: Duration::from_millis(300),
+        ..HttpLimits::default()
+    };
+    let started = Instant::now();
+    let r = fetch(
+        &allowing(&[&pattern], quick),
+        &[("url", &format!("http://{addr}/ok"))],
+    )
+    .await;
+    assert_eq!(task_error(&r), "ErrorCode::ConnectionTimeout");
+    assert_eq!(
+        r.http[0].outcome,
+        HttpOutcome::ConnectTimeout,
+        "{:?}",
+        r.http
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A name that does not resolve (`.invalid` never does, RFC 6761).
+    let r = fetch(
+        &allowing(&["http://no-such-host.invalid"], HttpLimits::default()),
+        &[("url", "http://no-such-host.invalid/ok")],
+    )
+    .await;
+    assert!(
+        task_error(&r).starts_with("ErrorCode::DnsError"),
+        "{}",
+        task_error(&r)
+    );
+    assert_eq!(r.http[0].outcome, HttpOutcome::Failed, "{:?}", r.http);
+    let why = r.http[0].error.clone().unwrap();
+    assert!(why.contains("resolving no-such-host.invalid"), "{why}");
+    drop((listener, fillers));
+}
