@@ -39,7 +39,7 @@ fn start(ctx: &Context, url: &str) -> Result<FutureIncomingResponse> {
             .split_once(':')
             .ok_or_else(|| Error::fatal(format!("header {h:?} is not `name: value`")))?;
         headers
-            .append(&name.trim().to_owned(), &value.trim().as_bytes().to_vec())
+            .append(name.trim(), value.trim().as_bytes())
             .map_err(|e| Error::fatal(format!("header {name:?} refused: {e:?}")))?;
     }
     let req = OutgoingRequest::new(headers);
