@@ -231,6 +231,10 @@ impl ConnectionSpec {
                         ));
                     }
                 }
+                if let Some(h) = get("header").filter(|_| get("auth") == Some("header")) {
+                    crate::egress::check_header_name(h)
+                        .map_err(|m| ConnectionError::field("config.header", m))?;
+                }
             }
             ConnectionKind::S3 => {
                 if let Some(e) = get("endpoint") {
@@ -352,6 +356,30 @@ mod tests {
             (
                 raw("s3", &[("bucket", "b"), ("access_key_id", "a")], &[]),
                 "secrets.secret_access_key",
+            ),
+            (
+                raw(
+                    "http",
+                    &[
+                        ("base_url", "https://h"),
+                        ("auth", "header"),
+                        ("header", "Host"),
+                    ],
+                    &[("value", "v")],
+                ),
+                "config.header",
+            ),
+            (
+                raw(
+                    "http",
+                    &[
+                        ("base_url", "https://h"),
+                        ("auth", "header"),
+                        ("header", "a b"),
+                    ],
+                    &[("value", "v")],
+                ),
+                "config.header",
             ),
             (raw("fs", &[("path", "../up")], &[]), "config.path"),
             (raw("fs", &[("path", "/abs")], &[]), "config.path"),

@@ -20,11 +20,13 @@
 //! ([`special`]) unless both allowlists name a range holding the address by
 //! IP or CIDR: a name or wildcard never reaches them, whatever DNS says.
 
+mod credentials;
 mod pattern;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
+pub use credentials::{check_header_name, Auth, Credential, CredentialError, Credentials, Secret};
 pub use pattern::{HostPattern, PatternError};
 
 /// A list of patterns; empty allows nothing.
@@ -133,13 +135,17 @@ impl std::fmt::Display for Denial {
     }
 }
 
-/// The outbound HTTP an attempt may do: both allowlists and its limits.
-/// The default allows nothing.
+/// The outbound HTTP an attempt may do: both allowlists and its limits,
+/// and the credentials the host adds to the requests they allow. The
+/// default allows nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Egress {
     pub tenant: Allowlist,
     pub task: Allowlist,
     pub limits: HttpLimits,
+    /// Of the workflow's `http` connections, secrets opened at attempt
+    /// start (`Debug` redacts them).
+    pub credentials: Credentials,
 }
 
 impl Egress {

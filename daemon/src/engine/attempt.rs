@@ -165,6 +165,12 @@ async fn execute(inner: &Arc<Inner>, job: &Job) -> AttemptReport {
     // shrunk since the workflow was applied).
     limits.egress.tenant = (*inner.egress_allowlist(&job.tenant)).clone();
     limits.egress.task = job.task.allowed_hosts.clone();
+    // The workflow's http connections, secrets opened now (a rotation
+    // applies from the next attempt): the host adds them to requests.
+    limits.egress.credentials = match inner.http_credentials(&job.tenant, &job.def.connections) {
+        Ok(c) => c,
+        Err(message) => return host_failure(message),
+    };
     if !job.def.connections.is_empty() {
         limits.objects = inner.object_access(&job.tenant, &job.def.connections).await;
     }

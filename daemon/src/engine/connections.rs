@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 
-use super::{Engine, EngineError};
-use crate::connection::{ConnectionError, ConnectionSpec, RawConnection};
+use super::{Engine, EngineError, Inner};
+use crate::connection::{ConnectionError, ConnectionKind, ConnectionSpec, RawConnection};
+use crate::egress::{Auth, Credential, Credentials};
 use crate::store::{ConnectionRecord, SealedSecret};
 
 /// Why a connection operation was refused.
@@ -178,6 +179,18 @@ impl Engine {
         field: &str,
     ) -> Result<Option<Vec<u8>>, EngineError> {
         let record = self.connection(tenant, name)?;
+        Ok(self.inner.open_secret(tenant, &record, field)?)
+    }
+}
+
+impl Inner {
+    fn open_secret(
+        &self,
+        tenant: &str,
+        record: &ConnectionRecord,
+        field: &str,
+    ) -> Result<Option<Vec<u8>>, ConnectionOpError> {
+        let name = &record.name;
         let Some(s) = record.secrets.get(field) else {
             return Ok(None);
         };
@@ -186,14 +199,75 @@ impl Engine {
             .map_err(|_| crate::secrets::SecretsError::Open {
                 owner: format!("{tenant}/{name}"),
                 field: field.to_owned(),
-            })
-            .map_err(ConnectionOpError::from)?;
+            })?;
         let plain = self
-            .inner
             .sealing_key
-            .open(&secret_owner(tenant, name, field), field, &sealed)
-            .map_err(ConnectionOpError::from)?;
+            .open(&secret_owner(tenant, name, field), field, &sealed)?;
         Ok(Some(plain))
+    }
+
+    /// The credentials of the `http` connections `names` (a workflow's
+    /// `connections`), their secrets opened now: a rotation applies from
+    /// the next attempt on. The error names the connection and the field,
+    /// never a value.
+    pub(super) fn http_credentials(
+        &self,
+        tenant: &str,
+        names: &[String],
+    ) -> Result<Credentials, String> {
+        let mut list = Vec::new();
+        for name in names {
+            let record = match self.store.connection_get(tenant, name) {
+                Ok(Some(r)) => r,
+                Ok(None) => return Err(format!("connection {name:?} not found")),
+                Err(e) => return Err(format!("reading connection {name:?}: {e}")),
+            };
+            if record.kind != ConnectionKind::Http {
+                continue;
+            }
+            let config = |k: &str| record.config.get(k).map(String::as_str);
+            let secret = |field: &str| -> Result<Vec<u8>, String> {
+                match self.open_secret(tenant, &record, field) {
+                    Ok(Some(v)) => Ok(v),
+                    Ok(None) => Err(format!(
+                        "connection {name:?}: secret field {field:?} is missing"
+                    )),
+                    Err(e) => Err(format!(
+                        "connection {name:?}: secret field {field:?} cannot be opened: {e}"
+                    )),
+                }
+            };
+            let base_url = config("base_url").unwrap_or_default();
+            let (token, password, value);
+            let auth = match config("auth").unwrap_or("none") {
+                "none" => continue,
+                "bearer" => {
+                    token = secret("token")?;
+                    Auth::Bearer { token: &token }
+                }
+                "basic" => {
+                    password = secret("password")?;
+                    Auth::Basic {
+                        username: config("username").unwrap_or_default(),
+                        password: &password,
+                    }
+                }
+                "header" => {
+                    value = secret("value")?;
+                    Auth::Header {
+                        name: config("header").unwrap_or_default(),
+                        value: &value,
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "connection {name:?}: config.auth: unknown kind {other:?}"
+                    ))
+                }
+            };
+            list.push(Credential::new(name, base_url, auth).map_err(|e| e.to_string())?);
+        }
+        Ok(Credentials::new(list))
     }
 }
 

@@ -2,7 +2,10 @@
 //!
 //! Every request passes [`EgressHooks::send_request`]: the per-attempt
 //! request count, both allowlists, the concurrency limit and the declared
-//! body size are checked before anything touches the network. Then our own
+//! body size are checked before anything touches the network. A request
+//! they let out under a connection's `base_url` gets that connection's
+//! credential header from the host ([`crate::egress::Credentials`]), so the
+//! guest never holds the secret. Then our own
 //! connector (not wasmtime-wasi-http's `default_send_request`, which
 //! resolves names itself) resolves the host, drops every address the policy
 //! refuses (loopback, private, link-local, metadata, ... unless named by IP
@@ -226,6 +229,31 @@ impl Shared {
         }
     }
 
+    /// Records a request body over the quota. It closes an open record and
+    /// replaces what the breach explains: a plain failure, or a response
+    /// the server sent before reading the body.
+    fn breach(&self, idx: usize, error: String) {
+        let mut entries = self.lock();
+        let Some(e) = entries.get_mut(idx) else {
+            return;
+        };
+        if !e.open && !matches!(e.rec.outcome, HttpOutcome::Ok | HttpOutcome::Failed) {
+            return;
+        }
+        if e.open {
+            e.open = false;
+            e.rec.ms = e.started.elapsed().as_millis() as u64;
+        }
+        e.rec.outcome = HttpOutcome::RequestBodySize;
+        tracing::info!(
+            method = e.rec.method,
+            host = e.rec.host,
+            outcome = e.rec.outcome.as_label(),
+            "outbound HTTP request refused or failed: {error}"
+        );
+        e.rec.error = Some(error);
+    }
+
     /// Closes a request's record; the first close wins.
     fn finish(&self, idx: usize, outcome: HttpOutcome, error: Option<String>) {
         let mut entries = self.lock();
@@ -270,6 +298,18 @@ impl WasiHttpHooks for EgressHooks {
         match admit(&shared, &request) {
             Err(e) => Box::new(std::future::ready(Err(e))),
             Ok((idx, target, slot)) => {
+                let mut request = request;
+                // Only a request the allowlists let out gets a credential.
+                let path = request.uri().path().to_owned();
+                if let Some(c) = shared.egress.credentials.for_request(&target, &path) {
+                    c.apply(request.headers_mut());
+                    tracing::debug!(
+                        connection = c.connection,
+                        host = target.authority(),
+                        header = c.header().as_str(),
+                        "credential added to an outbound request"
+                    );
+                }
                 Box::new(send(shared, idx, target, slot, request, options).in_current_span())
             }
         }
@@ -504,11 +544,12 @@ async fn exchange(
     let limit = shared.egress.limits.request_body_bytes;
     let req = req.map(|inner| {
         RequestBody {
-            inner,
+            inner: Some(inner),
             shared: shared.clone(),
             idx,
             limit,
             seen: 0,
+            ended: false,
         }
         .boxed_unsync()
     });
@@ -665,12 +706,28 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
 }
 
 /// The guest's request body, counted and capped.
+///
+/// A breach is recorded where it is seen, not from the error hyper passes
+/// on: a server that answers (or closes) before reading the body ends the
+/// exchange first, and then nothing else would say why. If hyper drops the
+/// body before its end (the exchange failed or the response came first),
+/// what the guest still writes is drained and counted, so a body over the
+/// quota is recorded as such whatever the server did meanwhile.
 struct RequestBody {
-    inner: WasiBody,
+    /// `None` once handed to the drain.
+    inner: Option<WasiBody>,
     shared: Arc<Shared>,
     idx: usize,
     limit: u64,
     seen: u64,
+    /// The body ended, failed or went over the quota.
+    ended: bool,
+}
+
+impl RequestBody {
+    fn over(&self) -> String {
+        format!("request body over the quota of {} bytes", self.limit)
+    }
 }
 
 impl Body for RequestBody {
@@ -682,26 +739,66 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let this = &mut *self;
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        if let Some(Ok(f)) = &frame {
-            if let Some(data) = f.data_ref() {
-                let n = data.len() as u64;
-                this.seen += n;
-                if this.seen > this.limit {
-                    return Poll::Ready(Some(Err(Error::HttpRequestBodySize(Some(this.limit)))));
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = ready!(Pin::new(inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let Some(data) = f.data_ref() {
+                    let n = data.len() as u64;
+                    this.seen += n;
+                    if this.seen > this.limit {
+                        this.ended = true;
+                        this.shared.breach(this.idx, this.over());
+                        return Poll::Ready(Some(Err(Error::HttpRequestBodySize(Some(
+                            this.limit,
+                        )))));
+                    }
+                    this.shared.update(this.idx, |r| r.bytes_out += n);
                 }
-                this.shared.update(this.idx, |r| r.bytes_out += n);
             }
+            Some(Err(_)) | None => this.ended = true,
         }
         Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint())
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        let (Some(mut body), Ok(rt)) = (self.inner.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let (shared, idx, limit, mut seen) = (self.shared.clone(), self.idx, self.limit, self.seen);
+        let over = self.over();
+        // Ends with the guest's body (at the latest when the attempt's
+        // store drops it) or at the attempt's deadline.
+        rt.spawn(async move {
+            let drain = async {
+                while let Some(Ok(frame)) = body.frame().await {
+                    seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+                    if seen > limit {
+                        shared.breach(idx, over);
+                        return;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout_at(shared.deadline.into(), drain).await;
+        });
     }
 }
 

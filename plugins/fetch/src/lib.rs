@@ -5,7 +5,9 @@
 //! Params: `url` (required), `method` (`GET`), `repeat` (requests sent one
 //! after another, 1), `parallel` (requests in flight at once before any is
 //! read, 1), `body_bytes` (a request body of that many bytes, none),
-//! `first_byte_timeout_ms` (asked of the host, none). A request that fails
+//! `first_byte_timeout_ms` (asked of the host, none), `header` (one request
+//! header, `name: value`, none), `body_delay_ms` (a wait before writing the
+//! body, so the response can arrive first, 0). A request that fails
 //! is a fatal task error whose message starts with the `error-code`, e.g.
 //! `ErrorCode::HttpRequestDenied`.
 
@@ -31,7 +33,16 @@ fn start(ctx: &Context, url: &str) -> Result<FutureIncomingResponse> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let req = OutgoingRequest::new(Fields::new());
+    let headers = Fields::new();
+    if let Some(h) = ctx.param("header").filter(|h| !h.is_empty()) {
+        let (name, value) = h
+            .split_once(':')
+            .ok_or_else(|| Error::fatal(format!("header {h:?} is not `name: value`")))?;
+        headers
+            .append(name.trim(), value.trim().as_bytes())
+            .map_err(|e| Error::fatal(format!("header {name:?} refused: {e:?}")))?;
+    }
+    let req = OutgoingRequest::new(headers);
     let method = match ctx.param("method").unwrap_or("GET") {
         "GET" => Method::Get,
         "POST" => Method::Post,
@@ -68,6 +79,10 @@ fn start(ctx: &Context, url: &str) -> Result<FutureIncomingResponse> {
     };
     let future = outgoing_handler::handle(req, options).map_err(code)?;
     if let (Some(body), Some(n)) = (body, body_bytes) {
+        let delay: u64 = ctx.param_or("body_delay_ms", 0)?;
+        if delay > 0 {
+            wasip2::clocks::monotonic_clock::subscribe_duration(delay * 1_000_000).block();
+        }
         let out = body
             .write()
             .map_err(|()| Error::fatal("request body stream taken twice"))?;

@@ -273,3 +273,189 @@ fn connection_secrets_are_sealed_and_never_shown() {
         "the sealing key is generated into the data dir"
     );
 }
+
+const BEARER: &str = "inj-BEARER-0a1b2c3d";
+const PASSWORD: &str = "inj-PASSWORD-4e5f6a7b";
+const API_KEY: &str = "inj-APIKEY-8c9d0e1f";
+
+/// Credential injection through the real daemon: the secrets reach the
+/// server, and no API response of the run, the connections, the workflow
+/// or the metrics, and no line of the daemon's debug log, holds one.
+#[test]
+fn injected_credentials_appear_in_no_response_and_no_log_line() {
+    use base64::Engine as _;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(crate::egress::server());
+    let here = format!("http://127.0.0.1:{}", s.port);
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("ann:{PASSWORD}"));
+    let secrets = [BEARER, PASSWORD, API_KEY, basic.as_str()];
+
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (logs.path().join("stdout"), logs.path().join("stderr"));
+    let child = Command::new(tidemark_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .env("TIDEMARK_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "debug")
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawning tidemark serve");
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let mut d = Serve {
+        child,
+        url: String::new(),
+    };
+    wait_for("the daemon to listen", Duration::from_secs(60), || {
+        read(&out_path).contains("tidemark listening on")
+    });
+    d.url = read(&out_path)
+        .lines()
+        .find_map(|l| l.strip_prefix("tidemark listening on ").map(str::to_owned))
+        .unwrap();
+    let url = d.url.clone();
+    let mut responses: Vec<(String, String)> = Vec::new();
+    let mut api = |token: &str, method: &str, path: &str, body: Option<Value>| {
+        let r = call(&url, token, method, path, body);
+        responses.push((format!("{method} {path}"), r.1.clone()));
+        r
+    };
+    let (code, body) = api(
+        ADMIN,
+        "POST",
+        "/api/v1/tenants",
+        Some(json!({"name": "inj"})),
+    );
+    assert_eq!(code, 201, "{body}");
+    let t: Value = serde_json::from_str(&body).unwrap();
+    let t = t["token"].as_str().unwrap().to_owned();
+    let (code, body) = api(
+        ADMIN,
+        "PUT",
+        "/api/v1/tenants/inj/egress",
+        Some(json!({"allowed_hosts": [here]})),
+    );
+    assert_eq!(code, 200, "{body}");
+    let out = Command::new(tidemark_bin())
+        .args(["plugin", "push", "fetch", tidemark_tests::plugins::FETCH])
+        .env("TIDEMARK_SERVER", &url)
+        .env("TIDEMARK_TOKEN", &t)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    for c in [
+        json!({"name": "b", "kind": "http", "secrets": {"token": BEARER},
+               "config": {"base_url": format!("{here}/bearer"), "auth": "bearer"}}),
+        json!({"name": "p", "kind": "http", "secrets": {"password": PASSWORD},
+               "config": {"base_url": format!("{here}/basic"), "auth": "basic", "username": "ann"}}),
+        json!({"name": "k", "kind": "http", "secrets": {"value": API_KEY},
+               "config": {"base_url": format!("{here}/key"), "auth": "header", "header": "X-Api-Key"}}),
+    ] {
+        let (code, body) = api(&t, "POST", "/api/v1/connections", Some(c));
+        assert_eq!(code, 201, "{body}");
+    }
+    let task = |name: &str, path: &str, header: &str| {
+        json!({"name": name, "plugin": "fetch", "allowed_hosts": [here],
+               "params": {"url": format!("{here}{path}"), "header": header}})
+    };
+    let wf = json!({
+        "name": "pull", "paused": true, "connections": ["b", "p", "k"],
+        "schedule": {"cron": "0 * * * *", "start": "2024-01-01"},
+        "tasks": [
+            task("bearer", "/bearer/x", ""),
+            task("basic", "/basic/x", ""),
+            task("key", "/key/x", ""),
+            task("guest", "/bearer/y", "Authorization: Bearer from-the-guest"),
+            // A 404 under the base URL: still a credential, still recorded.
+            task("missing", "/bearer/missing", ""),
+        ]
+    });
+    let (code, body) = api(&t, "POST", "/api/v1/workflows", Some(wf));
+    assert!(code == 200 || code == 201, "{code} {body}");
+    let (code, body) = api(
+        &t,
+        "POST",
+        "/api/v1/workflows/pull/runs",
+        Some(json!({"window": "2024-03-01T12:00:00Z"})),
+    );
+    assert_eq!(code, 201, "{body}");
+    let run: Value = serde_json::from_str(&body).unwrap();
+    let id = run["id"].as_u64().unwrap();
+    wait_for("the run to end", Duration::from_secs(60), || {
+        let (_, body) = call(&url, &t, "GET", &format!("/api/v1/runs/{id}"), None);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        matches!(v["run"]["state"].as_str(), Some("succeeded" | "failed"))
+    });
+    for path in [
+        format!("/api/v1/runs/{id}"),
+        format!("/api/v1/runs/{id}/logs"),
+        "/api/v1/workflows/pull/runs".to_owned(),
+        "/api/v1/workflows/pull".to_owned(),
+        "/api/v1/workflows/pull/versions".to_owned(),
+        "/api/v1/workflows".to_owned(),
+        "/api/v1/connections".to_owned(),
+        "/api/v1/connections/b".to_owned(),
+        "/api/v1/connections/p".to_owned(),
+        "/api/v1/connections/k".to_owned(),
+        "/api/v1/egress".to_owned(),
+    ] {
+        let (code, body) = api(&t, "GET", &path, None);
+        assert_eq!(code, 200, "{path}: {body}");
+    }
+    let (code, metrics) = api(ADMIN, "GET", "/metrics", None);
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("tidemark_http_requests_total"),
+        "{metrics}"
+    );
+    let (_, shown) = call(&url, &t, "GET", &format!("/api/v1/runs/{id}"), None);
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["run"]["state"], "succeeded", "{shown}");
+    let attempts = shown["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 5, "{shown}");
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["http"].as_array().unwrap().len() == 1),
+        "{shown}"
+    );
+
+    // The credentials did reach the server (the greps below mean something).
+    let auth = |path: &str| {
+        s.heads_for(path)
+            .iter()
+            .flat_map(|h| crate::egress::header_values(h, "authorization"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(auth("/bearer/x"), [format!("Bearer {BEARER}")]);
+    assert_eq!(auth("/bearer/y"), [format!("Bearer {BEARER}")]);
+    assert_eq!(auth("/basic/x"), [format!("Basic {basic}")]);
+    let key: Vec<String> = s
+        .heads_for("/key/x")
+        .iter()
+        .flat_map(|h| crate::egress::header_values(h, "x-api-key"))
+        .collect();
+    assert_eq!(key, [API_KEY]);
+
+    Command::new("kill")
+        .args(["-TERM", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(d.child.wait().unwrap().success());
+    let log = read(&out_path) + &read(&err_path);
+    assert!(
+        log.contains("credential added to an outbound request"),
+        "the debug log is read"
+    );
+    for secret in secrets {
+        for (what, body) in &responses {
+            assert!(!body.contains(secret), "{what} shows a secret: {body}");
+        }
+        assert!(!log.contains(secret), "the log shows a secret");
+        let hits = files_containing(data.path(), secret);
+        assert!(hits.is_empty(), "stored in the clear in {hits:?}");
+    }
+}

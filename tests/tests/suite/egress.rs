@@ -5,15 +5,18 @@
 //! it, so "denied" also means "never sent".
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use base64::Engine as _;
 use tidemark::clock::ManualClock;
+use tidemark::connection::RawConnection;
 use tidemark::egress::{Allowlist, Egress, HttpLimits};
 use tidemark::engine::{Engine, EngineConfig, EngineError};
 use tidemark::executor::{AttemptError, ErrorKind, HttpOutcome, Limits, Trigger};
+use tidemark::store::ConnectionStore;
 use tidemark::store::SledStore;
 use tidemark::tenancy::Tenancy;
 use tidemark::workflow::RawWorkflow;
@@ -25,20 +28,48 @@ use crate::{invocation, store, DAY};
 
 /// A plain HTTP/1.1 server on 127.0.0.1: `/ok` → "hello", `/big` → 100
 /// bytes with a length, `/stream` → 100 bytes until close, `/slow` → waits
-/// 3 s. It counts requests and stops when the test's runtime ends.
-struct Server {
-    port: u16,
-    hits: Arc<AtomicUsize>,
+/// 3 s, anything else → 404. It counts requests, keeps each request's head
+/// (request line and headers) and stops when the test's runtime ends.
+pub(crate) struct Server {
+    pub port: u16,
+    pub hits: Arc<AtomicUsize>,
+    pub heads: Arc<Mutex<Vec<String>>>,
 }
 
-async fn server() -> Server {
+impl Server {
+    /// The heads of the requests for `path`, in arrival order.
+    pub fn heads_for(&self, path: &str) -> Vec<String> {
+        self.heads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.split_whitespace().nth(1) == Some(path))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The values of header `name` in a request head.
+pub(crate) fn header_values(head: &str, name: &str) -> Vec<String> {
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_owned())
+        .collect()
+}
+
+pub(crate) async fn server() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let hits = Arc::new(AtomicUsize::new(0));
+    let heads = Arc::new(Mutex::new(Vec::new()));
     let counted = hits.clone();
+    let kept = heads.clone();
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = listener.accept().await {
             let hits = counted.clone();
+            let heads = kept.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -56,6 +87,7 @@ async fn server() -> Server {
                 };
                 hits.fetch_add(1, Ordering::SeqCst);
                 let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                heads.lock().unwrap().push(head.clone());
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
                 let resp: Vec<u8> = match path.as_str() {
                     "/ok" => {
@@ -89,7 +121,7 @@ async fn server() -> Server {
             });
         }
     });
-    Server { port, hits }
+    Server { port, hits, heads }
 }
 
 fn list(patterns: &[&str]) -> Allowlist {
@@ -104,6 +136,7 @@ fn allowing(patterns: &[&str], http: HttpLimits) -> Limits {
             tenant: list(patterns),
             task: list(patterns),
             limits: http,
+            ..Egress::default()
         },
         ..Limits::default()
     }
@@ -321,35 +354,41 @@ async fn each_limit_has_its_own_error_code_and_outcome() {
         .iter()
         .any(|h| h.outcome == HttpOutcome::ConcurrencyQuota));
 
-    // Request body over the quota.
+    // Request body over the quota: also when the server answers before the
+    // guest writes the body (the response head is then in before the
+    // breach, which used to be recorded as `failed`).
     let tiny = HttpLimits {
         request_body_bytes: 100,
         ..HttpLimits::default()
     };
-    let r = fetch(
-        &with(tiny),
-        &[
-            ("url", &url("/ok")),
-            ("method", "POST"),
-            ("body_bytes", "10000"),
-        ],
-    )
-    .await;
-    // The guest may see the refusal while writing the body or when it asks
-    // for the response (which one depends on scheduling); the record says
-    // why either way.
-    assert!(task_error(&r).contains("ErrorCode::"), "{}", task_error(&r));
-    // Known race (see the closing note of session 5): under load the
-    // server's answer can end the exchange before the body limit is
-    // recorded, and the record then says `failed`.
-    assert!(
-        matches!(
+    for delay in ["0", "300"] {
+        let before = s.heads_for("/ok").len();
+        let r = fetch(
+            &with(tiny.clone()),
+            &[
+                ("url", &url("/ok")),
+                ("method", "POST"),
+                ("body_bytes", "10000"),
+                ("body_delay_ms", delay),
+            ],
+        )
+        .await;
+        // The guest may see the refusal while writing the body or when it
+        // asks for the response (which one depends on scheduling); the
+        // record says why either way.
+        assert!(task_error(&r).contains("ErrorCode::"), "{}", task_error(&r));
+        assert_eq!(
             r.http[0].outcome,
-            HttpOutcome::RequestBodySize | HttpOutcome::Failed
-        ),
-        "{:?}",
-        r.http[0]
-    );
+            HttpOutcome::RequestBodySize,
+            "delay {delay}: {:?}",
+            r.http[0]
+        );
+        assert!(r.http[0].bytes_out <= 100, "{:?}", r.http[0]);
+        if delay != "0" {
+            // The server saw the head and answered before the body came.
+            assert_eq!(s.heads_for("/ok").len(), before + 1);
+        }
+    }
 
     // First-byte timeout: the quota wins over a longer one the guest asks.
     let quick = HttpLimits {
@@ -739,4 +778,288 @@ async fn an_interrupting_cancel_ends_a_request_in_flight() {
         "{:?}",
         attempts[0]
     );
+}
+
+const BEARER: &str = "bearer-S3CRET-a1b2c3";
+const ROTATED_BEARER: &str = "bearer-ROTATED-d4e5f6";
+const PASSWORD: &str = "basic-PASSW0RD-778899";
+const API_KEY: &str = "header-APIKEY-445566";
+
+/// A workflow with one `fetch` task per `(name, url, guest header)`, naming
+/// `connections`.
+fn workflow_with(connections: &[&str], here: &str, tasks: &[(&str, &str, &str)]) -> RawWorkflow {
+    let mut toml = format!(
+        "name = \"creds\"\npaused = true\nconnections = {connections:?}\n\
+         [schedule]\ncron = \"0 * * * *\"\nstart = \"2024-01-01\"\n"
+    );
+    for (name, url, header) in tasks {
+        toml.push_str(&format!(
+            "[[tasks]]\nname = {name:?}\nplugin = \"fetch\"\nallowed_hosts = [{here:?}]\n\
+             params = {{ url = {url:?}, header = {header:?} }}\n"
+        ));
+    }
+    RawWorkflow::from_toml(&toml).unwrap()
+}
+
+fn connection(name: &str, config: &[(&str, &str)], secrets: &[(&str, &str)]) -> RawConnection {
+    let map = |kv: &[(&str, &str)]| {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    RawConnection {
+        name: name.into(),
+        kind: "http".into(),
+        config: map(config),
+        secrets: map(secrets),
+    }
+}
+
+/// An engine with tenant `alpha` allowed to reach `here`, `fetch` pushed,
+/// and three http connections under `here`: bearer (`/bearer`), basic
+/// (`/basic/`) and a header of its own (`/key`).
+async fn engine_with_connections(here: &str) -> (Engine, Arc<SledStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let engine = Engine::open(
+        store.clone(),
+        crate::engine_executor(),
+        Arc::new(ManualClock::new(MON)),
+        EngineConfig::default(),
+    )
+    .await
+    .unwrap();
+    Tenancy::new(store.clone(), ADMIN)
+        .create_tenant("alpha", MON)
+        .unwrap();
+    engine.set_egress("alpha", &list(&[here])).unwrap();
+    engine
+        .push_plugin("alpha", "fetch", std::fs::read(FETCH).unwrap())
+        .await
+        .unwrap();
+    for c in [
+        connection(
+            "bearer_api",
+            &[("base_url", &format!("{here}/bearer")), ("auth", "bearer")],
+            &[("token", BEARER)],
+        ),
+        connection(
+            "basic_api",
+            &[
+                ("base_url", &format!("{here}/basic/")),
+                ("auth", "basic"),
+                ("username", "ann"),
+            ],
+            &[("password", PASSWORD)],
+        ),
+        connection(
+            "key_api",
+            &[
+                ("base_url", &format!("{here}/key")),
+                ("auth", "header"),
+                ("header", "X-Api-Key"),
+            ],
+            &[("value", API_KEY)],
+        ),
+    ] {
+        engine.create_connection("alpha", &c).unwrap();
+    }
+    (engine, store, dir)
+}
+
+/// Runs window `start` of `creds` and returns its attempts.
+async fn run_creds(engine: &Engine, start: i64) -> Vec<tidemark::store::AttemptRecord> {
+    let run = engine
+        .run_window("alpha", "creds", start, Trigger::Manual)
+        .await
+        .unwrap();
+    engine.settle().await.unwrap();
+    engine.attempts("alpha", run.id).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_host_adds_each_connections_credential_under_its_base_url() {
+    let s = server().await;
+    let here = format!("http://127.0.0.1:{}", s.port);
+    let (engine, _store, _dir) = engine_with_connections(&here).await;
+    let u = |path: &str| format!("{here}{path}");
+    let tasks = [
+        ("bearer", u("/bearer/orders"), String::new()),
+        ("basic", u("/basic/x"), String::new()),
+        ("key", u("/key"), String::new()),
+        // The guest's own Authorization is replaced, not doubled.
+        (
+            "guest",
+            u("/bearer/guest"),
+            "Authorization: Bearer guest-made".to_owned(),
+        ),
+        // Outside every base URL: on a segment boundary, not a prefix.
+        ("outside", u("/bearerx/y"), String::new()),
+        (
+            "elsewhere",
+            u("/ok"),
+            "Authorization: Bearer mine".to_owned(),
+        ),
+        // A path that climbs out of the base once normalized.
+        ("climb", u("/key/../ok"), String::new()),
+    ];
+    let tasks: Vec<(&str, &str, &str)> = tasks
+        .iter()
+        .map(|(n, u, h)| (*n, u.as_str(), h.as_str()))
+        .collect();
+    engine
+        .apply_workflow(
+            "alpha",
+            workflow_with(&["bearer_api", "basic_api", "key_api"], &here, &tasks),
+        )
+        .await
+        .unwrap();
+    let attempts = run_creds(&engine, MON - 3_600_000).await;
+    assert_eq!(attempts.len(), tasks.len(), "{attempts:?}");
+    for a in &attempts {
+        assert_eq!(a.error_kind, None, "{a:?}");
+        assert_eq!(a.http.len(), 1, "{a:?}");
+    }
+    let only = |path: &str| {
+        let heads = s.heads_for(path);
+        assert_eq!(heads.len(), 1, "{path}: {heads:?}");
+        heads[0].clone()
+    };
+    let auth = |path: &str| header_values(&only(path), "authorization");
+    assert_eq!(auth("/bearer/orders"), [format!("Bearer {BEARER}")]);
+    // base64("ann:basic-PASSW0RD-778899")
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("ann:{PASSWORD}"));
+    assert_eq!(auth("/basic/x"), [format!("Basic {basic}")]);
+    assert_eq!(header_values(&only("/key"), "x-api-key"), [API_KEY]);
+    assert!(auth("/key").is_empty());
+    assert_eq!(auth("/bearer/guest"), [format!("Bearer {BEARER}")]);
+    assert!(auth("/bearerx/y").is_empty());
+    assert_eq!(auth("/ok"), ["Bearer mine"]);
+    let climbed = only("/key/../ok");
+    assert!(header_values(&climbed, "x-api-key").is_empty(), "{climbed}");
+    // Nothing the attempt recorded carries a secret.
+    let recorded = format!("{attempts:?}");
+    for secret in [BEARER, PASSWORD, API_KEY, basic.as_str()] {
+        assert!(!recorded.contains(secret), "{recorded}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_secret_is_sent_from_the_next_attempt_and_a_bad_one_fails_it() {
+    let s = server().await;
+    let here = format!("http://127.0.0.1:{}", s.port);
+    let (engine, store, _dir) = engine_with_connections(&here).await;
+    let url = format!("{here}/bearer/orders");
+    engine
+        .apply_workflow(
+            "alpha",
+            workflow_with(&["bearer_api"], &here, &[("get", &url, "")]),
+        )
+        .await
+        .unwrap();
+    let attempts = run_creds(&engine, MON - 3_600_000).await;
+    assert_eq!(attempts[0].error_kind, None, "{attempts:?}");
+    let rotated: std::collections::BTreeMap<String, String> =
+        [("token".to_owned(), ROTATED_BEARER.to_owned())].into();
+    engine
+        .rotate_connection("alpha", "bearer_api", None, rotated)
+        .unwrap();
+    let attempts = run_creds(&engine, MON - 2 * 3_600_000).await;
+    assert_eq!(attempts[0].error_kind, None, "{attempts:?}");
+    let sent: Vec<Vec<String>> = s
+        .heads_for("/bearer/orders")
+        .iter()
+        .map(|h| header_values(h, "authorization"))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            vec![format!("Bearer {BEARER}")],
+            vec![format!("Bearer {ROTATED_BEARER}")]
+        ]
+    );
+    // The same workflow version ran both.
+    assert_eq!(engine.workflow("alpha", "creds").unwrap().version, 1);
+
+    // A sealed value that does not open (moved from another connection)
+    // fails the attempt naming connection and field, and nothing is sent.
+    let mut record = store
+        .connection_get("alpha", "bearer_api")
+        .unwrap()
+        .unwrap();
+    let other = store.connection_get("alpha", "key_api").unwrap().unwrap();
+    record
+        .secrets
+        .insert("token".into(), other.secrets["value"].clone());
+    record.revision += 1;
+    assert!(store.connection_update("alpha", &record).unwrap());
+    let hits = s.hits.load(Ordering::SeqCst);
+    let attempts = run_creds(&engine, MON - 3 * 3_600_000).await;
+    let a = &attempts[0];
+    assert_eq!(a.error_kind, Some(ErrorKind::Host), "{a:?}");
+    assert!(
+        a.message.contains("connection \"bearer_api\"")
+            && a.message.contains("secret field \"token\""),
+        "{}",
+        a.message
+    );
+    for secret in [BEARER, ROTATED_BEARER, API_KEY] {
+        assert!(!format!("{a:?}").contains(secret), "{a:?}");
+    }
+    assert_eq!(s.hits.load(Ordering::SeqCst), hits);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connect_timeout_and_a_dns_failure_have_their_own_error_codes() {
+    // A listener whose accept queue is full: the kernel drops further SYNs,
+    // so a connect neither succeeds nor is refused.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = sock.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    while let Ok(Ok(c)) = tokio::time::timeout(
+        Duration::from_millis(300),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    {
+        fillers.push(c);
+        assert!(fillers.len() < 64, "the accept queue never filled");
+    }
+    let pattern = format!("http://{addr}");
+    let quick = HttpLimits {
+        connect_timeout: Duration::from_millis(300),
+        ..HttpLimits::default()
+    };
+    let started = Instant::now();
+    let r = fetch(
+        &allowing(&[&pattern], quick),
+        &[("url", &format!("http://{addr}/ok"))],
+    )
+    .await;
+    assert_eq!(task_error(&r), "ErrorCode::ConnectionTimeout");
+    assert_eq!(
+        r.http[0].outcome,
+        HttpOutcome::ConnectTimeout,
+        "{:?}",
+        r.http
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A name that does not resolve (`.invalid` never does, RFC 6761).
+    let r = fetch(
+        &allowing(&["http://no-such-host.invalid"], HttpLimits::default()),
+        &[("url", "http://no-such-host.invalid/ok")],
+    )
+    .await;
+    assert!(
+        task_error(&r).starts_with("ErrorCode::DnsError"),
+        "{}",
+        task_error(&r)
+    );
+    assert_eq!(r.http[0].outcome, HttpOutcome::Failed, "{:?}", r.http);
+    let why = r.http[0].error.clone().unwrap();
+    assert!(why.contains("resolving no-such-host.invalid"), "{why}");
+    drop((listener, fillers));
 }

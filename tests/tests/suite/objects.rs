@@ -504,3 +504,189 @@ async fn s3_outputs_on_seaweedfs_are_signed_published_and_verified() {
     );
     assert!(!a[0].message.contains("not-the-secret"));
 }
+
+/// The bytes `plugins/objects` writes for object `i` of a window.
+fn expected_object(window_start: i64, i: u32, size: usize) -> Vec<u8> {
+    format!("{window_start}:{i};")
+        .bytes()
+        .cycle()
+        .take(size)
+        .collect()
+}
+
+#[test]
+fn sigkill_during_a_backfill_writing_objects_publishes_each_window_exactly_once() {
+    use crate::daemon::{plugin_dir, Daemon, ADMIN};
+    let s = seaweed();
+    let data = tempfile::tempdir().unwrap();
+    let plugins = plugin_dir(&[OBJECTS]);
+    let first = Daemon::start(data.path(), Some(plugins.path()), None);
+    let token = first.token.clone().expect("default tenant token");
+    let cli = |d: &Daemon, t: &str, args: &[&str]| {
+        let (code, out, err) = d.cli_as(t, args);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+        out
+    };
+    let allow = format!("http://127.0.0.1:{}", s.port);
+    cli(
+        &first,
+        ADMIN,
+        &["tenant", "egress", "set", "default", &allow],
+    );
+    let prefix = format!("chaos-{}", std::process::id());
+    cli(
+        &first,
+        &token,
+        &[
+            "connection",
+            "create",
+            "lake",
+            "--kind",
+            "s3",
+            "--config",
+            "bucket=chaos",
+            "--config",
+            &format!("access_key_id={KEY_ID}"),
+            "--config",
+            &format!("endpoint={}", s.endpoint),
+            "--config",
+            &format!("prefix={prefix}"),
+            "--secret",
+            &format!("secret_access_key={KEY_SECRET}"),
+        ],
+    );
+    let now = chrono::Utc::now().timestamp_millis();
+    let start = (now / H) * H - 300 * H;
+    let wf = data.path().join("chaos.toml");
+    std::fs::write(
+        &wf,
+        format!(
+            "name = \"chaos\"\npaused = true\nconnections = [\"lake\"]\n\
+             [schedule]\ncron = \"0 * * * *\"\nstart = \"{}\"\n\
+             [[tasks]]\nname = \"write\"\nplugin = \"objects\"\nparams = {{ objects = \"3\", size = \"20000\" }}\n",
+            crate::backfill::iso(start)
+        ),
+    )
+    .unwrap();
+    cli(&first, &token, &["apply", "--file", wf.to_str().unwrap()]);
+    let out = cli(
+        &first,
+        &token,
+        &[
+            "backfill",
+            "create",
+            "chaos",
+            "--start",
+            &crate::backfill::iso(start),
+            "--end",
+            &crate::backfill::iso(start + 200 * H),
+            "--parallelism",
+            "8",
+            "--output",
+            "json",
+        ],
+    );
+    let id = serde_json::from_str::<Value>(&out).unwrap()["backfill"]["id"]
+        .as_u64()
+        .expect("backfill id");
+    let status = |d: &Daemon| d.get(&format!("/api/v1/backfills/{id}"));
+    let succeeded = |d: &Daemon| status(d)["backfill"]["succeeded"].as_u64().unwrap_or(0);
+
+    // Kill at spread-out points of the backfill's progress, with attempts,
+    // publishes and collection in flight, restarting each time.
+    let mut d = first;
+    for at in [20u64, 70, 120, 170] {
+        wait_for("backfill progress", Duration::from_secs(120), || {
+            succeeded(&d) >= at
+        });
+        d.kill9();
+        d = Daemon::start(data.path(), Some(plugins.path()), None);
+    }
+    wait_for("the backfill to end", Duration::from_secs(180), || {
+        status(&d)["backfill"]["state"] != "running"
+    });
+    assert_eq!(
+        status(&d)["backfill"]["state"],
+        "succeeded",
+        "{}",
+        status(&d)
+    );
+    assert_eq!(succeeded(&d), 200);
+    // Publishing and collection finish in the background after a restart.
+    let mut last = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let (code, out, err) = d.cli_as(
+            &token,
+            &["backfill", "verify", &id.to_string(), "--output", "json"],
+        );
+        if code == 0 && serde_json::from_str::<Value>(&out).is_ok_and(|v| v["consistent"] == 200) {
+            break;
+        }
+        last = format!("{out}{err}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "outputs not consistent: {}",
+            &last[..last.len().min(3000)]
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(last);
+
+    // Each window's published output equals the uninterrupted run's, and
+    // nothing else is in the bucket: no partial, duplicate or staged object.
+    let record = tidemark::store::ConnectionRecord {
+        name: "lake".into(),
+        kind: tidemark::connection::ConnectionKind::S3,
+        config: [
+            ("bucket", "chaos"),
+            ("access_key_id", KEY_ID),
+            ("endpoint", s.endpoint.as_str()),
+            ("prefix", prefix.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        secrets: Default::default(),
+        revision: 1,
+        created_ms: 0,
+        updated_ms: 0,
+    };
+    let c = tidemark::blob::open_container("default", &record, Some(KEY_SECRET), None).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listed: Vec<String> = rt
+        .block_on(c.list(""))
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    let mut named = Vec::new();
+    for w in 0..200 {
+        let ws = start + w * H;
+        let dir = tidemark::blob::window_dir("chaos", "write", ws);
+        let m: Value = serde_json::from_slice(
+            &rt.block_on(c.get(&format!("{dir}/_manifest.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        let objects = m["objects"].as_array().unwrap();
+        assert_eq!(objects.len(), 3, "window {ws}: {m}");
+        for (i, o) in objects.iter().enumerate() {
+            assert_eq!(o["name"], format!("part-{i:04}.bin"));
+            let key = o["key"].as_str().unwrap();
+            let bytes = rt.block_on(c.get(key)).unwrap();
+            assert!(
+                bytes == expected_object(ws, i as u32, 20_000),
+                "window {ws} object {i}"
+            );
+            named.push(key.to_owned());
+        }
+        named.push(format!("{dir}/_manifest.json"));
+    }
+    named.sort();
+    assert_eq!(
+        listed, named,
+        "only manifests and the objects they name are stored"
+    );
+    assert_eq!(d.terminate(), 0);
+}
