@@ -12,6 +12,10 @@ use crate::connection::ConnectionKind;
 use crate::executor::{ObjectAccess, StagedObjects};
 use crate::store::{ConnectionRecord, OutputRecord};
 
+/// How long writes a dead process had in flight may still land in an
+/// object store after a restart: staged objects are collected again after it.
+const LATE_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Identifies one window output: `(tenant, connection, workflow, task,
 /// window start)`.
 type OutputKey = (String, String, String, String, i64);
@@ -302,12 +306,29 @@ impl Inner {
             tracing::info!(n = pending.len(), "publishing outputs left pending");
             self.publish_outputs(pending).await;
         }
+        // A write the dead process had sent may still land after it died:
+        // delete now, and again after a grace period, before the markers go.
+        self.collect_staging(&markers, false).await;
+        tokio::time::sleep(LATE_WRITE_GRACE).await;
+        self.collect_staging(&markers, true).await;
+    }
+
+    /// Deletes the objects of abandoned attempts; with `clear`, also their
+    /// markers once their objects are gone.
+    async fn collect_staging(
+        &self,
+        markers: &[(String, crate::store::StagingRecord)],
+        clear: bool,
+    ) {
         for (tenant, m) in markers {
+            let (tenant, m) = (tenant.clone(), m.clone());
             let conn = match self.store.connection_get(&tenant, &m.connection) {
                 Ok(Some(c)) => c,
                 Ok(None) => {
                     // Nothing can reach those objects any more.
-                    let _ = self.store.staging_clear(&tenant, &m);
+                    if clear {
+                        let _ = self.store.staging_clear(&tenant, &m);
+                    }
                     continue;
                 }
                 Err(e) => {
@@ -333,7 +354,9 @@ impl Inner {
                         .objects_collected
                         .get_or_create(&labels)
                         .inc_by(n as u64);
-                    let _ = self.store.staging_clear(&tenant, &m);
+                    if clear {
+                        let _ = self.store.staging_clear(&tenant, &m);
+                    }
                 }
                 Err(e) => tracing::warn!("collecting staged objects: {e}"),
             }

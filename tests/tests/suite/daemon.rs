@@ -58,10 +58,17 @@ impl Daemon {
             "--data",
         ])
         .arg(data)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("TM_DAEMON_LOG").unwrap_or("warn".into()),
+        )
         .env("TIDEMARK_ADMIN_TOKEN", ADMIN)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(if std::env::var("TM_DAEMON_LOG").is_ok() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
         if let Some(p) = plugins {
             cmd.arg("--plugins").arg(p);
         }
