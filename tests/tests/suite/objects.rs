@@ -99,6 +99,8 @@ pub fn seaweed() -> &'static Seaweed {
                     Ok(())
                 });
             }
+            // Never waited on: it runs until the suite exits (see above).
+            #[allow(clippy::zombie_processes)]
             let child: Child = cmd.spawn().expect("starting weed mini");
             tx.send(child.id()).unwrap();
             // This thread must outlive the suite: the death signal fires
@@ -111,10 +113,10 @@ pub fn seaweed() -> &'static Seaweed {
         let endpoint = format!("http://127.0.0.1:{s3}");
         wait_for("SeaweedFS's S3 gateway", Duration::from_secs(60), || {
             // Unauthenticated: 403 once the gateway and its bucket are up.
-            match ureq::get(&format!("{endpoint}/lake")).call() {
-                Err(ureq::Error::Status(403, _)) => true,
-                _ => false,
-            }
+            matches!(
+                ureq::get(&format!("{endpoint}/lake")).call(),
+                Err(ureq::Error::Status(403, _))
+            )
         });
         Seaweed { endpoint, port: s3 }
     })
