@@ -91,7 +91,7 @@ for src in "$root"/plugins/js/*.js; do
     build "js_$name" "$(stamp "$src" "$root"/sdk/js/*.js <(echo "$lock_hash $world"))" bash -c '
         set -euo pipefail
         "$1/node_modules/.bin/rolldown" "$2" -o "$3" -f esm \
-            -e tidemark:task/log@0.1.0,tidemark:task/dataset@0.1.0,tidemark:task/checkpoint@0.1.0,wasi:http/outgoing-handler@0.2.12,wasi:http/types@0.2.12 \
+            -e tidemark:task/log@0.1.0,tidemark:task/dataset@0.1.0,tidemark:task/checkpoint@0.1.0,tidemark:task/blobstore@0.1.0,wasi:http/outgoing-handler@0.2.12,wasi:http/types@0.2.12 \
             > "$3.log" 2>&1 || { cat "$3.log" >&2; exit 1; }
         # shellcheck disable=SC2086 # $7 is a list of features
         "$1/node_modules/.bin/componentize-js" "$3" --wit "$4" -n "$6" \

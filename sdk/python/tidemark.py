@@ -19,6 +19,10 @@ Returning a string succeeds with it as the summary. `Retryable` and `Fatal`
 fail the attempt as `task-error`s; any other exception is a trap (the
 attempt fails with `guest trap`), exactly like a panic in Rust.
 
+Object storage: `Container("lake")` is the object-storage connection
+(`s3` or `fs`) the workflow names; what an attempt writes becomes the
+window's output when the attempt succeeds.
+
 Outbound HTTP (`http_get`, `http_request`) needs the `task-with-http` world
 (`componentize-py -d wit -w task-with-http ...`), which adds
 `wasi:http/outgoing-handler` to `task`; an `HttpError` that escapes `run`
@@ -32,7 +36,7 @@ from typing import Callable, Iterator, List, Optional, Tuple
 
 import wit_world
 from componentize_py_types import Err, Ok
-from wit_world.imports import checkpoint, dataset, log
+from wit_world.imports import blobstore, checkpoint, dataset, log
 
 try:
     from wit_world.imports import types
@@ -134,6 +138,141 @@ class Dataset:
     def scan_window(self, window: Window, prefix: str = "") -> Iterator[Entry]:
         """The entries of the partition of `window` (whose start it is)."""
         return self.scan(window.start, window.start + 1, prefix)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object as listed: `name` relative to the container's root,
+    `modified` in ms since the epoch when the store says."""
+
+    name: str
+    size: int
+    modified: Optional[int]
+
+
+@dataclass(frozen=True)
+class OutputObject:
+    """One object of a published window output: `key` is where it is
+    stored (pass it to `Container.read`)."""
+
+    name: str
+    key: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PublishedOutput:
+    run_id: str
+    attempt: int
+    committed_at: int
+    objects: List[OutputObject]
+
+
+# `get-data` clamps `end` to the object's size.
+_U64_MAX = (1 << 64) - 1
+_LIST_PAGE = 1000
+
+
+def _blob_error(v) -> Exception:
+    """A `blob-error` as the Rust SDK maps it: `unavailable` may be retried,
+    everything else is fatal."""
+    if isinstance(v, blobstore.BlobError_Unavailable):
+        return Retryable(v.value)
+    return Fatal(getattr(v, "value", repr(v)))
+
+
+def _blob(call, *args):
+    try:
+        return call(*args)
+    except Err as e:
+        raise _blob_error(e.value) from None
+
+
+def _info(m) -> ObjectInfo:
+    return ObjectInfo(m.name, m.size, m.created_at)
+
+
+class Container:
+    """A container: a connection of kind `s3` or `fs` that the workflow
+    names in `connections`.
+
+        lake = tidemark.Container("lake")
+        lake.write("part-0.jsonl", b'{"n":1}\n')    # this window's output
+        data = lake.read("raw/2026-01-01.json")    # anything in the bucket
+
+    What this attempt writes becomes the window's output only when the
+    attempt succeeds, replacing the previous output as a whole. Refused
+    calls raise `Retryable` (storage unavailable) or `Fatal` (anything
+    else)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def write(self, name: str, data) -> None:
+        """Stages one object of this window's output (str is UTF-8)."""
+        if isinstance(data, str):
+            data = data.encode()
+        _blob(blobstore.write_data, self.name, name, bytes(data))
+
+    def read(self, name: str) -> bytes:
+        """The whole object."""
+        return self.read_range(name, 0, _U64_MAX)
+
+    def read_range(self, name: str, start: int, end: int) -> bytes:
+        """Bytes `[start, end)` of an object."""
+        return bytes(_blob(blobstore.get_data, self.name, name, start, end))
+
+    def info(self, name: str) -> Optional[ObjectInfo]:
+        """The object's size and time; None if there is no such object."""
+        try:
+            return _info(blobstore.object_info(self.name, name))
+        except Err as e:
+            if isinstance(e.value, blobstore.BlobError_NotFound):
+                return None
+            raise _blob_error(e.value) from None
+
+    def list(self, prefix: str = "") -> List[ObjectInfo]:
+        """Every object whose name starts with `prefix`, in name order."""
+        out: List[ObjectInfo] = []
+        after = None
+        while True:
+            page = _blob(
+                blobstore.list_objects, self.name, prefix, after, _LIST_PAGE
+            )
+            out.extend(_info(m) for m in page.objects)
+            if page.next is None:
+                return out
+            after = page.next
+
+    def discard(self, name: str) -> None:
+        """Drops an object this attempt wrote from its output."""
+        _blob(blobstore.delete_object, self.name, name)
+
+    def output(
+        self, workflow: str, task: str, window_start: int
+    ) -> Optional[PublishedOutput]:
+        """The published output of `task` of `workflow` for the window that
+        starts at `window_start` (ms), as committed; None if none."""
+        o = _blob(blobstore.window_output, self.name, workflow, task, window_start)
+        if o is None:
+            return None
+        return PublishedOutput(
+            o.run_id,
+            o.attempt,
+            o.committed_at,
+            [OutputObject(x.name, x.key, x.size, x.sha256) for x in o.objects],
+        )
+
+    def read_output(
+        self, workflow: str, task: str, window_start: int
+    ) -> List[Tuple[str, bytes]]:
+        """The objects of a published window output, `(name, bytes)`, in
+        name order; empty if that window published nothing here."""
+        o = self.output(workflow, task, window_start)
+        if o is None:
+            return []
+        return [(x.name, self.read(x.key)) for x in o.objects]
 
 
 def _log(level, message: str) -> None:
@@ -397,6 +536,10 @@ def _task_error(e: Exception):
             return types.TaskError_Fatal(f"invalid dataset name: {v.value}")
         if isinstance(v, dataset.DatasetError_Unavailable):
             return types.TaskError_Retryable(f"dataset unavailable: {v.value}")
+        if isinstance(v, blobstore.BlobError_Unavailable):
+            return types.TaskError_Retryable(v.value)
+        if type(v).__name__.startswith("BlobError_"):
+            return types.TaskError_Fatal(v.value)
         if isinstance(v, str):
             return types.TaskError_Fatal(v)
     return None

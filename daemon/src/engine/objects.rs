@@ -20,12 +20,16 @@ const LATE_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(10)
 /// window start)`.
 type OutputKey = (String, String, String, String, i64);
 
+/// Opened containers by `(tenant, connection)`: revision, update time and
+/// the container.
+type OpenContainers = HashMap<(String, String), (u32, i64, Container)>;
+
 /// Containers opened per `(tenant, connection)`, with the revision and
 /// update time they were opened at: a rotated or recreated connection is
 /// opened anew; otherwise attempts share one client and its connections.
 #[derive(Default)]
 pub(super) struct Containers {
-    open: Mutex<HashMap<(String, String), (u32, i64, Container)>>,
+    open: Mutex<OpenContainers>,
     /// One publish at a time per window output, so manifests land in
     /// commit order.
     publishing: Mutex<HashMap<OutputKey, Arc<tokio::sync::Mutex<()>>>>,
@@ -97,9 +101,7 @@ impl Inner {
         Ok(opened)
     }
 
-    fn containers_lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (u32, i64, Container)>> {
+    fn containers_lock(&self) -> std::sync::MutexGuard<'_, OpenContainers> {
         self.containers
             .open
             .lock()

@@ -15,7 +15,7 @@ use tidemark::engine::{Engine, EngineConfig};
 use tidemark::executor::{ErrorKind, Trigger};
 use tidemark::store::{ConnectionStore, OutputStore, SledStore};
 use tidemark::workflow::RawWorkflow;
-use tidemark_tests::plugins::OBJECTS;
+use tidemark_tests::plugins::{JS_OBJECTS, OBJECTS, PY_OBJECTS};
 
 use crate::daemon::wait_for;
 
@@ -99,6 +99,8 @@ pub fn seaweed() -> &'static Seaweed {
                     Ok(())
                 });
             }
+            // Never waited on: it runs until the suite exits (see above).
+            #[allow(clippy::zombie_processes)]
             let child: Child = cmd.spawn().expect("starting weed mini");
             tx.send(child.id()).unwrap();
             // This thread must outlive the suite: the death signal fires
@@ -111,10 +113,10 @@ pub fn seaweed() -> &'static Seaweed {
         let endpoint = format!("http://127.0.0.1:{s3}");
         wait_for("SeaweedFS's S3 gateway", Duration::from_secs(60), || {
             // Unauthenticated: 403 once the gateway and its bucket are up.
-            match ureq::get(&format!("{endpoint}/lake")).call() {
-                Err(ureq::Error::Status(403, _)) => true,
-                _ => false,
-            }
+            matches!(
+                ureq::get(&format!("{endpoint}/lake")).call(),
+                Err(ureq::Error::Status(403, _))
+            )
         });
         Seaweed { endpoint, port: s3 }
     })
@@ -148,10 +150,15 @@ fn fs_connection(name: &str) -> RawConnection {
 }
 
 fn workflow(name: &str, params: &str, extra: &str) -> RawWorkflow {
+    workflow_of("objects", name, params, extra)
+}
+
+/// `workflow` with its task run by `plugin`.
+fn workflow_of(plugin: &str, name: &str, params: &str, extra: &str) -> RawWorkflow {
     RawWorkflow::from_toml(&format!(
         "name = {name:?}\npaused = true\nconnections = [\"lake\"]\n{extra}\n\
          [schedule]\ncron = \"0 * * * *\"\nstart = \"2024-01-01\"\n\
-         [[tasks]]\nname = \"write\"\nplugin = \"objects\"\nparams = {{ {params} }}\nretries = 0\n"
+         [[tasks]]\nname = \"write\"\nplugin = {plugin:?}\nparams = {{ {params} }}\nretries = 0\n"
     ))
     .unwrap()
 }
@@ -689,4 +696,198 @@ fn sigkill_during_a_backfill_writing_objects_publishes_each_window_exactly_once(
         "only manifests and the objects they name are stored"
     );
     assert_eq!(d.terminate(), 0);
+}
+
+/// What the Python and JavaScript `objects` guests write for the window
+/// starting at `start` after reading `read` upstream bytes, by name.
+fn guest_objects(start: i64, read: usize) -> Vec<(String, Vec<u8>)> {
+    vec![
+        (
+            "part-0.txt".into(),
+            format!("window {start}\n").into_bytes(),
+        ),
+        (
+            "part-1.json".into(),
+            format!(
+                "{{\"window_start\":{start},\"window_end\":{},\"read\":{read}}}",
+                start + H
+            )
+            .into_bytes(),
+        ),
+    ]
+}
+
+/// The published objects of one window as its manifest names them, after
+/// checking that exactly the manifest and those objects are on disk below
+/// the window's directory.
+fn published(root: &Path, dir: &str, start: i64) -> Vec<(String, Vec<u8>)> {
+    let m = manifest(root, dir);
+    assert_eq!(m["window_start_ms"], start, "{m}");
+    let objects = m["objects"].as_array().unwrap();
+    let mut expected: Vec<String> = objects
+        .iter()
+        .map(|o| o["key"].as_str().unwrap().to_owned())
+        .collect();
+    expected.push(format!("{dir}/_manifest.json"));
+    expected.sort();
+    let on_disk: Vec<String> = files(root)
+        .into_iter()
+        .filter(|p| p.starts_with(&format!("{dir}/")))
+        .collect();
+    assert_eq!(
+        on_disk, expected,
+        "nothing but the manifest and its objects"
+    );
+    objects
+        .iter()
+        .map(|o| {
+            let data = std::fs::read(root.join(o["key"].as_str().unwrap())).unwrap();
+            assert_eq!(o["size"], data.len() as u64, "{o}");
+            (o["name"].as_str().unwrap().to_owned(), data)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_and_javascript_guests_publish_and_read_window_outputs() {
+    let f = fixture().await;
+    let e = &f.engine;
+    e.create_connection("acme", &fs_connection("lake")).unwrap();
+    let root = f.objects.path().join("acme/lake");
+    for (lang, wasm) in [("python", PY_OBJECTS), ("javascript", JS_OBJECTS)] {
+        let plugin = format!("objects-{lang}");
+        e.push_plugin("acme", &plugin, std::fs::read(wasm).unwrap())
+            .await
+            .unwrap();
+        // Upstream: two windows, each publishing its two objects (the
+        // scratch object written and discarded is not among them).
+        let up = format!("up-{lang}");
+        e.apply_workflow("acme", workflow_of(&plugin, &up, "", ""))
+            .await
+            .unwrap();
+        backfill(e, &up, DAY0, DAY0 + 2 * H, "missing").await;
+        let runs = e
+            .store()
+            .windows("acme", &up, DAY0, DAY0 + 2 * H, 10)
+            .unwrap();
+        assert_eq!(runs.len(), 2, "{lang}: {runs:?}");
+        for (_, w) in &runs {
+            let a = e.attempts("acme", w.run_id).unwrap();
+            assert_eq!(a[0].error_kind, None, "{lang}: {a:?}");
+            assert_eq!(a[0].message, "2 objects, read 0 bytes, 0 manifests");
+        }
+        for (start, stamp) in [(DAY0, "20240301T000000Z"), (DAY0 + H, "20240301T010000Z")] {
+            let dir = format!("{up}/write/window={stamp}");
+            assert_eq!(
+                published(&root, &dir, start),
+                guest_objects(start, 0),
+                "{lang}: {dir}"
+            );
+        }
+
+        // Downstream reads upstream's committed output of its window
+        // (checked with info and read_range, its manifests listed).
+        let down = format!("down-{lang}");
+        e.apply_workflow(
+            "acme",
+            workflow_of(&plugin, &down, &format!("upstream = \"{up}/write\""), ""),
+        )
+        .await
+        .unwrap();
+        let run = e
+            .run_window("acme", &down, DAY0 + H, Trigger::Manual)
+            .await
+            .unwrap();
+        e.settle().await.unwrap();
+        let a = e.attempts("acme", run.id).unwrap();
+        assert_eq!(a[0].error_kind, None, "{lang}: {a:?}");
+        let read: usize = guest_objects(DAY0 + H, 0)
+            .iter()
+            .map(|(_, b)| b.len())
+            .sum();
+        assert_eq!(
+            a[0].message,
+            format!("2 objects, read {read} bytes, 2 manifests"),
+            "{lang}"
+        );
+        let dir = format!("{down}/write/window=20240301T010000Z");
+        assert_eq!(
+            published(&root, &dir, DAY0 + H),
+            guest_objects(DAY0 + H, read),
+            "{lang}"
+        );
+
+        // A window upstream has not published: the SDK's retryable error,
+        // and nothing published.
+        let run = e
+            .run_window("acme", &down, DAY0 + 5 * H, Trigger::Manual)
+            .await
+            .unwrap();
+        e.settle().await.unwrap();
+        let a = e.attempts("acme", run.id).unwrap();
+        assert_eq!(a[0].error_kind, Some(ErrorKind::Task), "{lang}: {a:?}");
+        assert!(
+            a[0].message.contains("has no output for this window yet"),
+            "{lang}: {}",
+            a[0].message
+        );
+        assert!(!root
+            .join(format!("{down}/write/window=20240301T050000Z"))
+            .exists());
+
+        // A container the workflow does not name: the host's blob-error,
+        // a fatal task error through the SDK.
+        let bad = format!("bad-{lang}");
+        e.apply_workflow(
+            "acme",
+            workflow_of(&plugin, &bad, "container = \"nope\"", ""),
+        )
+        .await
+        .unwrap();
+        let run = e
+            .run_window("acme", &bad, DAY0, Trigger::Manual)
+            .await
+            .unwrap();
+        e.settle().await.unwrap();
+        let a = e.attempts("acme", run.id).unwrap();
+        assert_eq!(a[0].error_kind, Some(ErrorKind::Task), "{lang}: {a:?}");
+        assert!(
+            a[0].message
+                .contains("is not a connection this workflow names"),
+            "{lang}: {}",
+            a[0].message
+        );
+    }
+    assert!(f.store.staging_all().unwrap().is_empty());
+}
+
+/// Each "Write a task in ..." page shows its language's objects plugin,
+/// built and tested here, verbatim.
+#[test]
+fn task_docs_show_the_tested_objects_plugins() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (page, fence, plugin) in [
+        (
+            "docs/tasks/rust.md",
+            "```rust\n",
+            "plugins/objects/src/lib.rs",
+        ),
+        (
+            "docs/tasks/python.md",
+            "```python\n",
+            "plugins/python/objects.py",
+        ),
+        (
+            "docs/tasks/javascript.md",
+            "```js\n",
+            "plugins/js/objects.js",
+        ),
+    ] {
+        let text = std::fs::read_to_string(root.join(page)).unwrap();
+        let source = std::fs::read_to_string(root.join(plugin)).unwrap();
+        assert!(
+            text.contains(&format!("{fence}{source}```\n")),
+            "{page} is stale: copy {plugin} into its object-storage section"
+        );
+    }
 }
