@@ -70,6 +70,17 @@ fn populate(store: &SledStore, tenant: &str) {
         end: T0 + H,
     };
     let run = Run::new(7, tenant, &def, 1, window, Trigger::Scheduled, T0);
+    // An attempt staging objects (a marker), beside a committed output.
+    let marker = crate::store::StagingRecord {
+        connection: "lake".into(),
+        workflow: "wf".into(),
+        task: "t".into(),
+        window_start: T0,
+        run_id: 8,
+        attempt: 1,
+        prefix: "wf/t/x/".into(),
+    };
+    crate::store::OutputStore::staging_mark(store, tenant, &marker).unwrap();
     let mut outputs = StagedOutputs::default();
     outputs.put("ds", "k", b"v".to_vec());
     let backfill = BackfillRecord {
@@ -114,6 +125,7 @@ fn populate(store: &SledStore, tenant: &str) {
             },
         )],
         outputs: vec![(tenant.into(), T0, outputs)],
+        object_outputs: vec![(tenant.into(), object_output())],
         backfills: vec![backfill],
         backfill_windows: vec![(
             tenant.into(),
@@ -280,4 +292,18 @@ fn concurrent_version_pushes_get_distinct_versions() {
     let mut versions: Vec<u32> = stored_plugins.keys().copied().collect();
     versions.sort_unstable();
     assert_eq!(versions, (1..=versions.len() as u32).collect::<Vec<_>>());
+}
+
+fn object_output() -> crate::store::OutputRecord {
+    crate::store::OutputRecord {
+        connection: "lake".into(),
+        workflow: "wf".into(),
+        task: "t".into(),
+        window_start: T0,
+        run_id: 7,
+        attempt: 1,
+        committed_ms: T0,
+        objects: Vec::new(),
+        published: false,
+    }
 }
