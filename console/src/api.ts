@@ -202,6 +202,8 @@ export const api = {
     call<Strip>("GET", `/backfills/${id}/strip`, { query }),
   backfillAction: (id: number, action: "pause" | "resume" | "cancel" | "retry-failed") =>
     call<BackfillStatus>("POST", `/backfills/${id}/${action}`),
+  verifyBackfill: (id: number) =>
+    call<Schemas["Verification"]>("POST", `/backfills/${id}/verify`),
 
   quotas: () => call<Quotas>("GET", "/quotas"),
   tokens: (after?: number) =>

@@ -1,5 +1,6 @@
 // A backfill: live progress (polled), its state strip per workflow, failed
-// windows with their errors, and pause/resume/cancel/retry-failed.
+// windows with their errors, pause/resume/cancel/retry-failed, and the
+// consistency check of the object-storage outputs its windows published.
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api";
 import { href } from "../router";
@@ -112,7 +113,69 @@ export function BackfillPage({ id }: { id: number }) {
         />
       ))}
       <FailedWindows id={id} tz={tz} version={`${b.state}-${b.failed}`} />
+      <VerifyOutputs id={id} tz={tz} />
     </Page>
+  );
+}
+
+type Verification = Awaited<ReturnType<typeof api.verifyBackfill>>;
+
+// Re-reads every published output of the backfill's windows on demand.
+function VerifyOutputs({ id, tz }: { id: number; tz: (w: string) => string }) {
+  const [result, setResult] = useState<Verification | null>(null);
+  const [error, setError] = useState<Error | null>(null);
+  const [busy, setBusy] = useState(false);
+  const run = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      setResult(await api.verifyBackfill(id));
+    } catch (e) {
+      setError(e instanceof Error ? e : new Error(String(e)));
+    } finally {
+      setBusy(false);
+    }
+  };
+  const bad = result?.checks.filter((c) => !c.consistent) ?? [];
+  return (
+    <section aria-label="Output consistency" class="verify">
+      <h2>Object-storage outputs</h2>
+      <button type="button" onClick={run} disabled={busy}>
+        {busy ? "Verifying…" : "Verify outputs"}
+      </button>
+      <ErrorBox error={error} />
+      {result && (
+        <p class="verify-summary" role="status">
+          {result.windows} windows, {result.outputs} outputs: {result.consistent} consistent,{" "}
+          <strong>{result.inconsistent}</strong> inconsistent
+        </p>
+      )}
+      {bad.length > 0 && (
+        <table class="verify-problems">
+          <thead>
+            <tr><th>Window</th><th>Task</th><th>Container</th><th>Problem</th></tr>
+          </thead>
+          <tbody>
+            {bad.map((c) => (
+              <tr key={`${c.workflow}/${c.task}/${c.connection}/${c.window_start_ms}`}>
+                <td><Time ms={c.window_start_ms} tz={tz(c.workflow)} /></td>
+                <td>{c.workflow}/{c.task}</td>
+                <td>{c.connection}</td>
+                <td>
+                  {[
+                    c.manifest !== "current" ? `manifest ${c.manifest}` : "",
+                    c.missing.length ? `missing: ${c.missing.join(", ")}` : "",
+                    c.size_mismatch.length ? `size differs: ${c.size_mismatch.join(", ")}` : "",
+                    c.checksum_mismatch.length ? `checksum differs: ${c.checksum_mismatch.join(", ")}` : "",
+                    c.extra.length ? `extra: ${c.extra.join(", ")}` : "",
+                  ].filter(Boolean).join("; ")}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
   );
 }
 

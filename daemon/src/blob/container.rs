@@ -63,6 +63,9 @@ pub fn open_container(
     let get = |k: &str| c.config.get(k).map(String::as_str).unwrap_or_default();
     let (store, root): (Arc<dyn ObjectStore>, String) = match c.kind {
         ConnectionKind::S3 => {
+            // reqwest's rustls runs on ring (no aws-lc C build), which must
+            // be the process default; an error means one is installed.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let secret = secret.ok_or_else(|| setup("has no secret_access_key".into()))?;
             let mut b = object_store::aws::AmazonS3Builder::new()
                 .with_bucket_name(get("bucket"))

@@ -14,7 +14,7 @@ use crate::store::{ConnectionRecord, OutputRecord};
 
 /// How long writes a dead process had in flight may still land in an
 /// object store after a restart: staged objects are collected again after it.
-const LATE_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+const LATE_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Identifies one window output: `(tenant, connection, workflow, task,
 /// window start)`.
@@ -308,20 +308,32 @@ impl Inner {
             tracing::info!(n = pending.len(), "publishing outputs left pending");
             self.publish_outputs(pending).await;
         }
-        // A write the dead process had sent may still land after it died:
-        // delete now, and again after a grace period, before the markers go.
+        // A write the dead process had sent may still land after it died
+        // (an object store can finish a request whose client is gone, even
+        // seconds later): delete now, again after a while, and clear a
+        // marker only once a pass after the grace period finds nothing.
         self.collect_staging(&markers, false).await;
-        tokio::time::sleep(LATE_WRITE_GRACE).await;
-        self.collect_staging(&markers, true).await;
+        tokio::time::sleep(LATE_WRITE_GRACE / 3).await;
+        self.collect_staging(&markers, false).await;
+        tokio::time::sleep(LATE_WRITE_GRACE * 2 / 3).await;
+        let mut left = markers;
+        for _ in 0..10 {
+            left = self.collect_staging(&left, true).await;
+            if left.is_empty() {
+                break;
+            }
+            tokio::time::sleep(LATE_WRITE_GRACE).await;
+        }
     }
 
-    /// Deletes the objects of abandoned attempts; with `clear`, also their
-    /// markers once their objects are gone.
+    /// Deletes the objects of abandoned attempts; with `clear`, removes the
+    /// markers of those that had nothing left. Returns the markers kept.
     async fn collect_staging(
         &self,
         markers: &[(String, crate::store::StagingRecord)],
         clear: bool,
-    ) {
+    ) -> Vec<(String, crate::store::StagingRecord)> {
+        let mut kept = Vec::new();
         for (tenant, m) in markers {
             let (tenant, m) = (tenant.clone(), m.clone());
             let conn = match self.store.connection_get(&tenant, &m.connection) {
@@ -335,6 +347,7 @@ impl Inner {
                 }
                 Err(e) => {
                     tracing::warn!("collecting staged objects: {e}");
+                    kept.push((tenant, m));
                     continue;
                 }
             };
@@ -344,25 +357,33 @@ impl Inner {
             };
             match result {
                 Ok(n) => {
-                    tracing::info!(
-                        workflow = m.workflow,
-                        run = m.run_id,
-                        attempt = m.attempt,
-                        objects = n,
-                        "deleted objects of an abandoned attempt"
-                    );
-                    let labels = crate::metrics::labels(&[("tenant", &tenant)]);
-                    self.metrics
-                        .objects_collected
-                        .get_or_create(&labels)
-                        .inc_by(n as u64);
-                    if clear {
+                    if n > 0 {
+                        tracing::info!(
+                            workflow = m.workflow,
+                            run = m.run_id,
+                            attempt = m.attempt,
+                            objects = n,
+                            "deleted objects of an abandoned attempt"
+                        );
+                        let labels = crate::metrics::labels(&[("tenant", &tenant)]);
+                        self.metrics
+                            .objects_collected
+                            .get_or_create(&labels)
+                            .inc_by(n as u64);
+                    }
+                    if clear && n == 0 {
                         let _ = self.store.staging_clear(&tenant, &m);
+                    } else {
+                        kept.push((tenant, m));
                     }
                 }
-                Err(e) => tracing::warn!("collecting staged objects: {e}"),
+                Err(e) => {
+                    tracing::warn!("collecting staged objects: {e}");
+                    kept.push((tenant, m));
+                }
             }
         }
+        kept
     }
 
     /// Re-reads the published outputs of `workflow`'s windows in

@@ -16,10 +16,6 @@ impl Engine {
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Result<Engine, EngineError> {
-        // S3 clients use rustls through reqwest with ring as the provider
-        // (no aws-lc build); it must be the process default. An error means
-        // one is installed already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let sealing_key = match &config.sealing_key {
             Some(k) => k.clone(),
             None => crate::secrets::SealingKey::random()
