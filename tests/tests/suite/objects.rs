@@ -58,6 +58,20 @@ pub fn seaweed() -> &'static Seaweed {
         // gRPC ports default to the HTTP port + 10000: pick HTTP ports whose
         // +10000 is free too by asking for every port explicitly.
         let ports: Vec<u16> = (0..12).map(|_| free_port()).collect();
+        // Data of earlier suite runs whose process is gone (the server dies
+        // with the suite, its directory stays).
+        for e in std::fs::read_dir(std::env::temp_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("tidemark-weed-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
         let dir = std::env::temp_dir().join(format!("tidemark-weed-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
