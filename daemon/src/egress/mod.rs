@@ -46,20 +46,23 @@ impl Target {
     /// The target of an absolute `http(s)://` URL.
     pub fn from_url(url: &str) -> Result<Target, String> {
         let uri: http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
-        let scheme = uri
-            .scheme_str()
-            .ok_or("has no scheme")?
-            .to_ascii_lowercase();
-        let auth = uri.authority().ok_or("has no host")?;
+        Target::from_uri(&uri).ok_or_else(|| "has no scheme or host".into())
+    }
+
+    /// The target of a request URI: scheme, lowercase host, port (default
+    /// by scheme); `None` without a scheme or host.
+    pub fn from_uri(uri: &http::Uri) -> Option<Target> {
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        let auth = uri.authority()?;
         let host = auth.host().trim_start_matches('[').trim_end_matches(']');
         let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
         if host.is_empty() {
-            return Err("has no host".into());
+            return None;
         }
         let port = auth
             .port_u16()
             .unwrap_or(if scheme == "https" { 443 } else { 80 });
-        Ok(Target { scheme, host, port })
+        Some(Target { scheme, host, port })
     }
 
     /// `host:port` (IPv6 in brackets), as logged and recorded.

@@ -184,7 +184,7 @@ impl Engine {
 }
 
 impl Inner {
-    fn open_secret(
+    pub(super) fn open_secret(
         &self,
         tenant: &str,
         record: &ConnectionRecord,
@@ -272,6 +272,6 @@ impl Inner {
 }
 
 /// What a sealed value is bound to: moved anywhere else, it does not open.
-pub(super) fn secret_owner(tenant: &str, name: &str, field: &str) -> String {
+fn secret_owner(tenant: &str, name: &str, field: &str) -> String {
     format!("{tenant}\0{name}\0{field}")
 }

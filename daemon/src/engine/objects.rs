@@ -81,8 +81,10 @@ impl Inner {
                 if let Some(endpoint) = c.config.get("endpoint") {
                     self.check_endpoint(tenant, endpoint).await.map_err(setup)?;
                 }
-                let plain = open_sealed(&self.sealing_key, tenant, c, "secret_access_key")
-                    .map_err(setup)?;
+                let plain = self
+                    .open_secret(tenant, c, "secret_access_key")
+                    .map_err(|e| setup(e.to_string()))?
+                    .ok_or_else(|| setup("has no secret_access_key".into()))?;
                 Some(
                     String::from_utf8(plain)
                         .map_err(|_| setup("secret_access_key is not UTF-8".into()))?,
@@ -424,29 +426,6 @@ impl Inner {
         }
         Ok(out)
     }
-}
-
-/// Opens one sealed secret field of a connection.
-fn open_sealed(
-    key: &crate::secrets::SealingKey,
-    tenant: &str,
-    c: &ConnectionRecord,
-    field: &str,
-) -> Result<Vec<u8>, String> {
-    use base64::Engine as _;
-    let s = c
-        .secrets
-        .get(field)
-        .ok_or_else(|| format!("has no {field}"))?;
-    let sealed = base64::engine::general_purpose::STANDARD
-        .decode(&s.sealed)
-        .map_err(|_| format!("the sealed {field} is damaged"))?;
-    key.open(
-        &super::connections::secret_owner(tenant, &c.name, field),
-        field,
-        &sealed,
-    )
-    .map_err(|e| e.to_string())
 }
 
 /// What `verify` found for one backfill.

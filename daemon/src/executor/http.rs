@@ -316,21 +316,6 @@ impl WasiHttpHooks for EgressHooks {
     }
 }
 
-/// The request target: scheme, lowercase host, port (default by scheme).
-fn target_of(uri: &http::Uri) -> Option<Target> {
-    let scheme = uri.scheme_str()?.to_ascii_lowercase();
-    let auth = uri.authority()?;
-    let host = auth.host().trim_start_matches('[').trim_end_matches(']');
-    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
-    if host.is_empty() {
-        return None;
-    }
-    let port = auth
-        .port_u16()
-        .unwrap_or(if scheme == "https" { 443 } else { 80 });
-    Some(Target { scheme, host, port })
-}
-
 /// The checks made before anything touches the network, in order: the
 /// request count, both allowlists, concurrency, the declared body size.
 fn admit(
@@ -338,7 +323,7 @@ fn admit(
     req: &http::Request<WasiBody>,
 ) -> Result<(usize, Target, InFlight), Error> {
     let method = req.method().to_string();
-    let Some(target) = target_of(req.uri()) else {
+    let Some(target) = Target::from_uri(req.uri()) else {
         let idx = shared.open(method, req.uri().to_string());
         shared.finish(idx, HttpOutcome::Failed, Some("no host in the URL".into()));
         return Err(Error::HttpRequestUriInvalid);
