@@ -374,9 +374,12 @@ async fn each_limit_has_its_own_error_code_and_outcome() {
         )
         .await;
         // The guest may see the refusal while writing the body or when it
-        // asks for the response (which one depends on scheduling); the
+        // asks for the response (which one depends on scheduling), and when
+        // the server answered before the body it may get that response; the
         // record says why either way.
-        assert!(task_error(&r).contains("ErrorCode::"), "{}", task_error(&r));
+        if delay == "0" || r.result.is_err() {
+            assert!(task_error(&r).contains("ErrorCode::"), "{}", task_error(&r));
+        }
         assert_eq!(
             r.http[0].outcome,
             HttpOutcome::RequestBodySize,
