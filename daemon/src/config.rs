@@ -5,14 +5,14 @@
 //! ```toml
 //! data = "/var/lib/tidemark"
 //! listen = "0.0.0.0:7878"
-//! max_attempts = 16
+//! max_attempts = 32
 //! grace = "30s"
 //! backfill_admission_limit = 10000
 //! [log]
 //! format = "json"          # or "text"
 //! filter = "info,tidemark=debug"
 //! [quotas]                 # defaults of every tenant
-//! concurrent_attempts = 8
+//! concurrent_attempts = 32
 //! ```
 
 use std::net::SocketAddr;
@@ -22,6 +22,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::quota::{Overrides, Quotas};
+
+/// Attempts running at once when nothing says otherwise. Most attempts
+/// wait on I/O (HTTP, object storage) or are tiny, and attempts that finish
+/// together share one store commit, so more of them in flight is cheaper
+/// per attempt; the tenant quotas still bound each tenant.
+pub const DEFAULT_MAX_ATTEMPTS: usize = 32;
 
 /// The file, every key optional.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -235,7 +241,10 @@ pub fn resolve(
             format!("{grace_text:?} is not a duration like 30s ({e})"),
         )
     })?;
-    let max_attempts = over.max_attempts.or(file.max_attempts).unwrap_or(8);
+    let max_attempts = over
+        .max_attempts
+        .or(file.max_attempts)
+        .unwrap_or(DEFAULT_MAX_ATTEMPTS);
     if max_attempts == 0 {
         return Err(invalid("max_attempts", "must be at least 1"));
     }

@@ -95,7 +95,7 @@ impl Default for Quotas {
         // Per-attempt ceilings sit well above the executor's defaults
         // (which tasks get unless they ask): they bound what a task may ask.
         Quotas {
-            concurrent_attempts: 8,
+            concurrent_attempts: 32,
             live_reserved_attempts: 2,
             fuel_per_attempt: 10_000_000_000_000,
             memory_per_attempt: 4 << 30,

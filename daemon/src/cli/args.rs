@@ -96,7 +96,7 @@ pub struct ServeArgs {
     /// Apply every .toml in this directory at start.
     #[arg(long)]
     pub workflows: Option<PathBuf>,
-    /// Attempts running at once [default: 8].
+    /// Attempts running at once [default: 32].
     #[arg(long, env = "TIDEMARK_MAX_ATTEMPTS")]
     pub max_attempts: Option<usize>,
     /// How long running attempts may finish after SIGTERM, e.g. 30s [default: 30s].

@@ -224,20 +224,13 @@ pub fn partition_prefix(tenant: &str, dataset: &str, partition: i64) -> Vec<u8> 
     k
 }
 
+/// A row key of the former one-entry-per-row layout (for the conversion
+/// test).
+#[cfg(test)]
 pub fn dataset_key(tenant: &str, dataset: &str, partition: i64, key: &str) -> Vec<u8> {
     let mut k = partition_prefix(tenant, dataset, partition);
     k.extend_from_slice(key.as_bytes());
     k
-}
-
-/// Splits the part of a dataset key after its dataset prefix.
-pub fn split_dataset_suffix(suffix: &[u8]) -> Option<(i64, String)> {
-    if suffix.len() < 8 {
-        return None;
-    }
-    let partition = decode_instant(&suffix[..8])?;
-    let key = String::from_utf8(suffix[8..].to_vec()).ok()?;
-    Some((partition, key))
 }
 
 pub fn checkpoint_key(tenant: &str, workflow: &str, task: &str, window_start: i64) -> Vec<u8> {

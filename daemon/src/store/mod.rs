@@ -10,6 +10,7 @@ mod backfills;
 mod connections;
 mod keys;
 mod outputs;
+mod partitions;
 mod records;
 mod sled_store;
 mod state;

@@ -101,7 +101,29 @@ impl SledStore {
             writes_left: Arc::new(AtomicU64::new(u64::MAX)),
         };
         store.finish_tenant_deletions()?;
+        store.convert_dataset_rows()?;
         Ok(store)
+    }
+
+    /// Converts dataset rows of the former one-entry-per-row layout into
+    /// partition values, once: the default tree remembers that it is done,
+    /// so later opens do not scan every dataset.
+    fn convert_dataset_rows(&self) -> Result<(), StoreError> {
+        const MARK: &[u8] = b"dataset-layout";
+        const PARTITIONS: &[u8] = b"partitions";
+        let op = "converting dataset rows to partitions";
+        if self.db.get(MARK).map_err(backend(op))?.as_deref() == Some(PARTITIONS) {
+            return Ok(());
+        }
+        let n = super::partitions::migrate_rows(&self.state)?;
+        if n > 0 {
+            tracing::info!(
+                rows = n,
+                "converted dataset rows to one value per partition"
+            );
+        }
+        self.db.insert(MARK, PARTITIONS).map_err(backend(op))?;
+        self.flush(op)
     }
 
     /// While `on`, every state change ([`super::StateStore::apply`]) fails
@@ -174,7 +196,8 @@ impl SledStore {
         Ok(())
     }
 
-    /// Stages the replacement of `partition` of each dataset in `outputs`.
+    /// Stages the replacement of `partition` of each dataset in `outputs`:
+    /// one value per partition (see [`super::partitions`]).
     pub(super) fn stage_outputs(
         &self,
         batch: &mut sled::Batch,
@@ -184,19 +207,17 @@ impl SledStore {
     ) -> Result<i64, StoreError> {
         const OP: &str = "committing dataset writes";
         let mut delta = 0i64;
-        for dataset in outputs.datasets() {
-            for old in self
-                .state
-                .scan_prefix(keys::partition_prefix(tenant, dataset, partition))
-            {
-                let (k, v) = old.map_err(backend(OP))?;
-                delta -= (k.len() + v.len()) as i64;
-                batch.remove(k);
+        let mut rows = outputs.iter().peekable();
+        while let Some(&(dataset, _, _)) = rows.peek() {
+            let k = keys::partition_prefix(tenant, dataset, partition);
+            if let Some(old) = self.state.get(&k).map_err(backend(OP))? {
+                delta -= (k.len() + old.len()) as i64;
             }
-        }
-        for (dataset, key, value) in outputs.iter() {
-            let k = keys::dataset_key(tenant, dataset, partition, key);
-            let v = keys::encode_value(value);
+            let mut these = Vec::new();
+            while let Some((_, key, value)) = rows.next_if(|(d, _, _)| *d == dataset) {
+                these.push((key, value));
+            }
+            let v = super::partitions::encode(these.iter().copied());
             delta += (k.len() + v.len()) as i64;
             batch.insert(k, v);
         }
@@ -261,10 +282,12 @@ impl TaskData for SledStore {
         key: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         const OP: &str = "reading a dataset";
-        let k = keys::dataset_key(tenant, dataset, partition, key);
+        let k = keys::partition_prefix(tenant, dataset, partition);
         match self.state.get(k).map_err(backend(OP))? {
             None => Ok(None),
-            Some(raw) => keys::decode_value(OP, &raw).map(Some),
+            Some(raw) => Ok(super::partitions::rows(OP, &raw)?
+                .find(key)?
+                .map(<[u8]>::to_vec)),
         }
     }
 
@@ -279,53 +302,48 @@ impl TaskData for SledStore {
     ) -> Result<Vec<DatasetEntry>, StoreError> {
         const OP: &str = "scanning a dataset";
         let base = keys::dataset_prefix(tenant, dataset);
-        let end = keys::partition_prefix(tenant, dataset, partitions.end);
         let mut out = Vec::new();
         if partitions.is_empty() || limit == 0 {
             return Ok(out);
         }
-        // Start at the first key that can match: after `after`, or at the
-        // prefix inside the first partition.
-        let mut start = match after {
-            Some((p, k)) if p >= partitions.start => {
-                let mut s = keys::dataset_key(tenant, dataset, p, k);
-                s.push(0); // strictly after `k`
-                s
-            }
-            _ => keys::dataset_key(tenant, dataset, partitions.start, prefix),
+        // Resume inside the partition of `after`, strictly after its key.
+        let (first, after_key) = match after {
+            Some((p, k)) if p >= partitions.start => (p, Some(k)),
+            _ => (partitions.start, None),
         };
-        'seek: while start < end {
-            for item in self.state.range(start.clone()..end.clone()) {
-                let (k, v) = item.map_err(backend(OP))?;
-                let (partition, key) =
-                    keys::split_dataset_suffix(&k[base.len()..]).ok_or_else(|| {
-                        StoreError::Corrupt {
-                            op: OP,
-                            detail: "undecodable dataset key".into(),
-                        }
-                    })?;
-                if key.starts_with(prefix) {
-                    out.push(DatasetEntry {
-                        partition,
-                        key,
-                        value: keys::decode_value(OP, &v)?,
-                    });
-                    if out.len() == limit {
-                        break 'seek;
-                    }
-                } else if key.as_str() > prefix {
-                    // Past the prefix in this partition: jump to the prefix
-                    // in the next one instead of reading the rest.
-                    match partition.checked_add(1) {
-                        Some(next) => {
-                            start = keys::dataset_key(tenant, dataset, next, prefix);
-                            continue 'seek;
-                        }
-                        None => break 'seek,
-                    }
+        if first >= partitions.end {
+            return Ok(out);
+        }
+        let lo = keys::partition_prefix(tenant, dataset, first);
+        let hi = keys::partition_prefix(tenant, dataset, partitions.end);
+        for item in self.state.range(lo..hi) {
+            let (k, v) = item.map_err(backend(OP))?;
+            let partition = (k.len() == base.len() + 8)
+                .then(|| keys::decode_instant(&k[base.len()..]))
+                .flatten()
+                .ok_or_else(|| StoreError::Corrupt {
+                    op: OP,
+                    detail: "undecodable partition key".into(),
+                })?;
+            let skip_to = after_key.filter(|_| partition == first);
+            let mut rows = super::partitions::rows(OP, &v)?;
+            while let Some((key, value)) = rows.next_row()? {
+                if skip_to.is_some_and(|a| key <= a) || key < prefix {
+                    continue;
+                }
+                if !key.starts_with(prefix) {
+                    // Keys are sorted: nothing further in this partition.
+                    break;
+                }
+                out.push(DatasetEntry {
+                    partition,
+                    key: key.to_owned(),
+                    value: value.to_vec(),
+                });
+                if out.len() == limit {
+                    return Ok(out);
                 }
             }
-            break;
         }
         Ok(out)
     }

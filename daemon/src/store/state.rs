@@ -1,7 +1,7 @@
 //! Engine state: plugins, workflow versions, runs, the per-window index,
 //! live-scheduling cursors and attempt records.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::de::DeserializeOwned;
 
@@ -383,7 +383,17 @@ impl StateStore for SledStore {
         const OP: &str = "recording a state change";
         self.check_injected_failure(OP)?;
         let mut batch = sled::Batch::default();
-        for run in &changes.runs {
+        // A run can be in one change twice (changes kept from a failed write
+        // merged with newer ones): its last state is the one that counts,
+        // and the index entries below are decided against it alone.
+        let mut last: HashMap<(&str, u64), usize> = HashMap::new();
+        for (i, run) in changes.runs.iter().enumerate() {
+            last.insert((run.tenant.as_str(), run.id), i);
+        }
+        for (i, run) in changes.runs.iter().enumerate() {
+            if last.get(&(run.tenant.as_str(), run.id)) != Some(&i) {
+                continue;
+            }
             let t = &run.tenant;
             batch.insert(
                 keys::u64_key(keys::tenant_prefix(keys::RUN, t), run.id),
@@ -395,9 +405,14 @@ impl StateStore for SledStore {
             );
             // Event runs stand beside the schedule: they are not a window's
             // run, so they never hide or block one.
+            // A run is written at every change, but its index entries change
+            // only when it is created, starts or ends: each is written only
+            // if it differs, since a sled insert costs far more than a read.
             let current: Option<WindowRecord> = self.get_as(OP, &wkey)?;
             if run.trigger != crate::executor::Trigger::Event
-                && current.is_none_or(|c| c.run_id <= run.id)
+                && current.is_none_or(|c| {
+                    c.run_id < run.id || (c.run_id == run.id && c.state != run.state)
+                })
             {
                 batch.insert(
                     wkey,
@@ -412,11 +427,16 @@ impl StateStore for SledStore {
                 run.window_start,
             );
             hist.extend_from_slice(&run.id.to_be_bytes());
-            batch.insert(hist, keys::encode_value(&[]));
+            if !self.state.contains_key(&hist).map_err(backend(OP))? {
+                batch.insert(hist, keys::encode_value(&[]));
+            }
             let active = keys::u64_key(keys::tenant_prefix(keys::ACTIVE, t), run.id);
+            let is_active = self.state.contains_key(&active).map_err(backend(OP))?;
             if run.state.is_terminal() {
-                batch.remove(active);
-            } else {
+                if is_active {
+                    batch.remove(active);
+                }
+            } else if !is_active {
                 batch.insert(active, keys::encode_value(&[]));
             }
         }
@@ -447,9 +467,19 @@ impl StateStore for SledStore {
         }
         self.stage_object_outputs(&mut batch, &changes.object_outputs);
         let mut usage: HashMap<&str, i64> = HashMap::new();
+        // Several attempts of one window may write the same partition of a
+        // dataset in one batch: the later commit replaces it, as it would
+        // in separate batches, and the usage delta counts it once.
+        let mut merged: BTreeMap<(&str, i64), crate::store::StagedOutputs> = BTreeMap::new();
         for (tenant, partition, outputs) in &changes.outputs {
+            merged
+                .entry((tenant.as_str(), *partition))
+                .or_default()
+                .replace_datasets(outputs.clone());
+        }
+        for ((tenant, partition), outputs) in &merged {
             let delta = self.stage_outputs(&mut batch, tenant, *partition, outputs)?;
-            *usage.entry(tenant.as_str()).or_default() += delta;
+            *usage.entry(tenant).or_default() += delta;
         }
         // Only `persist` writes here, one batch at a time: read-modify-write
         // of the counter is safe.

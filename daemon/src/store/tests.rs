@@ -405,3 +405,60 @@ fn records_written_before_outbound_http_still_load() {
     assert!(!serde_json::to_string(&attempt).unwrap().contains("http"));
     assert!(!serde_json::to_string(&tenant).unwrap().contains("egress"));
 }
+
+#[test]
+fn rows_of_the_former_layout_are_converted_once_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        // As an older version wrote them: one entry per row.
+        for (p, k, v) in [(0, "b", "2"), (0, "a", "1"), (100, "a", "x")] {
+            store
+                .state
+                .insert(
+                    keys::dataset_key("t1", "d", p, k),
+                    keys::encode_value(v.as_bytes()),
+                )
+                .unwrap();
+        }
+        store.db.remove(b"dataset-layout").unwrap();
+        store.db.flush().unwrap();
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.dataset_get("t1", "d", 0, "b").unwrap(),
+        Some(b"2".to_vec())
+    );
+    let all = store.dataset_scan("t1", "d", 0..101, "", None, 10).unwrap();
+    let seen: Vec<(i64, &str)> = all.iter().map(|e| (e.partition, e.key.as_str())).collect();
+    assert_eq!(seen, [(0, "a"), (0, "b"), (100, "a")]);
+    let rows = store.state.scan_prefix([keys::DATASET]).count();
+    assert_eq!(rows, 2, "one value per partition is left");
+}
+
+#[test]
+fn two_commits_of_one_partition_in_one_batch_keep_the_later_and_count_it_once() {
+    let store = SledStore::temporary().unwrap();
+    let mut changes = Changes::default();
+    changes.outputs.push((
+        "t1".into(),
+        0,
+        staged(&[("d", "a", "first"), ("d", "b", "x")]),
+    ));
+    changes
+        .outputs
+        .push(("t1".into(), 0, staged(&[("d", "c", "second")])));
+    store.apply(&changes).unwrap();
+    let all = store.dataset_scan("t1", "d", 0..1, "", None, 10).unwrap();
+    let keys: Vec<&str> = all.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["c"]);
+    let mut alone = Changes::default();
+    alone
+        .outputs
+        .push(("t2".into(), 0, staged(&[("d", "c", "second")])));
+    store.apply(&alone).unwrap();
+    assert_eq!(
+        store.dataset_bytes("t1").unwrap(),
+        store.dataset_bytes("t2").unwrap()
+    );
+}

@@ -547,7 +547,12 @@ async fn a_noisy_tenant_does_not_delay_another_tenants_live_window() {
             .await
             .unwrap();
     }
-    set(&w, "alpha", serde_json::json!({"weight": 1})).await;
+    set(
+        &w,
+        "alpha",
+        serde_json::json!({"weight": 1, "concurrent_attempts": 8}),
+    )
+    .await;
     let hostile = workflow(
         "hostile",
         &[
