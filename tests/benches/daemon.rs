@@ -11,8 +11,9 @@
 //! Each at `PARALLELISM` (64). Prints task-runs/s, the daemon's CPU time per
 //! task-run (utime + stime from /proc) and its peak RSS (VmHWM).
 //!
-//! `cargo bench -p tidemark-tests --bench daemon` (`ONLY=chain|etl`,
-//! `MAX_ATTEMPTS=N` for `serve --max-attempts`, default 8).
+//! `cargo bench -p tidemark-tests --bench daemon` (`ONLY=chain|etl`; the
+//! daemon's defaults, or `CONFIG=FILE` for `serve --config`, and
+//! `TIDEMARK_MAX_ATTEMPTS=N`, which the daemon reads).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -46,11 +47,9 @@ impl Drop for Daemon {
 }
 
 impl Daemon {
-    fn start(data: &Path, plugins: &Path, workflows: &Path, max_attempts: usize) -> Daemon {
+    fn start(data: &Path, plugins: &Path, workflows: &Path) -> Daemon {
         let mut child = Command::new(tidemark_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--max-attempts"])
-            .arg(max_attempts.to_string())
-            .arg("--data")
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .arg("--plugins")
             .arg(plugins)
@@ -203,7 +202,6 @@ fn main() {
         &dir.path().join("data"),
         &plugin_dir,
         &wf_dir,
-        env("MAX_ATTEMPTS", 8),
     );
     if only.is_empty() || only == "chain" {
         let windows = env("CHAIN_WINDOWS", 3_650) as i64;
