@@ -18,6 +18,7 @@ mod languages;
 mod limits;
 mod listing;
 mod objects;
+mod orders_example;
 mod output_checks;
 mod plugins;
 mod pyclient;
