@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use super::*;
 use crate::blob::{self, BlobError, Container};
-use crate::connection::ConnectionKind;
 use crate::executor::{ObjectAccess, StagedObjects};
 use crate::store::{ConnectionRecord, OutputCheckRecord, OutputRecord};
 
@@ -44,9 +43,9 @@ impl Inner {
         let mut map = HashMap::new();
         for name in names {
             let opened = match self.store.connection_get(tenant, name) {
-                Ok(Some(c)) if c.kind == ConnectionKind::Http => {
-                    Err("is an http connection; object storage needs kind s3 or fs".into())
-                }
+                Ok(Some(c)) if !c.kind.is_object_store() => Err(
+                    "is an http connection; object storage needs kind s3, gcs, azure or fs".into(),
+                ),
                 Ok(Some(c)) => self.container(tenant, &c).await.map_err(|e| e.to_string()),
                 Ok(None) => {
                     Err("no such connection (deleted since the workflow was applied)".into())
@@ -76,21 +75,22 @@ impl Inner {
             connection: c.name.clone(),
             message,
         };
-        let secret = match c.kind {
-            ConnectionKind::S3 => {
-                if let Some(endpoint) = c.config.get("endpoint") {
-                    self.check_endpoint(tenant, endpoint).await.map_err(setup)?;
-                }
-                let plain = self
-                    .open_secret(tenant, c, "secret_access_key")
-                    .map_err(|e| setup(e.to_string()))?
-                    .ok_or_else(|| setup("has no secret_access_key".into()))?;
-                Some(
-                    String::from_utf8(plain)
-                        .map_err(|_| setup("secret_access_key is not UTF-8".into()))?,
-                )
+        // A configured endpoint (an S3-compatible server, a GCS or Azure
+        // emulator) passes the tenant's allowlist like a task's request.
+        if c.kind.signing_secret().is_some() {
+            if let Some(endpoint) = c.config.get("endpoint") {
+                self.check_endpoint(tenant, endpoint).await.map_err(setup)?;
             }
-            _ => None,
+        }
+        let secret = match c.kind.signing_secret() {
+            Some(field) => {
+                let plain = self
+                    .open_secret(tenant, c, field)
+                    .map_err(|e| setup(e.to_string()))?
+                    .ok_or_else(|| setup(format!("has no {field}")))?;
+                Some(String::from_utf8(plain).map_err(|_| setup(format!("{field} is not UTF-8")))?)
+            }
+            None => None,
         };
         let opened = blob::open_container(
             tenant,

@@ -4,6 +4,7 @@ mod access;
 mod api;
 mod backfill;
 mod cli;
+mod cloud_objects;
 mod compile;
 mod connections;
 mod console;
