@@ -37,25 +37,30 @@ trap cleanup EXIT
 # the daemon answers with a graceful shutdown.
 trap 'cleanup; trap - INT TERM' INT TERM
 
-python3 scripts/orders_api.py --port "$orders_port" &
-api_pid=$!
-"$tidemark" serve --data "$data" --listen "$listen" --plugins "$plugins" --workflows examples &
-daemon_pid=$!
-
-# Ready when /healthz answers (the daemon prints its address, too).
-python3 - "$listen" "$orders_port" <<'PY'
+# Waits until a URL answers.
+ready() {
+    python3 - "$1" <<'PY'
 import sys, time, urllib.request
 deadline = time.time() + 120
-for url in (f"http://{sys.argv[1]}/healthz", f"http://127.0.0.1:{sys.argv[2]}/healthz"):
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            break
-        except OSError:
-            if time.time() > deadline:
-                sys.exit(f"run.sh: {url} did not answer")
-            time.sleep(0.2)
+while True:
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=2).read()
+        break
+    except OSError:
+        if time.time() > deadline:
+            sys.exit(f"run.sh: {sys.argv[1]} did not answer")
+        time.sleep(0.2)
 PY
+}
+
+# The API first: on a restart the orders workflow runs its newest window
+# as soon as the daemon is up.
+python3 scripts/orders_api.py --port "$orders_port" &
+api_pid=$!
+ready "http://127.0.0.1:$orders_port/healthz"
+"$tidemark" serve --data "$data" --listen "$listen" --plugins "$plugins" --workflows examples &
+daemon_pid=$!
+ready "http://$listen/healthz"
 
 export TIDEMARK_SERVER="http://$listen"
 admin="${TIDEMARK_ADMIN_TOKEN:-$(cat "$data/admin-token")}"
