@@ -256,3 +256,121 @@ fn a_declared_output_check_runs_after_each_window_and_reports_tampering() {
     assert!(o["check"].is_null(), "{o}");
     assert_eq!(d.terminate(), 0);
 }
+
+/// A check still pending when the engine stops (its run waits for a
+/// retry) is kept in the store and runs once the resumed run ends after
+/// the restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_check_survives_a_restart_and_runs_when_the_run_ends() {
+    use std::sync::Arc;
+    use tidemark::clock::ManualClock;
+    use tidemark::engine::{Engine, EngineConfig};
+    use tidemark::executor::Trigger;
+    use tidemark::store::{CheckState, OutputStore, SledStore};
+    use tidemark_tests::plugins::FLAKY;
+
+    let data = tempfile::tempdir().unwrap();
+    let objects = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(data.path()).unwrap());
+    let clock = Arc::new(ManualClock::new(DAY0 + 48 * H));
+    let open = || async {
+        Engine::open(
+            store.clone(),
+            crate::engine_executor(),
+            clock.clone(),
+            EngineConfig {
+                objects_dir: Some(objects.path().to_path_buf()),
+                ..EngineConfig::default()
+            },
+        )
+        .await
+        .unwrap()
+    };
+    let e = open().await;
+    tidemark::tenancy::Tenancy::new(store.clone(), "admin-token")
+        .create_tenant("acme", DAY0)
+        .unwrap();
+    for (name, wasm) in [("objects", OBJECTS), ("flaky", FLAKY)] {
+        e.push_plugin("acme", name, std::fs::read(wasm).unwrap())
+            .await
+            .unwrap();
+    }
+    e.create_connection(
+        "acme",
+        &tidemark::connection::RawConnection {
+            name: "lake".into(),
+            kind: "fs".into(),
+            config: [("path".to_string(), "lake".to_string())].into(),
+            secrets: Default::default(),
+        },
+    )
+    .unwrap();
+    // `f` fails once and retries an hour later: the run stays open.
+    let def = "name = \"later\"\npaused = true\nconnections = [\"lake\"]\n\
+               [checks]\noutputs = \"after_window\"\n\
+               [schedule]\ncron = \"0 * * * *\"\nstart = \"2024-01-01\"\n\
+               [[tasks]]\nname = \"write\"\nplugin = \"objects\"\n\
+               [[tasks]]\nname = \"f\"\nplugin = \"flaky\"\nparams = { fail_times = 1 }\n\
+               retries = 1\nretry_delay = \"1h\"\ndepends_on = [\"write\"]\n";
+    e.apply_workflow(
+        "acme",
+        tidemark::workflow::RawWorkflow::from_toml(def).unwrap(),
+    )
+    .await
+    .unwrap();
+    let run = e
+        .run_window("acme", "later", DAY0, Trigger::Manual)
+        .await
+        .unwrap();
+    e.settle().await.unwrap();
+    let output = || {
+        store
+            .output_get("acme", "lake", "later", "write", DAY0)
+            .unwrap()
+            .expect("write's output is committed")
+    };
+    let pending = output();
+    assert_eq!(pending.run_id, run.id);
+    assert_eq!(
+        pending.check.as_ref().map(|c| c.state),
+        Some(CheckState::Pending)
+    );
+    assert!(
+        store
+            .outputs_pending()
+            .unwrap()
+            .iter()
+            .any(|(_, r)| r.run_id == run.id),
+        "still on the publisher's work list"
+    );
+
+    // Stop, then start again on the same store: the run resumes, and the
+    // check waits for it.
+    drop(e);
+    let e = open().await;
+    e.settle().await.unwrap();
+    assert_eq!(
+        output().check.map(|c| c.state),
+        Some(CheckState::Pending),
+        "not before the run ends"
+    );
+    clock.advance(2 * H);
+    e.settle().await.unwrap();
+    let ended = e.run("acme", run.id).unwrap().unwrap();
+    assert_eq!(ended.state, tidemark::run::RunState::Succeeded);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while output().check_pending() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the check did not run"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let checked = output().check.unwrap();
+    assert_eq!(checked.state, CheckState::Passed, "{checked:?}");
+    assert!(!store
+        .outputs_pending()
+        .unwrap()
+        .iter()
+        .any(|(_, r)| r.run_id == run.id));
+}
