@@ -1,5 +1,6 @@
 //! Connections: named, per-tenant descriptions of an external system a task
-//! may use (an HTTP API, an S3 bucket, a directory), with their secrets.
+//! may use (an HTTP API, an S3, GCS or Azure Blob bucket, a directory),
+//! with their secrets.
 //!
 //! This module is pure: a [`RawConnection`] (what a user sends) is
 //! validated per [`ConnectionKind`] into plain settings and secret fields.
@@ -20,6 +21,10 @@ pub enum ConnectionKind {
     Http,
     /// An S3-compatible bucket; the host signs requests.
     S3,
+    /// A Google Cloud Storage bucket, with a service-account key.
+    Gcs,
+    /// An Azure Blob Storage container, with the account's access key.
+    Azure,
     /// A directory under the daemon's data dir.
     Fs,
 }
@@ -29,7 +34,24 @@ impl ConnectionKind {
         match self {
             ConnectionKind::Http => "http",
             ConnectionKind::S3 => "s3",
+            ConnectionKind::Gcs => "gcs",
+            ConnectionKind::Azure => "azure",
             ConnectionKind::Fs => "fs",
+        }
+    }
+
+    /// Whether tasks use it as a container (`blobstore`).
+    pub fn is_object_store(self) -> bool {
+        self != ConnectionKind::Http
+    }
+
+    /// The secret field the host opens to sign object-store requests.
+    pub fn signing_secret(self) -> Option<&'static str> {
+        match self {
+            ConnectionKind::S3 => Some("secret_access_key"),
+            ConnectionKind::Gcs => Some("service_account_key"),
+            ConnectionKind::Azure => Some("access_key"),
+            ConnectionKind::Http | ConnectionKind::Fs => None,
         }
     }
 
@@ -37,10 +59,12 @@ impl ConnectionKind {
         match s {
             "http" => Ok(ConnectionKind::Http),
             "s3" => Ok(ConnectionKind::S3),
+            "gcs" => Ok(ConnectionKind::Gcs),
+            "azure" => Ok(ConnectionKind::Azure),
             "fs" => Ok(ConnectionKind::Fs),
             other => Err(ConnectionError::field(
                 "kind",
-                format!("unknown connection kind {other:?}; expected http, s3 or fs"),
+                format!("unknown connection kind {other:?}; expected http, s3, gcs, azure or fs"),
             )),
         }
     }
@@ -61,6 +85,13 @@ impl ConnectionKind {
                 ("region", false),
                 ("prefix", false),
             ],
+            ConnectionKind::Gcs => &[("bucket", true), ("endpoint", false), ("prefix", false)],
+            ConnectionKind::Azure => &[
+                ("account", true),
+                ("container", true),
+                ("endpoint", false),
+                ("prefix", false),
+            ],
             ConnectionKind::Fs => &[("path", true)],
         }
     }
@@ -70,6 +101,8 @@ impl ConnectionKind {
         match self {
             ConnectionKind::Http => &["token", "password", "value"],
             ConnectionKind::S3 => &["secret_access_key"],
+            ConnectionKind::Gcs => &["service_account_key"],
+            ConnectionKind::Azure => &["access_key"],
             ConnectionKind::Fs => &[],
         }
     }
@@ -132,6 +165,13 @@ const MAX_VALUE: usize = 4096;
 
 impl RawConnection {
     pub fn validate(&self) -> Result<ConnectionSpec, ConnectionError> {
+        self.validate_keeping(&[])
+    }
+
+    /// [`validate`](Self::validate) for a rotation: the secrets named in
+    /// `kept` are the stored ones, present by name only (their values were
+    /// checked when they were set).
+    pub fn validate_keeping(&self, kept: &[&str]) -> Result<ConnectionSpec, ConnectionError> {
         check_name("name", &self.name)
             .map_err(|e| ConnectionError::field("name", e.to_string()))?;
         let kind = ConnectionKind::parse(&self.kind)?;
@@ -184,6 +224,9 @@ impl RawConnection {
                     format!("secrets.{k}"),
                     format!("must be 1 to {MAX_VALUE} bytes"),
                 ));
+            }
+            if !kept.contains(&k.as_str()) {
+                check_secret_value(kind, k, v)?;
             }
         }
         let spec = ConnectionSpec {
@@ -250,10 +293,115 @@ impl ConnectionSpec {
                     check_relative("config.prefix", p)?;
                 }
             }
+            ConnectionKind::Gcs | ConnectionKind::Azure => {
+                if let Some(e) = get("endpoint") {
+                    check_url("config.endpoint", e)?;
+                }
+                if let Some(p) = get("prefix") {
+                    check_relative("config.prefix", p)?;
+                }
+                let secret = self.kind.signing_secret().unwrap_or_default();
+                if !has_secret(secret) {
+                    return Err(ConnectionError::field(
+                        format!("secrets.{secret}"),
+                        format!("required for a {} connection", self.kind.as_str()),
+                    ));
+                }
+                if self.kind == ConnectionKind::Azure {
+                    check_azure_names(
+                        get("account").unwrap_or_default(),
+                        get("container").unwrap_or_default(),
+                    )?;
+                } else {
+                    check_bucket("config.bucket", get("bucket").unwrap_or_default())?;
+                }
+            }
             ConnectionKind::Fs => check_relative("config.path", get("path").unwrap_or_default())?,
         }
         Ok(())
     }
+}
+
+/// Checks what can be checked of a secret's value without using it. The
+/// messages describe the expected shape and never quote the value.
+fn check_secret_value(
+    kind: ConnectionKind,
+    field: &str,
+    value: &str,
+) -> Result<(), ConnectionError> {
+    let bad = |message: &str| Err(ConnectionError::field(format!("secrets.{field}"), message));
+    match (kind, field) {
+        (ConnectionKind::Gcs, "service_account_key") => {
+            // Only whether it parses: a parse error's text may quote it.
+            let Ok(serde_json::Value::Object(key)) = serde_json::from_str(value) else {
+                return bad("must be a service-account key file (a JSON object)");
+            };
+            let text = |k: &str| key.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+            // `disable_oauth` is for emulators, which take no credentials.
+            let emulator = key.get("disable_oauth").and_then(|v| v.as_bool()) == Some(true);
+            if !emulator
+                && (text("client_email").is_empty()
+                    || !text("private_key").starts_with("-----BEGIN"))
+            {
+                return bad(
+                    "must be a service-account key file (JSON with client_email and a PEM private_key)",
+                );
+            }
+        }
+        (ConnectionKind::Azure, "access_key") => {
+            use base64::Engine as _;
+            if base64::engine::general_purpose::STANDARD
+                .decode(value.trim())
+                .map_or(true, |k| k.is_empty())
+            {
+                return bad("must be the storage account's access key (base64)");
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// GCS bucket names: 3-63 of `a-z 0-9 - _ .`, starting and ending with a
+/// letter or digit.
+fn check_bucket(field: &str, name: &str) -> Result<(), ConnectionError> {
+    let ok = (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !ok {
+        return Err(ConnectionError::field(
+            field,
+            format!("{name:?} is not a bucket name (3-63 of a-z 0-9 - _ .)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Azure storage account (3-24 of `a-z 0-9`) and container names (3-63 of
+/// `a-z 0-9 -`, no leading, trailing or double `-`).
+fn check_azure_names(account: &str, container: &str) -> Result<(), ConnectionError> {
+    let lower_digit = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !(3..=24).contains(&account.len()) || !account.chars().all(lower_digit) {
+        return Err(ConnectionError::field(
+            "config.account",
+            format!("{account:?} is not a storage account name (3-24 of a-z 0-9)"),
+        ));
+    }
+    let ok = (3..=63).contains(&container.len())
+        && container.chars().all(|c| lower_digit(c) || c == '-')
+        && !container.starts_with('-')
+        && !container.ends_with('-')
+        && !container.contains("--");
+    if !ok {
+        return Err(ConnectionError::field(
+            "config.container",
+            format!("{container:?} is not a container name (3-63 of a-z 0-9 -)"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_url(field: &str, url: &str) -> Result<(), ConnectionError> {
@@ -293,107 +441,4 @@ pub fn check_relative(field: &str, path: &str) -> Result<(), ConnectionError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn raw(kind: &str, config: &[(&str, &str)], secrets: &[(&str, &str)]) -> RawConnection {
-        RawConnection {
-            name: "c".into(),
-            kind: kind.into(),
-            config: config
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            secrets: secrets
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn connections_are_validated_per_kind_naming_the_field() {
-        let ok = raw(
-            "http",
-            &[
-                ("base_url", "https://api.example.com/v1"),
-                ("auth", "bearer"),
-            ],
-            &[("token", "t0k3n")],
-        );
-        assert_eq!(ok.validate().unwrap().kind, ConnectionKind::Http);
-        let cases: &[(RawConnection, &str)] = &[
-            (raw("ftp", &[], &[]), "kind"),
-            (raw("http", &[], &[]), "config.base_url"),
-            (
-                raw("http", &[("base_url", "api.example.com")], &[]),
-                "config.base_url",
-            ),
-            (
-                raw("http", &[("base_url", "https://u:p@h")], &[]),
-                "config.base_url",
-            ),
-            (
-                raw(
-                    "http",
-                    &[("base_url", "https://h"), ("auth", "bearer")],
-                    &[],
-                ),
-                "secrets.token",
-            ),
-            (
-                raw("http", &[("base_url", "https://h"), ("token", "x")], &[]),
-                "config.token",
-            ),
-            (
-                raw("http", &[("base_url", "https://h")], &[("pin", "1")]),
-                "secrets.pin",
-            ),
-            (
-                raw("s3", &[("bucket", "b")], &[("secret_access_key", "k")]),
-                "config.access_key_id",
-            ),
-            (
-                raw("s3", &[("bucket", "b"), ("access_key_id", "a")], &[]),
-                "secrets.secret_access_key",
-            ),
-            (
-                raw(
-                    "http",
-                    &[
-                        ("base_url", "https://h"),
-                        ("auth", "header"),
-                        ("header", "Host"),
-                    ],
-                    &[("value", "v")],
-                ),
-                "config.header",
-            ),
-            (
-                raw(
-                    "http",
-                    &[
-                        ("base_url", "https://h"),
-                        ("auth", "header"),
-                        ("header", "a b"),
-                    ],
-                    &[("value", "v")],
-                ),
-                "config.header",
-            ),
-            (raw("fs", &[("path", "../up")], &[]), "config.path"),
-            (raw("fs", &[("path", "/abs")], &[]), "config.path"),
-        ];
-        for (c, field) in cases {
-            let e = c.validate().unwrap_err();
-            assert_eq!(&e.field, field, "{c:?}: {e}");
-        }
-        // An error never repeats a secret's value.
-        let e = raw("http", &[("base_url", "https://h")], &[("pin", "hunter2")])
-            .validate()
-            .unwrap_err();
-        assert!(!e.to_string().contains("hunter2"));
-        let spec = ok.validate().unwrap();
-        assert!(!format!("{spec:?}").contains("t0k3n"));
-    }
-}
+mod tests;

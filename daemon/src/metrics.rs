@@ -25,6 +25,7 @@ pub struct Metrics {
     pub http_bytes: Counters,
     pub publish_failures: Counters,
     pub objects_collected: Counters,
+    pub output_checks: Counters,
     pub dispatch_latency: Family<Labels, Histogram, fn() -> Histogram>,
     pub active_runs: Gauges,
     pub queue_depth: Gauges,
@@ -53,6 +54,7 @@ impl Default for Metrics {
             http_bytes: Family::default(),
             publish_failures: Family::default(),
             objects_collected: Family::default(),
+            output_checks: Family::default(),
             dispatch_latency: Family::new_with_constructor(latency_buckets),
             active_runs: Family::default(),
             queue_depth: Family::default(),
@@ -97,6 +99,11 @@ impl Default for Metrics {
             "staged_objects_collected",
             "Objects of failed or abandoned attempts deleted from object storage, by tenant",
             m.objects_collected.clone(),
+        );
+        registry.register(
+            "output_checks",
+            "Automatic checks of published object-storage outputs (workflows with [checks] outputs = \"after_window\"), by tenant and result (passed, failed)",
+            m.output_checks.clone(),
         );
         registry.register(
             "dispatch_latency_seconds",

@@ -140,7 +140,9 @@ pub async fn get(
         .run(tenant, id)?
         .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
     let attempts = s.engine.attempts(tenant, id)?;
+    let outputs = s.engine.run_outputs(tenant, &run)?;
     Ok(Json(RunDetail {
+        outputs: outputs.into_iter().map(Into::into).collect(),
         payload: super::bodies::runs::payload(&run.payload),
         run: Run::from(&run),
         attempts: attempts.into_iter().map(Attempt::from).collect(),

@@ -47,9 +47,42 @@ impl std::fmt::Debug for Container {
     }
 }
 
-/// Builds the container of an `s3` or `fs` connection. `secret` is the
-/// opened `secret_access_key` of an s3 connection; `objects_dir` is where
-/// `fs` connections live (a directory per tenant below it).
+/// Few, quick retries: a refused or unreachable store fails the attempt
+/// (which has its own retry policy) in seconds.
+fn retry() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: Default::default(),
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(10),
+    }
+}
+
+fn client_options(endpoint: &str) -> object_store::ClientOptions {
+    object_store::ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(60))
+        .with_allow_http(endpoint.starts_with("http://"))
+}
+
+/// An object_store builder's error, without anything of the secret: a
+/// credential parser may quote what it could not parse.
+fn redacted(e: object_store::Error, secret: &str) -> String {
+    let mut message = e.to_string();
+    let mut parts: Vec<&str> = vec![secret.trim()];
+    // The string values of a JSON key (private key, email, key id).
+    parts.extend(secret.split('"').filter(|p| p.len() >= 8));
+    for p in parts.into_iter().filter(|p| !p.is_empty()) {
+        message = message.replace(p, "<redacted>");
+        // JSON escapes the key's newlines when an error quotes it.
+        message = message.replace(&p.replace('\n', "\\n"), "<redacted>");
+    }
+    message
+}
+
+/// Builds the container of an `s3`, `gcs`, `azure` or `fs` connection.
+/// `secret` is the opened signing secret of a cloud connection
+/// ([`ConnectionKind::signing_secret`]); `objects_dir` is where `fs`
+/// connections live (a directory per tenant below it).
 pub fn open_container(
     tenant: &str,
     c: &ConnectionRecord,
@@ -61,44 +94,65 @@ pub fn open_container(
         message,
     };
     let get = |k: &str| c.config.get(k).map(String::as_str).unwrap_or_default();
+    let secret = || {
+        let field = c.kind.signing_secret().unwrap_or_default();
+        secret.ok_or_else(|| setup(format!("has no {field}")))
+    };
+    if c.kind.signing_secret().is_some() {
+        // reqwest's rustls runs on ring (no aws-lc C build), which must be
+        // the process default; an error means one is installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let endpoint = get("endpoint");
+    let cloud_root = || get("prefix").trim_end_matches('/').to_owned();
     let (store, root): (Arc<dyn ObjectStore>, String) = match c.kind {
         ConnectionKind::S3 => {
-            // reqwest's rustls runs on ring (no aws-lc C build), which must
-            // be the process default; an error means one is installed.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let secret = secret.ok_or_else(|| setup("has no secret_access_key".into()))?;
+            let key = secret()?;
             let mut b = object_store::aws::AmazonS3Builder::new()
                 .with_bucket_name(get("bucket"))
                 .with_access_key_id(get("access_key_id"))
-                .with_secret_access_key(secret)
+                .with_secret_access_key(key)
                 .with_region(match get("region") {
                     "" => "us-east-1",
                     r => r,
                 })
-                // Few, quick retries: a refused or unreachable store fails
-                // the attempt (which has its own retry policy) in seconds.
-                .with_retry(object_store::RetryConfig {
-                    backoff: Default::default(),
-                    max_retries: 2,
-                    retry_timeout: Duration::from_secs(10),
-                })
-                .with_client_options(
-                    object_store::ClientOptions::new()
-                        .with_connect_timeout(Duration::from_secs(5))
-                        .with_timeout(Duration::from_secs(60)),
-                );
-            let endpoint = get("endpoint");
+                .with_retry(retry())
+                .with_client_options(client_options(endpoint));
             if !endpoint.is_empty() {
                 b = b
                     .with_endpoint(endpoint)
-                    .with_allow_http(endpoint.starts_with("http://"))
                     .with_virtual_hosted_style_request(false);
             }
-            let store = b.build().map_err(|e| setup(e.to_string()))?;
-            (
-                Arc::new(store),
-                get("prefix").trim_end_matches('/').to_owned(),
-            )
+            let store = b.build().map_err(|e| setup(redacted(e, key)))?;
+            (Arc::new(store), cloud_root())
+        }
+        ConnectionKind::Gcs => {
+            let key = secret()?;
+            let mut b = object_store::gcp::GoogleCloudStorageBuilder::new()
+                .with_bucket_name(get("bucket"))
+                .with_service_account_key(key)
+                .with_retry(retry())
+                .with_client_options(client_options(endpoint));
+            if !endpoint.is_empty() {
+                b = b.with_base_url(endpoint.trim_end_matches('/'));
+            }
+            let store = b.build().map_err(|e| setup(redacted(e, key)))?;
+            (Arc::new(store), cloud_root())
+        }
+        ConnectionKind::Azure => {
+            let key = secret()?;
+            let mut b = object_store::azure::MicrosoftAzureBuilder::new()
+                .with_account(get("account"))
+                .with_container_name(get("container"))
+                .with_access_key(key.trim())
+                .with_retry(retry())
+                .with_client_options(client_options(endpoint));
+            if !endpoint.is_empty() {
+                // Path-style, e.g. Azurite's `http://127.0.0.1:10000/ACCOUNT`.
+                b = b.with_endpoint(endpoint.trim_end_matches('/').to_owned());
+            }
+            let store = b.build().map_err(|e| setup(redacted(e, key)))?;
+            (Arc::new(store), cloud_root())
         }
         ConnectionKind::Fs => {
             let base = objects_dir
@@ -113,7 +167,7 @@ pub fn open_container(
         }
         ConnectionKind::Http => {
             return Err(setup(
-                "is an http connection; object storage needs kind s3 or fs".into(),
+                "is an http connection; object storage needs kind s3, gcs, azure or fs".into(),
             ))
         }
     };

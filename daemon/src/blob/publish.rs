@@ -2,7 +2,7 @@
 //! committed output, deleting what no manifest will ever name, and
 //! checking that the store still holds what was published.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::container::Container;
@@ -74,7 +74,7 @@ impl WindowCheck {
 }
 
 /// What the window's `_manifest.json` says relative to the store's record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ManifestState {
     /// It names exactly the committed output.

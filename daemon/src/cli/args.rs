@@ -366,7 +366,7 @@ pub enum ConnectionCommand {
     /// Create a connection; its secrets are sealed and never shown again.
     Create {
         name: String,
-        /// http, s3 or fs.
+        /// http, s3, gcs, azure or fs.
         #[arg(long)]
         kind: String,
         /// KEY=VALUE settings, e.g. `--config base_url=https://api.example.com`.

@@ -10,7 +10,7 @@ use crate::executor::{AttemptError, AttemptReport, CancelFlag, Invocation, Trigg
 use crate::run::TaskEvent;
 use crate::schedule::Window;
 use crate::store::{AttemptRecord, TaskData};
-use crate::workflow::{TaskDef, WorkflowDef};
+use crate::workflow::{OutputCheckPolicy, TaskDef, WorkflowDef};
 
 pub(super) struct Job {
     pub run_id: u64,
@@ -279,7 +279,8 @@ fn record_outcome(
                 st.outputs
                     .push((job.tenant.clone(), job.window.start, report.outputs));
                 if let Some(objects) = staged.take() {
-                    committed = inner.object_outputs(&job.tenant, objects, ended);
+                    let check = job.def.output_check == OutputCheckPolicy::AfterWindow;
+                    committed = inner.object_outputs(&job.tenant, objects, ended, check);
                     st.object_outputs.extend(committed.iter().cloned());
                 }
             }
@@ -307,12 +308,15 @@ fn record_outcome(
             }
         }
     }
-    if run.state.is_terminal()
+    let run_over = run.state.is_terminal()
         && !run
             .tasks
             .iter()
-            .any(|t| t.state == crate::run::TaskState::Running)
-    {
+            .any(|t| t.state == crate::run::TaskState::Running);
+    // Before the run can end (here or in a scheduling pass), so its end
+    // finds them.
+    st.await_checks(job.run_id, &committed);
+    if run_over {
         // A cancelled run whose last attempt just ended.
         st.end_run(job.run_id, ended);
         return committed;

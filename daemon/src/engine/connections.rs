@@ -126,7 +126,15 @@ impl Engine {
                 .collect(),
         };
         check.secrets.extend(secrets.clone());
-        let spec: ConnectionSpec = check.validate().map_err(ConnectionOpError::from)?;
+        let kept: Vec<&str> = current
+            .secrets
+            .keys()
+            .filter(|k| !secrets.contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        let spec: ConnectionSpec = check
+            .validate_keeping(&kept)
+            .map_err(ConnectionOpError::from)?;
         let mut record = current.clone();
         record.config = spec.config;
         record

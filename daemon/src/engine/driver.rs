@@ -72,6 +72,7 @@ impl Engine {
             return Err(e);
         }
         spawn(&self.inner, to_spawn);
+        self.inner.start_checks();
         Ok(report)
     }
 

@@ -11,12 +11,13 @@
 
 mod attempt;
 mod backfills;
+mod checks;
 mod connections;
 mod driver;
 mod egress;
 mod materialize;
 mod objects;
-pub use objects::BackfillVerification;
+pub use checks::BackfillVerification;
 mod observe;
 mod persist;
 mod quotas;
@@ -171,6 +172,10 @@ struct EngineState {
     attempts: Vec<(String, AttemptRecord)>,
     outputs: Vec<(String, i64, StagedOutputs)>,
     object_outputs: Vec<(String, crate::store::OutputRecord)>,
+    /// Outputs committed with a pending check, by run, until it ends.
+    check_waiting: HashMap<u64, Vec<(String, crate::store::OutputRecord)>>,
+    /// Outputs whose runs ended durably: to check now.
+    checks_ready: Vec<(String, crate::store::OutputRecord)>,
     cursor_changes: Vec<(String, String, i64)>,
     /// Deleted tenants: late results of their attempts are dropped.
     forgotten: HashSet<String>,

@@ -1,16 +1,15 @@
 //! Object-storage outputs on the engine's side: the containers an attempt
 //! may use, committing or discarding what it staged, publishing committed
-//! outputs (again after a crash), collecting abandoned staging, and
-//! verifying published outputs against the object stores.
+//! outputs (again after a crash, and running their declared checks; see
+//! `checks.rs`) and collecting abandoned staging.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::*;
-use crate::blob::{self, BlobError, Container, WindowCheck};
-use crate::connection::ConnectionKind;
+use crate::blob::{self, BlobError, Container};
 use crate::executor::{ObjectAccess, StagedObjects};
-use crate::store::{ConnectionRecord, OutputRecord};
+use crate::store::{ConnectionRecord, OutputCheckRecord, OutputRecord};
 
 /// How long writes a dead process had in flight may still land in an
 /// object store after a restart: staged objects are collected again after it.
@@ -44,9 +43,9 @@ impl Inner {
         let mut map = HashMap::new();
         for name in names {
             let opened = match self.store.connection_get(tenant, name) {
-                Ok(Some(c)) if c.kind == ConnectionKind::Http => {
-                    Err("is an http connection; object storage needs kind s3 or fs".into())
-                }
+                Ok(Some(c)) if !c.kind.is_object_store() => Err(
+                    "is an http connection; object storage needs kind s3, gcs, azure or fs".into(),
+                ),
                 Ok(Some(c)) => self.container(tenant, &c).await.map_err(|e| e.to_string()),
                 Ok(None) => {
                     Err("no such connection (deleted since the workflow was applied)".into())
@@ -76,21 +75,22 @@ impl Inner {
             connection: c.name.clone(),
             message,
         };
-        let secret = match c.kind {
-            ConnectionKind::S3 => {
-                if let Some(endpoint) = c.config.get("endpoint") {
-                    self.check_endpoint(tenant, endpoint).await.map_err(setup)?;
-                }
-                let plain = self
-                    .open_secret(tenant, c, "secret_access_key")
-                    .map_err(|e| setup(e.to_string()))?
-                    .ok_or_else(|| setup("has no secret_access_key".into()))?;
-                Some(
-                    String::from_utf8(plain)
-                        .map_err(|_| setup("secret_access_key is not UTF-8".into()))?,
-                )
+        // A configured endpoint (an S3-compatible server, a GCS or Azure
+        // emulator) passes the tenant's allowlist like a task's request.
+        if c.kind.signing_secret().is_some() {
+            if let Some(endpoint) = c.config.get("endpoint") {
+                self.check_endpoint(tenant, endpoint).await.map_err(setup)?;
             }
-            _ => None,
+        }
+        let secret = match c.kind.signing_secret() {
+            Some(field) => {
+                let plain = self
+                    .open_secret(tenant, c, field)
+                    .map_err(|e| setup(e.to_string()))?
+                    .ok_or_else(|| setup(format!("has no {field}")))?;
+                Some(String::from_utf8(plain).map_err(|_| setup(format!("{field} is not UTF-8")))?)
+            }
+            None => None,
         };
         let opened = blob::open_container(
             tenant,
@@ -143,11 +143,14 @@ impl Inner {
 
     /// The output records a successful attempt's staged objects become,
     /// committed with its success.
+    /// With `check`, each carries a pending check (the workflow declares
+    /// `[checks] outputs = "after_window"`).
     pub(super) fn object_outputs(
         &self,
         tenant: &str,
         staged: StagedObjects,
         now: i64,
+        check: bool,
     ) -> Vec<(String, OutputRecord)> {
         staged
             .containers
@@ -166,6 +169,7 @@ impl Inner {
                         committed_ms: now,
                         objects: s.objects.into_values().collect(),
                         published: false,
+                        check: check.then(OutputCheckRecord::pending),
                     },
                 )
             })
@@ -188,8 +192,8 @@ impl Inner {
     }
 
     /// Publishes committed outputs: the given ones, or every pending one
-    /// in the store. Failures are logged and left pending for the next
-    /// sweep.
+    /// in the store, and runs their declared checks once their runs have
+    /// ended. Failures are logged and left pending for the next sweep.
     pub(super) async fn publish_outputs(self: &Arc<Self>, outputs: Vec<(String, OutputRecord)>) {
         for (tenant, r) in outputs {
             if let Err(e) = self.publish_one(&tenant, &r).await {
@@ -197,7 +201,7 @@ impl Inner {
                     workflow = r.workflow,
                     task = r.task,
                     window = r.window_start,
-                    "publishing an output failed; will retry: {e}"
+                    "publishing or checking an output failed; will retry: {e}"
                 );
                 let labels = crate::metrics::labels(&[("tenant", &tenant)]);
                 self.metrics.publish_failures.get_or_create(&labels).inc();
@@ -226,8 +230,8 @@ impl Inner {
             container: r.connection.clone(),
             message: e.to_string(),
         };
-        // Publish what is committed now: a newer commit of the window
-        // supersedes the one this call was asked for.
+        // Publish (and check) what is committed now: a newer commit of the
+        // window supersedes the one this call was asked for.
         loop {
             let Some(current) = self
                 .store
@@ -236,7 +240,11 @@ impl Inner {
             else {
                 return Ok(());
             };
-            if current.published {
+            // Checked only once the run has ended: "after the window", so
+            // its other tasks' outputs are published too, and nothing of
+            // the run may still change the window's directory.
+            let check_now = current.check_pending() && !self.run_active(current.run_id);
+            if current.published && !check_now {
                 return Ok(());
             }
             let conn = self
@@ -248,11 +256,28 @@ impl Inner {
                     message: "the connection was deleted; its outputs cannot be published".into(),
                 })?;
             let c = self.container(tenant, &conn).await?;
-            let live = || self.live_staging(tenant, &current);
-            blob::publish(&c, &current, live).await?;
+            if !current.published {
+                let live = || self.live_staging(tenant, &current);
+                blob::publish(&c, &current, live).await?;
+                if !self
+                    .store
+                    .output_published(tenant, &current)
+                    .map_err(store_err)?
+                {
+                    continue;
+                }
+                if !check_now {
+                    return Ok(());
+                }
+            }
+            let mut published = current.clone();
+            published.published = true;
+            let found =
+                blob::check_output(&c, &published, &self.live_staging(tenant, &published)).await?;
+            let result = self.check_record(tenant, &found);
             if self
                 .store
-                .output_published(tenant, &current)
+                .output_checked(tenant, &published, result)
                 .map_err(store_err)?
             {
                 return Ok(());
@@ -386,121 +411,5 @@ impl Inner {
             }
         }
         kept
-    }
-
-    /// Re-reads the published outputs of `workflow`'s windows in
-    /// `[since, until)` and compares them with what was committed.
-    pub(super) async fn verify_outputs(
-        &self,
-        tenant: &str,
-        workflow: &str,
-        since: i64,
-        until: i64,
-    ) -> Result<Vec<WindowCheck>, EngineError> {
-        let records = self.store.outputs_of(tenant, workflow, since, until)?;
-        let staging = self.store.staging_all()?;
-        let mut out = Vec::with_capacity(records.len());
-        let mut conns: HashMap<String, Container> = HashMap::new();
-        for r in records {
-            if !conns.contains_key(&r.connection) {
-                let Some(conn) = self.store.connection_get(tenant, &r.connection)? else {
-                    continue;
-                };
-                let c = self
-                    .container(tenant, &conn)
-                    .await
-                    .map_err(EngineError::Blob)?;
-                conns.insert(r.connection.clone(), c);
-            }
-            let c = &conns[&r.connection];
-            let live: Vec<String> = staging
-                .iter()
-                .filter(|(t, s)| t == tenant && s.workflow == r.workflow && s.task == r.task)
-                .map(|(_, s)| s.prefix.clone())
-                .collect();
-            out.push(
-                blob::check_output(c, &r, &live)
-                    .await
-                    .map_err(EngineError::Blob)?,
-            );
-        }
-        Ok(out)
-    }
-}
-
-/// What `verify` found for one backfill.
-#[derive(Debug, Clone)]
-pub struct BackfillVerification {
-    pub backfill: u64,
-    /// Windows of the backfill (every stage) that were looked at.
-    pub windows: u64,
-    /// One check per published output of those windows.
-    pub checks: Vec<WindowCheck>,
-}
-
-impl Engine {
-    /// Re-reads every published output of a backfill's windows and
-    /// compares it with what was committed (the article's cross-storage
-    /// consistency check).
-    pub async fn verify_backfill(
-        &self,
-        tenant: &str,
-        id: u64,
-    ) -> Result<BackfillVerification, EngineError> {
-        if self.backfill(tenant, id)?.is_none() {
-            return Err(EngineError::BackfillNotFound(id));
-        }
-        let mut spans: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
-        let mut wanted: std::collections::HashSet<(String, i64)> = Default::default();
-        let mut after: Option<(String, i64)> = None;
-        loop {
-            let page = self.inner.store.backfill_windows(
-                tenant,
-                id,
-                after.as_ref().map(|(w, t)| (w.as_str(), *t)),
-                1000,
-            )?;
-            let Some(last) = page.last() else { break };
-            after = Some((last.workflow.clone(), last.window_start));
-            for w in page {
-                let span = spans
-                    .entry(w.workflow.clone())
-                    .or_insert((w.window_start, w.window_end));
-                span.0 = span.0.min(w.window_start);
-                span.1 = span.1.max(w.window_end);
-                wanted.insert((w.workflow, w.window_start));
-            }
-        }
-        let mut checks = Vec::new();
-        for (workflow, (since, until)) in spans {
-            for c in self
-                .inner
-                .verify_outputs(tenant, &workflow, since, until)
-                .await?
-            {
-                if wanted.contains(&(c.workflow.clone(), c.window_start)) {
-                    checks.push(c);
-                }
-            }
-        }
-        Ok(BackfillVerification {
-            backfill: id,
-            windows: wanted.len() as u64,
-            checks,
-        })
-    }
-
-    /// Committed outputs of a workflow's windows in `[since, until)`.
-    pub fn outputs(
-        &self,
-        tenant: &str,
-        workflow: &str,
-        since: i64,
-        until: i64,
-    ) -> Result<Vec<OutputRecord>, EngineError> {
-        Ok(self
-            .inner
-            .store
-            .outputs_of(tenant, workflow, since, until)?)
     }
 }

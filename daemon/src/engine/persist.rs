@@ -112,6 +112,12 @@ impl Inner {
         let mut st = self.lock();
         match result {
             Ok(()) => {
+                let ended = changes
+                    .runs
+                    .iter()
+                    .filter(|r| r.state.is_terminal())
+                    .map(|r| r.id);
+                st.checks_due(ended);
                 // Durable now: the store answers for these keys.
                 for (t, w, k, _) in &changes.idempotency {
                     st.idempotency_pending

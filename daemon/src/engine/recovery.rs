@@ -152,6 +152,15 @@ impl Engine {
         // Read now, before any attempt of this process stages anything.
         let pending = inner.store.outputs_pending()?;
         let markers = inner.store.staging_all()?;
+        {
+            // Checks of resumed runs wait for those runs to end.
+            let mut st = inner.lock();
+            for (tenant, r) in &pending {
+                if st.runs.contains_key(&r.run_id) {
+                    st.await_checks(r.run_id, &[(tenant.clone(), r.clone())]);
+                }
+            }
+        }
         if !pending.is_empty() || !markers.is_empty() {
             let objects = inner.clone();
             tokio::spawn(async move { objects.recover_objects(pending, markers).await });

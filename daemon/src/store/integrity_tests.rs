@@ -305,5 +305,6 @@ fn object_output() -> crate::store::OutputRecord {
         committed_ms: T0,
         objects: Vec::new(),
         published: false,
+        check: Some(crate::store::OutputCheckRecord::pending()),
     }
 }

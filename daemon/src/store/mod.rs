@@ -23,7 +23,9 @@ pub use backfills::{
     BackfillRecord, BackfillState, BackfillStore, BackfillWindow, Stage, StateCounts, WindowState,
 };
 pub use connections::{ConnectionRecord, ConnectionStore, SealedSecret};
-pub use outputs::{OutputObject, OutputRecord, OutputStore, StagingRecord};
+pub use outputs::{
+    CheckState, OutputCheckRecord, OutputObject, OutputRecord, OutputStore, StagingRecord,
+};
 pub use records::{AttemptRecord, Changes, PluginMeta, StoredWorkflow, WindowRecord};
 pub use sled_store::SledStore;
 pub use state::StateStore;

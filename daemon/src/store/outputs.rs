@@ -35,6 +35,64 @@ pub struct OutputRecord {
     pub objects: Vec<OutputObject>,
     /// The manifest in the object store names exactly these objects.
     pub published: bool,
+    /// The automatic check of the published output, for workflows that
+    /// declare one (`[checks] outputs = "after_window"`); `None` otherwise.
+    /// Records written before checks existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<OutputCheckRecord>,
+}
+
+impl OutputRecord {
+    /// Whether the publisher still owes this output work: its manifest, or
+    /// its declared check.
+    pub fn work_left(&self) -> bool {
+        !self.published || self.check_pending()
+    }
+
+    pub fn check_pending(&self) -> bool {
+        self.check
+            .as_ref()
+            .is_some_and(|c| c.state == CheckState::Pending)
+    }
+}
+
+/// Where a declared output check is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckState {
+    /// Committed; checked once published and its run has ended.
+    Pending,
+    Passed,
+    /// The object store does not hold what was committed.
+    Failed,
+}
+
+/// The result of the automatic check of one window output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputCheckRecord {
+    pub state: CheckState,
+    /// When it ran.
+    pub checked_ms: Option<i64>,
+    /// What the window's manifest said, once checked.
+    pub manifest: Option<crate::blob::ManifestState>,
+    pub missing: Vec<String>,
+    pub size_mismatch: Vec<String>,
+    pub checksum_mismatch: Vec<String>,
+    pub extra: Vec<String>,
+}
+
+impl OutputCheckRecord {
+    pub fn pending() -> Self {
+        OutputCheckRecord {
+            state: CheckState::Pending,
+            checked_ms: None,
+            manifest: None,
+            missing: Vec::new(),
+            size_mismatch: Vec::new(),
+            checksum_mismatch: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
 }
 
 /// An attempt that has written objects to a container. Written durably
@@ -72,12 +130,22 @@ pub trait OutputStore: Send + Sync {
         since: i64,
         until: i64,
     ) -> Result<Vec<OutputRecord>, StoreError>;
-    /// Outputs committed but not yet published, of every tenant.
+    /// Outputs committed but not yet published, or published with their
+    /// declared check still to run, of every tenant.
     fn outputs_pending(&self) -> Result<Vec<(String, OutputRecord)>, StoreError>;
     /// Marks an output published if the stored record is still the one the
     /// publisher wrote (same run and attempt); `false` if a newer commit
-    /// replaced it, whose own publish is then still pending.
+    /// replaced it, whose own publish is then still pending. An output
+    /// whose check is pending stays on the work list.
     fn output_published(&self, tenant: &str, r: &OutputRecord) -> Result<bool, StoreError>;
+    /// Records the check of a published output, under the same condition
+    /// (a newer commit gets its own check), and takes it off the work list.
+    fn output_checked(
+        &self,
+        tenant: &str,
+        r: &OutputRecord,
+        check: OutputCheckRecord,
+    ) -> Result<bool, StoreError>;
     /// Records durably that an attempt is about to stage objects.
     fn staging_mark(&self, tenant: &str, s: &StagingRecord) -> Result<(), StoreError>;
     fn staging_clear(&self, tenant: &str, s: &StagingRecord) -> Result<(), StoreError>;
@@ -151,6 +219,51 @@ impl SledStore {
             };
             batch.remove(staging_key(tenant, &marker));
         }
+    }
+
+    /// Changes the stored record of `r`'s window if it is still `r`'s
+    /// commit (same run and attempt), and takes it off the publisher's
+    /// work list once nothing is left to do; `false` if a newer commit
+    /// replaced it.
+    fn output_update(
+        &self,
+        op: &'static str,
+        tenant: &str,
+        r: &OutputRecord,
+        change: impl FnOnce(&mut OutputRecord),
+    ) -> Result<bool, StoreError> {
+        self.check_injected_failure(op)?;
+        let key = output_key(OUTPUT, tenant, r);
+        let Some(old) = self.state.get(&key).map_err(backend(op))? else {
+            return Ok(false);
+        };
+        let mut current: OutputRecord = keys::decode_json(op, &old)?;
+        if (current.run_id, current.attempt) != (r.run_id, r.attempt) {
+            return Ok(false);
+        }
+        change(&mut current);
+        // Compare-and-swap so a commit that lands meanwhile (a re-run of
+        // the window) is never marked by an older publish or check.
+        let swapped = self
+            .state
+            .compare_and_swap(&key, Some(old), Some(keys::encode_json(&current)))
+            .map_err(backend(op))?;
+        if swapped.is_err() {
+            return Ok(false);
+        }
+        if !current.work_left() {
+            // Likewise, the work-list entry goes only if it is still this one.
+            let _ = self
+                .state
+                .compare_and_swap(
+                    output_key(OUTPUT_PENDING, tenant, r),
+                    Some(pending_value(r)),
+                    None as Option<Vec<u8>>,
+                )
+                .map_err(backend(op))?;
+        }
+        self.flush(op)?;
+        Ok(true)
     }
 
     fn all_json<T: serde::de::DeserializeOwned>(
@@ -231,38 +344,20 @@ impl OutputStore for SledStore {
     }
 
     fn output_published(&self, tenant: &str, r: &OutputRecord) -> Result<bool, StoreError> {
-        const OP: &str = "marking an output published";
-        self.check_injected_failure(OP)?;
-        let key = output_key(OUTPUT, tenant, r);
-        let Some(old) = self.state.get(&key).map_err(backend(OP))? else {
-            return Ok(false);
-        };
-        let current: OutputRecord = keys::decode_json(OP, &old)?;
-        if (current.run_id, current.attempt) != (r.run_id, r.attempt) {
-            return Ok(false);
-        }
-        let mut done = current;
-        done.published = true;
-        // Compare-and-swap so a commit that lands meanwhile (a re-run of
-        // the window) is never marked published by an older publish.
-        let swapped = self
-            .state
-            .compare_and_swap(&key, Some(old), Some(keys::encode_json(&done)))
-            .map_err(backend(OP))?;
-        if swapped.is_err() {
-            return Ok(false);
-        }
-        // Likewise, the work-list entry goes only if it is still this one.
-        let _ = self
-            .state
-            .compare_and_swap(
-                output_key(OUTPUT_PENDING, tenant, r),
-                Some(pending_value(r)),
-                None as Option<Vec<u8>>,
-            )
-            .map_err(backend(OP))?;
-        self.flush(OP)?;
-        Ok(true)
+        self.output_update("marking an output published", tenant, r, |rec| {
+            rec.published = true;
+        })
+    }
+
+    fn output_checked(
+        &self,
+        tenant: &str,
+        r: &OutputRecord,
+        check: OutputCheckRecord,
+    ) -> Result<bool, StoreError> {
+        self.output_update("recording an output's check", tenant, r, |rec| {
+            rec.check = Some(check);
+        })
     }
 
     fn staging_mark(&self, tenant: &str, s: &StagingRecord) -> Result<(), StoreError> {

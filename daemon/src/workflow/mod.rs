@@ -10,7 +10,7 @@ mod validate;
 
 use std::time::Duration;
 
-pub use raw::{ParamValue, RawSchedule, RawTask, RawUpstream, RawWorkflow};
+pub use raw::{ParamValue, RawChecks, RawSchedule, RawTask, RawUpstream, RawWorkflow};
 pub use validate::{check_name, parse_plugin_ref, Catalog, DefinitionError, MAX_TASKS};
 
 use crate::schedule::Schedule;
@@ -35,6 +35,22 @@ pub struct WorkflowDef {
     pub upstream: Vec<UpstreamDep>,
     /// Connections of its tenant its tasks may use.
     pub connections: Vec<String>,
+    /// Whether each window's object-storage outputs are checked once its
+    /// run has ended.
+    pub output_check: OutputCheckPolicy,
+}
+
+/// `[checks] outputs`: the consistency check the engine runs on a window's
+/// published object-storage outputs, like an asset check that is declared
+/// with the asset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputCheckPolicy {
+    /// Only on request (`backfill verify`).
+    #[default]
+    Off,
+    /// Automatically, once the window's run has ended and its outputs are
+    /// published; the result is kept with each output.
+    AfterWindow,
 }
 
 impl WorkflowDef {

@@ -29,6 +29,20 @@ pub struct RawWorkflow {
     /// Connections of its tenant that its tasks may use, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connections: Vec<String>,
+    /// Checks the engine runs by itself on the workflow's windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<RawChecks>,
+}
+
+/// `[checks]`: what the engine verifies by itself once a window is done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChecks {
+    /// `off` (default) or `after_window`: once a window's run has ended,
+    /// re-read every object-storage output it published and compare it
+    /// with what was committed.
+    #[serde(default)]
+    pub outputs: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,6 +18,9 @@ impl Catalog for FakeCatalog {
     fn upstreams(&self, name: &str) -> Option<Vec<String>> {
         self.workflows.get(name).cloned()
     }
+    fn has_connection(&self, name: &str) -> bool {
+        name == "lake"
+    }
 }
 
 fn catalog() -> FakeCatalog {
@@ -292,4 +295,41 @@ fn workflow_size_is_bounded() {
         big.push_str(&format!("[[tasks]]\nname = \"t{i}\"\nplugin = \"hello\"\n"));
     }
     assert!(err(&big).contains("at most 500"));
+}
+
+#[test]
+fn output_checks_are_declared_after_window_or_off() {
+    let with = |checks: &str, connections: &str| {
+        ETL.replace(
+            "failure_strategy = \"continue\"",
+            &format!("failure_strategy = \"continue\"\n{connections}\n{checks}"),
+        )
+    };
+    let lake = "connections = [\"lake\"]";
+    assert_eq!(parse(ETL).unwrap().output_check, OutputCheckPolicy::Off);
+    let on = parse(&with("[checks]\noutputs = \"after_window\"", lake)).unwrap();
+    assert_eq!(on.output_check, OutputCheckPolicy::AfterWindow);
+    let off = parse(&with("[checks]\noutputs = \"off\"", lake)).unwrap();
+    assert_eq!(off.output_check, OutputCheckPolicy::Off);
+    assert_eq!(
+        parse(&with("[checks]", lake)).unwrap().output_check,
+        OutputCheckPolicy::Off
+    );
+    let e = err(&with("[checks]\noutputs = \"always\"", lake));
+    assert_eq!(
+        e,
+        "checks.outputs: \"always\" is not one of \"off\", \"after_window\""
+    );
+    let e = err(&with("[checks]\noutputs = \"after_window\"", ""));
+    assert!(
+        e.starts_with("checks.outputs: ") && e.contains("names no connection"),
+        "{e}"
+    );
+    // A typo in the table is refused, not ignored.
+    let e = err(&with("[checks]\noutput = \"after_window\"", lake));
+    assert!(e.contains("unknown field `output`"), "{e}");
+    // The declaration round-trips through JSON (the API and the store).
+    let raw = RawWorkflow::from_toml(&with("[checks]\noutputs = \"after_window\"", lake)).unwrap();
+    let json = serde_json::to_vec(&raw).unwrap();
+    assert_eq!(RawWorkflow::from_json(&json).unwrap(), raw);
 }

@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use super::raw::{RawTask, RawWorkflow};
-use super::{Backoff, FailureStrategy, PluginRef, RetryPolicy, TaskDef, UpstreamDep, WorkflowDef};
+use super::{
+    Backoff, FailureStrategy, OutputCheckPolicy, PluginRef, RetryPolicy, TaskDef, UpstreamDep,
+    WorkflowDef,
+};
 use crate::schedule::{self, Schedule, ScheduleError, MAX_SHIFT};
 
 pub const MAX_NAME: usize = 64;
@@ -158,6 +161,7 @@ impl RawWorkflow {
             }
         };
         let connections = self.connections(catalog)?;
+        let output_check = self.output_check()?;
         let tasks = self.tasks(catalog)?;
         let upstream = self.upstream(catalog)?;
         Ok(WorkflowDef {
@@ -173,7 +177,31 @@ impl RawWorkflow {
             tasks,
             upstream,
             connections,
+            output_check,
         })
+    }
+
+    /// `[checks] outputs`: a check of object-storage outputs needs a
+    /// connection to hold them.
+    fn output_check(&self) -> Result<OutputCheckPolicy, DefinitionError> {
+        let raw = self.checks.as_ref().and_then(|c| c.outputs.as_deref());
+        let policy = match raw {
+            None | Some("off") => OutputCheckPolicy::Off,
+            Some("after_window") => OutputCheckPolicy::AfterWindow,
+            Some(other) => {
+                return Err(field(
+                    "checks.outputs",
+                    format!("{other:?} is not one of \"off\", \"after_window\""),
+                ))
+            }
+        };
+        if policy != OutputCheckPolicy::Off && self.connections.is_empty() {
+            return Err(field(
+                "checks.outputs",
+                "checks object-storage outputs, but the workflow names no connection to write them to (connections = [...])",
+            ));
+        }
+        Ok(policy)
     }
 
     /// The connections its tasks may use: each must exist for the tenant.

@@ -129,6 +129,22 @@ fn connection_secrets_are_sealed_and_never_shown() {
         "secrets": {"secret_access_key": S3_KEY}
     });
     assert_eq!(api(&a, "POST", "/api/v1/connections", Some(lake)).0, 201);
+    let gcs = json!({
+        "name": "gcs_lake", "kind": "gcs",
+        "config": {"bucket": "lake", "endpoint": "http://127.0.0.1:4443", "prefix": "tm"},
+        "secrets": {"service_account_key": GCS_KEY}
+    });
+    assert_eq!(api(&a, "POST", "/api/v1/connections", Some(gcs)).0, 201);
+    let azure = json!({
+        "name": "blob", "kind": "azure",
+        "config": {"account": "devstoreaccount1", "container": "lake"},
+        "secrets": {"access_key": AZURE_KEY}
+    });
+    let (code, body) = api(&a, "POST", "/api/v1/connections", Some(azure));
+    assert_eq!(code, 201, "{body}");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(created["kind"], "azure");
+    assert_eq!(created["secrets"][0]["field"], "access_key");
 
     // Bad input is refused naming the problem, and stores nothing.
     for (bad, expect) in [
@@ -149,6 +165,34 @@ fn connection_secrets_are_sealed_and_never_shown() {
             json!({"name": "../x", "kind": "fs", "config": {"path": "p"}}),
             "name",
         ),
+        (
+            json!({"name": "x", "kind": "gcs", "secrets": {"service_account_key": GCS_KEY}}),
+            "config.bucket",
+        ),
+        (
+            json!({"name": "x", "kind": "gcs", "config": {"bucket": "lake"}}),
+            "secrets.service_account_key",
+        ),
+        (
+            // Not JSON: refused without quoting it.
+            json!({"name": "x", "kind": "gcs", "config": {"bucket": "lake"},
+                   "secrets": {"service_account_key": format!("{{{SECRET}")}}),
+            "secrets.service_account_key",
+        ),
+        (
+            json!({"name": "x", "kind": "azure", "config": {"account": "acct"},
+                   "secrets": {"access_key": AZURE_KEY}}),
+            "config.container",
+        ),
+        (
+            json!({"name": "x", "kind": "azure", "config": {"account": "acct", "container": "lake"}}),
+            "secrets.access_key",
+        ),
+        (
+            json!({"name": "x", "kind": "azure", "config": {"account": "acct", "container": "lake"},
+                   "secrets": {"access_key": format!("{SECRET}!")}}),
+            "secrets.access_key",
+        ),
     ] {
         let (code, body) = api(&a, "POST", "/api/v1/connections", Some(bad));
         assert_eq!(code, 400, "{body}");
@@ -167,7 +211,7 @@ fn connection_secrets_are_sealed_and_never_shown() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["lake", "orders_api"]);
+    assert_eq!(names, ["blob", "gcs_lake", "lake", "orders_api"]);
 
     // Another tenant cannot see or use it, even by name.
     assert_eq!(
@@ -260,7 +304,7 @@ fn connection_secrets_are_sealed_and_never_shown() {
         logs.contains("connection created"),
         "the log is read: {logs}"
     );
-    for secret in [SECRET, ROTATED, S3_KEY] {
+    for secret in [SECRET, ROTATED, S3_KEY, GCS_SECRET, AZURE_KEY] {
         for r in &responses {
             assert!(!r.contains(secret), "a response shows a secret: {r}");
         }
@@ -274,6 +318,11 @@ fn connection_secrets_are_sealed_and_never_shown() {
     );
 }
 
+/// A service-account key whose private key holds [`GCS_SECRET`].
+const GCS_KEY: &str = "{\"client_email\": \"tm@p.iam.gserviceaccount.com\", \"private_key\": \"-----BEGIN PRIVATE KEY-----\\ngcs-SEALED-9d8c7b6a\\n-----END PRIVATE KEY-----\\n\"}";
+const GCS_SECRET: &str = "gcs-SEALED-9d8c7b6a";
+/// Base64, as Azure's access keys are.
+const AZURE_KEY: &str = "YXp1cmUtU0VBTEVELWtleS0xMjM0NTY3ODkw";
 const BEARER: &str = "inj-BEARER-0a1b2c3d";
 const PASSWORD: &str = "inj-PASSWORD-4e5f6a7b";
 const API_KEY: &str = "inj-APIKEY-8c9d0e1f";

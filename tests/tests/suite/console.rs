@@ -290,3 +290,84 @@ fn console_draws_the_strip_of_a_million_windows() {
         ],
     );
 }
+
+/// The backfill page's "Verify outputs" button against a backfill that
+/// published object-storage outputs (`fs` connection): `verify.test.mjs`
+/// clicks it, deletes an object the Rust side names, and clicks again.
+#[test]
+fn console_verifies_a_backfills_object_storage_outputs() {
+    let data = tempfile::tempdir().unwrap();
+    let plugins = plugin_dir(&[OBJECTS]);
+    let d = Daemon::start(data.path(), Some(plugins.path()), None);
+    let token = d.token.clone().expect("the default tenant's token");
+    let (code, _, err) = d.cli_as(
+        &token,
+        &[
+            "connection",
+            "create",
+            "lake",
+            "--kind",
+            "fs",
+            "--config",
+            "path=lake",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let defs = tempfile::tempdir().unwrap();
+    apply(
+        &d,
+        &token,
+        defs.path(),
+        "name = \"checked\"\npaused = true\nconnections = [\"lake\"]\n\
+         [schedule]\ncron = \"0 * * * *\"\nstart = \"2024-01-01\"\n\
+         [[tasks]]\nname = \"write\"\nplugin = \"objects\"\nparams = { objects = \"2\" }\n",
+    );
+    let (code, out, err) = d.cli_as(
+        &token,
+        &[
+            "backfill",
+            "create",
+            "checked",
+            "--start",
+            "2024-03-01T00:00:00Z",
+            "--end",
+            "2024-03-01T02:00:00Z",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let id = serde_json::from_str::<Value>(&out).unwrap()["backfill"]["id"]
+        .as_u64()
+        .unwrap();
+    // Every window published (the verify CLI exits 0 only when consistent).
+    super::daemon::wait_for(
+        "the backfill's outputs",
+        std::time::Duration::from_secs(60),
+        || {
+            let (code, out, _) = d.cli_as(
+                &token,
+                &["backfill", "verify", &id.to_string(), "--output", "json"],
+            );
+            code == 0 && serde_json::from_str::<Value>(&out).is_ok_and(|v| v["consistent"] == 2)
+        },
+    );
+    let root = data.path().join("objects/default/lake");
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(root.join("checked/write/window=20240301T010000Z/_manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let tamper = root.join(manifest["objects"][1]["key"].as_str().unwrap());
+    assert!(tamper.exists());
+    node_script(
+        "e2e/verify.test.mjs",
+        &[
+            ("TIDEMARK_URL", d.url.clone()),
+            ("TOKEN", token),
+            ("BACKFILL", id.to_string()),
+            ("TAMPER", tamper.display().to_string()),
+            ("SCREENSHOTS", screenshots().display().to_string()),
+        ],
+    );
+    assert!(!tamper.exists(), "the browser test deleted it");
+}

@@ -20,8 +20,8 @@ use tidemark_tests::plugins::{JS_OBJECTS, OBJECTS, PY_OBJECTS};
 use crate::daemon::wait_for;
 
 /// 2024-03-01T00:00:00Z, a Friday.
-const DAY0: i64 = 1_709_251_200_000;
-const H: i64 = 3_600_000;
+pub(crate) const DAY0: i64 = 1_709_251_200_000;
+pub(crate) const H: i64 = 3_600_000;
 const KEY_ID: &str = "tidemark-test";
 const KEY_SECRET: &str = "seaweed-S3CRET-71c4";
 
@@ -31,7 +31,7 @@ pub struct Seaweed {
     pub port: u16,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -163,7 +163,7 @@ fn fs_connection(name: &str) -> RawConnection {
     }
 }
 
-fn workflow(name: &str, params: &str, extra: &str) -> RawWorkflow {
+pub(crate) fn workflow(name: &str, params: &str, extra: &str) -> RawWorkflow {
     workflow_of("objects", name, params, extra)
 }
 
@@ -177,14 +177,14 @@ fn workflow_of(plugin: &str, name: &str, params: &str, extra: &str) -> RawWorkfl
     .unwrap()
 }
 
-struct Fixture {
-    engine: Engine,
-    store: Arc<SledStore>,
-    objects: tempfile::TempDir,
+pub(crate) struct Fixture {
+    pub engine: Engine,
+    pub store: Arc<SledStore>,
+    pub objects: tempfile::TempDir,
     _data: tempfile::TempDir,
 }
 
-async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     let data = tempfile::tempdir().unwrap();
     let objects = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(data.path()).unwrap());
@@ -236,7 +236,7 @@ fn manifest(root: &Path, dir: &str) -> Value {
     serde_json::from_slice(&std::fs::read(root.join(dir).join("_manifest.json")).unwrap()).unwrap()
 }
 
-async fn backfill(e: &Engine, wf: &str, from: i64, to: i64, rerun: &str) -> u64 {
+pub(crate) async fn backfill(e: &Engine, wf: &str, from: i64, to: i64, rerun: &str) -> u64 {
     let req = serde_json::from_value(json!({
         "workflow": wf,
         "start": crate::backfill::iso(from),
@@ -409,7 +409,8 @@ async fn containers_are_the_workflows_connections_of_its_own_tenant_only() {
     e.settle().await.unwrap();
     let a = e.attempts("acme", run.id).unwrap();
     assert!(
-        a[0].message.contains("object storage needs kind s3 or fs"),
+        a[0].message
+            .contains("object storage needs kind s3, gcs, azure or fs"),
         "{}",
         a[0].message
     );

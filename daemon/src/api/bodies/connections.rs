@@ -12,16 +12,21 @@ use crate::store::ConnectionRecord;
 
 api_enum! {
     /// `http` (an HTTP API under `base_url`; the host adds the credential),
-    /// `s3` (an S3-compatible bucket; the host signs requests) or `fs` (a
-    /// directory under the daemon's data dir).
-    ConnectionKind = crate::connection::ConnectionKind { Http, S3, Fs }
+    /// `s3` (an S3-compatible bucket), `gcs` (a Google Cloud Storage
+    /// bucket), `azure` (an Azure Blob Storage container) — the host signs
+    /// their requests — or `fs` (a directory under the daemon's data dir).
+    ConnectionKind = crate::connection::ConnectionKind { Http, S3, Gcs, Azure, Fs }
 }
 
 /// A new connection. Settings by kind: `http`: `base_url` (required),
 /// `auth` (`none`, `bearer`, `basic`, `header`), `username` (basic),
 /// `header` (header name); secrets `token`, `password`, `value`. `s3`:
 /// `bucket`, `access_key_id` (required), `endpoint`, `region`, `prefix`;
-/// secret `secret_access_key`. `fs`: `path` (relative, no `..`).
+/// secret `secret_access_key`. `gcs`: `bucket` (required), `endpoint` (an
+/// emulator's base URL), `prefix`; secret `service_account_key` (the JSON
+/// key file). `azure`: `account`, `container` (required), `endpoint`
+/// (e.g. Azurite's `http://127.0.0.1:10000/ACCOUNT`), `prefix`; secret
+/// `access_key`. `fs`: `path` (relative, no `..`).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnection {

@@ -1,12 +1,12 @@
 //! Object-storage outputs of windows and their consistency check.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::api_enum;
 use crate::blob::WindowCheck;
 use crate::engine::BackfillVerification;
-use crate::store::{OutputObject, OutputRecord};
+use crate::store::{OutputCheckRecord, OutputObject, OutputRecord};
 
 api_enum! {
     /// What the window's `_manifest.json` says: `current` (exactly the
@@ -15,8 +15,48 @@ api_enum! {
     ManifestState = crate::blob::ManifestState { Current, Pending, Missing, Stale }
 }
 
+api_enum! {
+    /// Where a declared output check is: `pending` (it runs once the
+    /// output is published and its run has ended), `passed` or `failed`
+    /// (the object store does not hold what was committed).
+    CheckState = crate::store::CheckState { Pending, Passed, Failed }
+}
+
+/// The automatic check of one window output, declared by the workflow
+/// (`[checks] outputs = "after_window"`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OutputCheckResult {
+    pub state: CheckState,
+    /// When it ran; `null` while pending.
+    #[schema(required = true)]
+    pub checked_ms: Option<i64>,
+    /// What the window's `_manifest.json` said; `null` while pending.
+    #[schema(required = true)]
+    pub manifest: Option<ManifestState>,
+    /// Published objects that were gone.
+    pub missing: Vec<String>,
+    pub size_mismatch: Vec<String>,
+    pub checksum_mismatch: Vec<String>,
+    /// Keys in the window's directory that no manifest names.
+    pub extra: Vec<String>,
+}
+
+impl From<OutputCheckRecord> for OutputCheckResult {
+    fn from(c: OutputCheckRecord) -> Self {
+        OutputCheckResult {
+            state: c.state.into(),
+            checked_ms: c.checked_ms,
+            manifest: c.manifest.map(Into::into),
+            missing: c.missing,
+            size_mismatch: c.size_mismatch,
+            checksum_mismatch: c.checksum_mismatch,
+            extra: c.extra,
+        }
+    }
+}
+
 /// One published object.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OutputObjectBody {
     /// The name the task wrote.
     pub name: String,
@@ -28,7 +68,7 @@ pub struct OutputObjectBody {
 }
 
 /// The committed output of one task in one window in one container.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OutputBody {
     pub connection: String,
     pub workflow: String,
@@ -40,6 +80,10 @@ pub struct OutputBody {
     /// Whether its manifest has been written to the object store yet.
     pub published: bool,
     pub objects: Vec<OutputObjectBody>,
+    /// Its automatic check; `null` when the workflow declared none when
+    /// the output was committed.
+    #[schema(required = true)]
+    pub check: Option<OutputCheckResult>,
 }
 
 fn object(o: OutputObject) -> OutputObjectBody {
@@ -63,6 +107,7 @@ impl From<OutputRecord> for OutputBody {
             committed_ms: r.committed_ms,
             published: r.published,
             objects: r.objects.into_iter().map(object).collect(),
+            check: r.check.map(Into::into),
         }
     }
 }

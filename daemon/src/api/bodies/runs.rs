@@ -261,6 +261,9 @@ pub struct RunDetail {
     /// other runs and events without a body.
     #[schema(required = true)]
     pub payload: Option<Value>,
+    /// The object-storage outputs this run committed that are still its
+    /// window's current ones, with their checks.
+    pub outputs: Vec<super::outputs::OutputBody>,
 }
 
 /// An event run's payload as the API shows it: the JSON document it was

@@ -8,7 +8,9 @@ use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 
 use super::runs::RunState;
-use crate::workflow::{ParamValue as RawParam, RawSchedule, RawTask, RawUpstream, RawWorkflow};
+use crate::workflow::{
+    ParamValue as RawParam, RawChecks, RawSchedule, RawTask, RawUpstream, RawWorkflow,
+};
 
 /// A task parameter: a string, number or boolean (tasks receive strings).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +117,18 @@ pub struct Upstream {
     pub offset: i64,
 }
 
+/// Checks the engine runs by itself on a workflow's windows.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Checks {
+    /// `off` (default) or `after_window`: once a window's run has ended,
+    /// every object-storage output it published is re-read and compared
+    /// with what was committed; the result is kept with the output
+    /// (`check` in `GET /workflows/{name}/outputs` and `GET /runs/{id}`).
+    #[serde(default)]
+    pub outputs: Option<String>,
+}
+
 /// A workflow definition, as applied (JSON here; TOML has the same keys).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -140,6 +154,8 @@ pub struct WorkflowDefinition {
     /// Connections of the tenant that its tasks may use, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connections: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Checks>,
 }
 
 impl From<RawWorkflow> for WorkflowDefinition {
@@ -157,6 +173,7 @@ impl From<RawWorkflow> for WorkflowDefinition {
             tasks,
             upstream,
             connections,
+            checks,
         } = w;
         let RawSchedule {
             cron,
@@ -183,6 +200,7 @@ impl From<RawWorkflow> for WorkflowDefinition {
                 .map(|RawUpstream { workflow, offset }| Upstream { workflow, offset })
                 .collect(),
             connections,
+            checks: checks.map(|RawChecks { outputs }| Checks { outputs }),
         }
     }
 }
@@ -325,7 +343,7 @@ mod tests {
             "catchup":false,"max_active_runs":2,"paused":true,"failure_strategy":"stop",
             "tasks":[{"name":"t","plugin":"p@1","params":{"a":"x","b":1,"c":1.5,"d":true},"depends_on":[],
               "retries":1,"retry_delay":"1s","retry_backoff":"fixed","retry_max_delay":"1m","timeout":"5m","fuel":10,"memory":"1MiB"}],
-            "upstream":[{"workflow":"u","offset":-1}]}"#;
+            "upstream":[{"workflow":"u","offset":-1}],"connections":["lake"],"checks":{"outputs":"after_window"}}"#;
         let raw = RawWorkflow::from_json(text.as_bytes()).unwrap();
         let api: WorkflowDefinition = serde_json::from_str(text).unwrap();
         assert_eq!(
