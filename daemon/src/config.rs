@@ -363,7 +363,7 @@ mod tests {
         let c = check("").unwrap();
         assert_eq!(
             (c.listen.port(), c.max_attempts, c.grace),
-            (7878, 8, Duration::from_secs(30))
+            (7878, DEFAULT_MAX_ATTEMPTS, Duration::from_secs(30))
         );
         let file = FileConfig::parse(
             "max_attempts = 4\nlisten = \"0.0.0.0:9000\"\n[quotas]\nweight = 3\n",

@@ -198,11 +198,7 @@ fn main() {
         .replace("max_active_runs = 4", "max_active_runs = 10000");
     std::fs::write(wf_dir.join("etl.toml"), etl).unwrap();
 
-    let daemon = Daemon::start(
-        &dir.path().join("data"),
-        &plugin_dir,
-        &wf_dir,
-    );
+    let daemon = Daemon::start(&dir.path().join("data"), &plugin_dir, &wf_dir);
     if only.is_empty() || only == "chain" {
         let windows = env("CHAIN_WINDOWS", 3_650) as i64;
         let end =

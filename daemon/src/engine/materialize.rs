@@ -51,11 +51,15 @@ pub(super) fn prefetch(inner: &Inner) -> Result<Prefetch, StoreError> {
                 def: b.def.clone(),
                 spec: b.spec.clone(),
                 cursor: b.record.cursor,
-                n: (b.spec.parallelism as usize)
-                    .saturating_sub(b.in_flight)
-                    .saturating_add(LOOKAHEAD)
-                    .min(EVAL_PER_TICK),
+                n: match (b.spec.parallelism as usize).saturating_sub(b.in_flight) {
+                    // `advance` starts nothing, and skips nothing, without a
+                    // free slot: reading windows for it would be wasted, and
+                    // a busy backfill passes here once per ended attempt.
+                    0 => 0,
+                    free => free.saturating_add(LOOKAHEAD).min(EVAL_PER_TICK),
+                },
             })
+            .filter(|t| t.n > 0)
             .collect()
     };
     let mut out = Prefetch::default();

@@ -260,7 +260,7 @@ impl super::bindings::dataset::Host for HostState {
         if let Err(m) = check_dataset_name(&dataset).and_then(|()| check_key(&key)) {
             return Ok(Err(DatasetError::InvalidName(m)));
         }
-        if self.outputs.put(&dataset, &key, value) > self.limits.output_bytes {
+        if self.outputs.put(&dataset, key, value) > self.limits.output_bytes {
             let limit = self.limits.output_bytes;
             return Err(self.trap(AttemptError::OutputLimit { limit }));
         }

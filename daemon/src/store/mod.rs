@@ -49,26 +49,32 @@ pub struct DatasetEntry {
     pub value: Vec<u8>,
 }
 
-/// Dataset writes staged by one attempt, keyed by `(dataset, key)`.
+/// Dataset writes staged by one attempt, by dataset, then key.
 ///
 /// On commit each dataset present here has its partition for the attempt's
 /// window replaced by exactly these entries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StagedOutputs {
-    entries: BTreeMap<(String, String), Vec<u8>>,
+    // Nested rather than keyed by `(dataset, key)`: a task writes many rows
+    // to few datasets, and each put then compares and allocates only its
+    // key (the guest's own string, moved in).
+    entries: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
     bytes: usize,
 }
 
 impl StagedOutputs {
     /// Stages one write; returns the staged byte count afterwards. A repeated
     /// key replaces the earlier value and its bytes.
-    pub fn put(&mut self, dataset: &str, key: &str, value: Vec<u8>) -> usize {
+    pub fn put(&mut self, dataset: &str, key: impl Into<String>, value: Vec<u8>) -> usize {
+        let key = key.into();
         let cost = dataset.len() + key.len() + value.len();
-        if let Some(old) = self
-            .entries
-            .insert((dataset.to_owned(), key.to_owned()), value)
-        {
-            self.bytes -= dataset.len() + key.len() + old.len();
+        let rows = match self.entries.get_mut(dataset) {
+            Some(rows) => rows,
+            None => self.entries.entry(dataset.to_owned()).or_default(),
+        };
+        let key_len = key.len();
+        if let Some(old) = rows.insert(key, value) {
+            self.bytes -= dataset.len() + key_len + old.len();
         }
         self.bytes += cost;
         self.bytes
@@ -79,7 +85,7 @@ impl StagedOutputs {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.values().map(BTreeMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -88,34 +94,34 @@ impl StagedOutputs {
 
     /// The datasets written, each once, in name order.
     pub fn datasets(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.entries.keys().map(|(d, _)| d.as_str()).collect();
-        names.dedup();
-        names
+        self.entries.keys().map(String::as_str).collect()
     }
 
     /// Replaces every dataset that `newer` writes with `newer`'s entries
     /// (a later commit of the same partitions).
     pub fn replace_datasets(&mut self, newer: StagedOutputs) {
-        let replaced: Vec<String> = newer.datasets().iter().map(|d| d.to_string()).collect();
-        let mut bytes = self.bytes;
-        self.entries.retain(|(d, k), v| {
-            let keep = !replaced.contains(d);
-            if !keep {
-                bytes -= d.len() + k.len() + v.len();
+        for (dataset, rows) in newer.entries {
+            let added: usize = rows
+                .iter()
+                .map(|(k, v)| dataset.len() + k.len() + v.len())
+                .sum();
+            if let Some(old) = self.entries.insert(dataset.clone(), rows) {
+                let removed: usize = old
+                    .iter()
+                    .map(|(k, v)| dataset.len() + k.len() + v.len())
+                    .sum();
+                self.bytes -= removed;
             }
-            keep
-        });
-        self.bytes = bytes;
-        for (d, k, v) in newer.iter() {
-            self.put(d, k, v.to_vec());
+            self.bytes += added;
         }
     }
 
     /// Entries in `(dataset, key)` order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &[u8])> {
-        self.entries
-            .iter()
-            .map(|((d, k), v)| (d.as_str(), k.as_str(), v.as_slice()))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &[u8])> + Clone {
+        self.entries.iter().flat_map(|(d, rows)| {
+            rows.iter()
+                .map(move |(k, v)| (d.as_str(), k.as_str(), v.as_slice()))
+        })
     }
 }
 

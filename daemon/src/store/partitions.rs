@@ -14,10 +14,20 @@ use super::StoreError;
 /// First byte of a partition value (a single row's value was `FORMAT_V1`).
 pub const FORMAT_PARTITION: u8 = 2;
 
+/// Bytes one row takes in a partition value.
+pub fn row_len(key: &str, value: &[u8]) -> usize {
+    8 + key.len() + value.len()
+}
+
+/// Bytes of a partition value whose rows take `rows` bytes.
+pub fn encoded_len(rows: usize) -> usize {
+    1 + rows
+}
+
 /// Encodes rows, already sorted by key and unique, as one partition value.
 pub fn encode<'a>(rows: impl Iterator<Item = (&'a str, &'a [u8])> + Clone) -> Vec<u8> {
-    let size: usize = rows.clone().map(|(k, v)| 8 + k.len() + v.len()).sum();
-    let mut out = Vec::with_capacity(1 + size);
+    let size: usize = rows.clone().map(|(k, v)| row_len(k, v)).sum();
+    let mut out = Vec::with_capacity(encoded_len(size));
     out.push(FORMAT_PARTITION);
     for (k, v) in rows {
         out.extend_from_slice(&(k.len() as u32).to_le_bytes());

@@ -225,14 +225,29 @@ impl SledStore {
     }
 
     /// What committing `outputs` would change the tenant's stored dataset
-    /// bytes by (the partitions they replace are subtracted).
+    /// bytes by (the partitions they replace are subtracted), counted
+    /// without encoding anything.
     pub(super) fn outputs_delta(
         &self,
         tenant: &str,
         partition: i64,
         outputs: &StagedOutputs,
     ) -> Result<i64, StoreError> {
-        self.stage_outputs(&mut sled::Batch::default(), tenant, partition, outputs)
+        const OP: &str = "sizing dataset writes";
+        let mut delta = 0i64;
+        let mut rows = outputs.iter().peekable();
+        while let Some(&(dataset, _, _)) = rows.peek() {
+            let k = keys::partition_prefix(tenant, dataset, partition);
+            if let Some(old) = self.state.get(&k).map_err(backend(OP))? {
+                delta -= (k.len() + old.len()) as i64;
+            }
+            let mut size = 0;
+            while let Some((_, key, value)) = rows.next_if(|(d, _, _)| *d == dataset) {
+                size += super::partitions::row_len(key, value);
+            }
+            delta += (k.len() + super::partitions::encoded_len(size)) as i64;
+        }
+        Ok(delta)
     }
 
     pub(super) fn usage_get(&self, tenant: &str) -> Result<u64, StoreError> {

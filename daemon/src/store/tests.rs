@@ -12,7 +12,7 @@ fn scope(window_start: i64) -> TaskScope {
 fn staged(rows: &[(&str, &str, &str)]) -> StagedOutputs {
     let mut s = StagedOutputs::default();
     for (d, k, v) in rows {
-        s.put(d, k, v.as_bytes().to_vec());
+        s.put(d, *k, v.as_bytes().to_vec());
     }
     s
 }
@@ -461,4 +461,22 @@ fn two_commits_of_one_partition_in_one_batch_keep_the_later_and_count_it_once() 
         store.dataset_bytes("t1").unwrap(),
         store.dataset_bytes("t2").unwrap()
     );
+}
+
+#[test]
+fn the_sized_delta_matches_what_a_commit_adds_to_usage() {
+    let store = SledStore::temporary().unwrap();
+    let first = staged(&[("d", "a", "1"), ("d", "bb", "22"), ("e", "k", "v")]);
+    let predicted = store.dataset_delta("t1", 0, &first).unwrap();
+    let mut changes = Changes::default();
+    changes.outputs.push(("t1".into(), 0, first));
+    store.apply(&changes).unwrap();
+    assert_eq!(store.dataset_bytes("t1").unwrap() as i64, predicted);
+    // Replacing a partition subtracts the old one.
+    let second = staged(&[("d", "a", "longer value")]);
+    let predicted = predicted + store.dataset_delta("t1", 0, &second).unwrap();
+    let mut changes = Changes::default();
+    changes.outputs.push(("t1".into(), 0, second));
+    store.apply(&changes).unwrap();
+    assert_eq!(store.dataset_bytes("t1").unwrap() as i64, predicted);
 }
