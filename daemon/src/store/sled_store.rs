@@ -54,7 +54,13 @@ impl SledStore {
         const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         loop {
-            match sled::Config::new().path(path).open() {
+            match sled::Config::new()
+                .path(path)
+                // Space is cheaper than the CPU that compacting pages takes
+                // on every commit of the hot path.
+                .mode(sled::Mode::HighThroughput)
+                .open()
+            {
                 Ok(db) => return Self::with_db(db),
                 // sled reports a busy lock only as text.
                 Err(sled::Error::Io(e))
