@@ -116,6 +116,18 @@ impl StagedOutputs {
         }
     }
 
+    /// Each dataset written, in name order, with its rows in key order.
+    pub fn by_dataset(
+        &self,
+    ) -> impl Iterator<Item = (&str, impl Iterator<Item = (&str, &[u8])> + Clone)> {
+        self.entries.iter().map(|(d, rows)| {
+            (
+                d.as_str(),
+                rows.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
+            )
+        })
+    }
+
     /// Entries in `(dataset, key)` order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &[u8])> + Clone {
         self.entries.iter().flat_map(|(d, rows)| {

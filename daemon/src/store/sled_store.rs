@@ -213,17 +213,10 @@ impl SledStore {
     ) -> Result<i64, StoreError> {
         const OP: &str = "committing dataset writes";
         let mut delta = 0i64;
-        let mut rows = outputs.iter().peekable();
-        while let Some(&(dataset, _, _)) = rows.peek() {
+        for (dataset, rows) in outputs.by_dataset() {
             let k = keys::partition_prefix(tenant, dataset, partition);
-            if let Some(old) = self.state.get(&k).map_err(backend(OP))? {
-                delta -= (k.len() + old.len()) as i64;
-            }
-            let mut these = Vec::new();
-            while let Some((_, key, value)) = rows.next_if(|(d, _, _)| *d == dataset) {
-                these.push((key, value));
-            }
-            let v = super::partitions::encode(these.iter().copied());
+            delta -= self.stored_len(OP, &k)?;
+            let v = super::partitions::encode(rows);
             delta += (k.len() + v.len()) as i64;
             batch.insert(k, v);
         }
@@ -241,19 +234,22 @@ impl SledStore {
     ) -> Result<i64, StoreError> {
         const OP: &str = "sizing dataset writes";
         let mut delta = 0i64;
-        let mut rows = outputs.iter().peekable();
-        while let Some(&(dataset, _, _)) = rows.peek() {
+        for (dataset, rows) in outputs.by_dataset() {
             let k = keys::partition_prefix(tenant, dataset, partition);
-            if let Some(old) = self.state.get(&k).map_err(backend(OP))? {
-                delta -= (k.len() + old.len()) as i64;
-            }
-            let mut size = 0;
-            while let Some((_, key, value)) = rows.next_if(|(d, _, _)| *d == dataset) {
-                size += super::partitions::row_len(key, value);
-            }
-            delta += (k.len() + super::partitions::encoded_len(size)) as i64;
+            delta -= self.stored_len(OP, &k)?;
+            let size = rows.map(|(key, value)| super::partitions::row_len(key, value));
+            delta += (k.len() + super::partitions::encoded_len(size.sum())) as i64;
         }
         Ok(delta)
+    }
+
+    /// Bytes the entry at `k` takes (key and value), 0 if there is none.
+    fn stored_len(&self, op: &'static str, k: &[u8]) -> Result<i64, StoreError> {
+        Ok(self
+            .state
+            .get(k)
+            .map_err(backend(op))?
+            .map_or(0, |old| (k.len() + old.len()) as i64))
     }
 
     pub(super) fn usage_get(&self, tenant: &str) -> Result<u64, StoreError> {
