@@ -32,22 +32,64 @@ pub(super) struct Job {
     pub tenant_backfill: bool,
 }
 
-pub(super) async fn run(inner: Arc<Inner>, job: Job) {
-    use tracing::Instrument;
-    let span = tracing::info_span!(
-        "attempt",
-        tenant = job.tenant,
-        workflow = job.workflow,
-        run = job.run_id,
-        task = job.task.name,
-        attempt = job.attempt
-    );
-    run_in_span(inner, job).instrument(span).await
+impl Job {
+    /// The job of attempt `attempt` of task `task_index` of `run`;
+    /// `pools` is `(pooled_backfill, tenant_backfill)`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        run: &crate::run::Run,
+        task_index: usize,
+        attempt: u32,
+        task: TaskDef,
+        def: &Arc<WorkflowDef>,
+        pools: (bool, bool),
+        permit: OwnedSemaphorePermit,
+        cancel: CancelFlag,
+    ) -> Job {
+        Job {
+            run_id: run.id,
+            task_index,
+            attempt,
+            tenant: run.tenant.clone(),
+            workflow: run.workflow.clone(),
+            window: run.window(),
+            timezone: def.schedule.tz().name().to_owned(),
+            trigger: run.trigger,
+            pooled_backfill: pools.0,
+            tenant_backfill: pools.1,
+            payload: run.payload.clone(),
+            task,
+            def: Arc::clone(def),
+            permit,
+            cancel,
+        }
+    }
 }
 
-async fn run_in_span(inner: Arc<Inner>, job: Job) {
+/// Runs `job`, then each attempt its slot is handed over to.
+pub(super) async fn run(inner: Arc<Inner>, mut job: Job) {
+    use tracing::Instrument;
+    loop {
+        let span = tracing::info_span!(
+            "attempt",
+            tenant = job.tenant,
+            workflow = job.workflow,
+            run = job.run_id,
+            task = job.task.name,
+            attempt = job.attempt
+        );
+        match run_in_span(&inner, job).instrument(span).await {
+            Some(next) => job = next,
+            None => return,
+        }
+    }
+}
+
+/// One attempt; returns the next attempt of the run if this one's slot
+/// passes to it (see [`super::handover`]).
+async fn run_in_span(inner: &Arc<Inner>, job: Job) -> Option<Job> {
     let started = inner.clock.now_ms();
-    let mut report = execute(&inner, &job).await;
+    let mut report = execute(inner, &job).await;
     let ended = inner.clock.now_ms();
     // Guest log lines go to the daemon's log under their own target, so
     // they can be filtered (`RUST_LOG=tidemark::guest=off`) apart.
@@ -78,26 +120,40 @@ async fn run_in_span(inner: Arc<Inner>, job: Job) {
             }
         }
     }
-    let (committed, discarded) = record(&inner, &job, report, started, ended);
+    let (committed, discarded, next) = record(inner, &job, report, started, ended);
     if let Some(staged) = discarded {
         // Not committed (a failure, or a success that no longer counts):
         // the objects go before the attempt counts as ended.
         inner.discard(&job.tenant, staged).await;
     }
-    match inner.persist().await {
+    let persisted = inner.persist().await;
+    match persisted {
         Ok(()) if !committed.is_empty() => {
             // Durable: the manifests can be written now. A publish that
             // fails stays pending for the engine's sweep.
             inner.publish_outputs(committed).await;
         }
         Ok(()) => {}
-        Err(e) => tracing::error!(
+        Err(ref e) => tracing::error!(
             run = job.run_id,
             task = job.task.name,
             "recording the attempt failed: {e}"
         ),
     }
     inner.release_dataset_bytes(&job.tenant, reserved);
+    if let Some(next) = next {
+        // The slot, loads and in-flight count pass to the next attempt.
+        let job = job.hand_over(next);
+        inner.wake.notify_one();
+        if persisted.is_ok() {
+            return Some(job);
+        }
+        // Its running mark is not durable: it waits with the attempts a
+        // pass dispatched, which are not counted in flight yet.
+        inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+        inner.lock().held.push(job);
+        return None;
+    }
     {
         let mut st = inner.lock();
         if job.pooled_backfill {
@@ -114,6 +170,7 @@ async fn run_in_span(inner: Arc<Inner>, job: Job) {
     drop(job.permit);
     inner.in_flight.fetch_sub(1, Ordering::SeqCst);
     inner.wake.notify_one();
+    None
 }
 
 async fn execute(inner: &Arc<Inner>, job: &Job) -> AttemptReport {
@@ -206,10 +263,12 @@ fn record(
 ) -> (
     Vec<(String, crate::store::OutputRecord)>,
     Option<crate::executor::StagedObjects>,
+    Option<super::handover::Next>,
 ) {
     let mut staged = Some(std::mem::take(&mut report.objects));
-    let committed = record_outcome(inner, job, report, started, ended, &mut staged);
-    (committed, staged.filter(|s| !s.is_empty()))
+    let mut next = None;
+    let committed = record_outcome(inner, job, report, started, ended, &mut staged, &mut next);
+    (committed, staged.filter(|s| !s.is_empty()), next)
 }
 
 fn record_outcome(
@@ -219,6 +278,7 @@ fn record_outcome(
     started: i64,
     ended: i64,
     staged: &mut Option<crate::executor::StagedObjects>,
+    next: &mut Option<super::handover::Next>,
 ) -> Vec<(String, crate::store::OutputRecord)> {
     let mut committed = Vec::new();
     let mut st = inner.lock();
@@ -271,9 +331,11 @@ fn record_outcome(
         return committed;
     };
     let task = &mut run.tasks[job.task_index];
+    let mut succeeded = false;
     match report.result {
         Ok(_) => {
             if task.apply(TaskEvent::Succeed).is_ok() {
+                succeeded = true;
                 task.last_error = None;
                 // The outputs commit in the same batch as the success.
                 st.outputs
@@ -322,5 +384,8 @@ fn record_outcome(
         return committed;
     }
     st.dirty.insert(job.run_id);
+    if succeeded {
+        *next = super::handover::next_task(inner, st, job, ended);
+    }
     committed
 }

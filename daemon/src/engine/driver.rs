@@ -255,13 +255,6 @@ fn dispatch(
     report: &mut TickReport,
     to_spawn: &mut Vec<attempt::Job>,
 ) {
-    // Urgent backfills first, then live runs, then backfills by priority.
-    let class = |r: &Run| match r.priority {
-        Some(Priority::High) => 0u8,
-        None => 1,
-        Some(Priority::Normal) => 2,
-        Some(Priority::Low) => 3,
-    };
     // Per class, per tenant, oldest run first (runs iterate in id order).
     let mut queues: BTreeMap<u8, BTreeMap<String, VecDeque<u64>>> = BTreeMap::new();
     for r in st.runs.values().filter(|r| r.state == RunState::Running) {
@@ -272,16 +265,9 @@ fn dispatch(
             .or_default()
             .push_back(r.id);
     }
-    // Shares: live runs keep a quarter of the slots that backfills cannot
-    // take; backfills keep one slot that live runs cannot take while they
-    // have work. Neither side starves the other.
     let total = inner.config.max_concurrent_attempts.max(1);
-    let live_reserve = if total >= 4 {
-        total / 4
-    } else {
-        usize::from(total >= 2)
-    };
-    let backfill_cap = total - live_reserve;
+    let backfill_cap = backfill_cap(total);
+    st.slot_waiters.clear();
     // Only backfills that their tenant's quota lets start hold a slot back.
     let backfill_waiting = queues.range(2..).any(|(_, tenants)| {
         tenants.keys().any(|t| {
@@ -351,13 +337,15 @@ fn dispatch(
                 {
                     break;
                 }
-                if pooled_backfill && backfill_attempts + dispatched_backfill >= backfill_cap {
-                    break;
-                }
-                if !pooled_backfill && live_in_flight + backfill_min >= total {
-                    break;
-                }
-                let Ok(permit) = inner.slots.clone().try_acquire_owned() else {
+                let no_slot = (pooled_backfill
+                    && backfill_attempts + dispatched_backfill >= backfill_cap)
+                    || (!pooled_backfill && live_in_flight + backfill_min >= total);
+                let permit = match no_slot {
+                    false => inner.slots.clone().try_acquire_owned().ok(),
+                    true => None,
+                };
+                let Some(permit) = permit else {
+                    st.slot_waiters.insert((cls, tenant.clone()));
                     break;
                 };
                 let task = &mut run.tasks[i];
@@ -381,23 +369,18 @@ fn dispatch(
                 let Some(task_def) = def.task(&task.name).cloned() else {
                     continue;
                 };
-                to_spawn.push(attempt::Job {
-                    run_id: id,
-                    task_index: i,
-                    attempt: task.attempts,
-                    tenant: run.tenant.clone(),
-                    workflow: run.workflow.clone(),
-                    window: run.window(),
-                    timezone: def.schedule.tz().name().to_owned(),
-                    trigger: run.trigger,
-                    pooled_backfill,
-                    tenant_backfill,
-                    payload: run.payload.clone(),
-                    task: task_def,
-                    def: Arc::clone(&def),
+                let attempt = task.attempts;
+                let cancel = st.cancel_flags.entry(id).or_default().clone();
+                to_spawn.push(attempt::Job::new(
+                    run,
+                    i,
+                    attempt,
+                    task_def,
+                    &def,
+                    (pooled_backfill, tenant_backfill),
                     permit,
-                    cancel: st.cancel_flags.entry(id).or_default().clone(),
-                });
+                    cancel,
+                ));
             }
             st.backfill_attempts += dispatched_backfill;
             if first_dispatch && dispatched > 0 {
@@ -423,6 +406,29 @@ fn dispatch(
             }
         }
     }
+}
+
+/// Dispatch order: urgent backfills first, then live runs, then backfills
+/// by priority. Classes 2 and up share the backfill pool.
+pub(super) fn class(r: &Run) -> u8 {
+    match r.priority {
+        Some(Priority::High) => 0,
+        None => 1,
+        Some(Priority::Normal) => 2,
+        Some(Priority::Low) => 3,
+    }
+}
+
+/// Slots backfill attempts may hold of `total`: live runs keep a quarter
+/// that backfills cannot take; backfills keep one slot that live runs
+/// cannot take while they have work. Neither side starves the other.
+pub(super) fn backfill_cap(total: usize) -> usize {
+    let live_reserve = if total >= 4 {
+        total / 4
+    } else {
+        usize::from(total >= 2)
+    };
+    total - live_reserve
 }
 
 /// Whether `run`'s workflow version has upstream dependencies.

@@ -15,6 +15,7 @@ mod checks;
 mod connections;
 mod driver;
 mod egress;
+mod handover;
 mod materialize;
 mod objects;
 pub use checks::BackfillVerification;
@@ -32,7 +33,7 @@ pub use trigger::{check_idempotency_key, Triggered, MAX_IDEMPOTENCY_KEY};
 pub use workflows::WorkflowSummary;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Notify, Semaphore};
@@ -196,6 +197,10 @@ struct EngineState {
     /// The pass of the last tenant served: tenants that were idle restart
     /// from here instead of spending banked credit.
     vtime: u64,
+    /// `(class, tenant)` of runs the last dispatch pass left with ready
+    /// tasks for want of a slot: a finishing attempt does not hand its slot
+    /// to the next task of its own run past them (see [`handover`]).
+    slot_waiters: HashSet<(u8, String)>,
     /// Fuel burned per tenant since start.
     fuel: HashMap<String, u64>,
     /// Idempotency keys of triggers to write with their runs.
@@ -232,6 +237,10 @@ pub(crate) struct Inner {
     config: EngineConfig,
     state: Mutex<EngineState>,
     persist_lock: tokio::sync::Mutex<()>,
+    /// Drains of in-memory changes begun, and the last one that is
+    /// durable (see [`Inner::persist`]).
+    drains_begun: AtomicU64,
+    drains_durable: AtomicU64,
     wake: Notify,
     slots: Arc<Semaphore>,
     in_flight: AtomicUsize,

@@ -88,19 +88,31 @@ impl Inner {
     /// and the next persist writes them first; until one succeeds, nothing
     /// acts on them: held attempts do not start and callers get the error.
     pub(super) async fn persist(&self) -> Result<(), EngineError> {
+        // Group commit: any drain that begins after this point takes the
+        // caller's changes with it. Callers queue here while one write is
+        // in flight; the first of them writes what all of them changed,
+        // and the others find it durable and return, rather than each
+        // paying a write (and a flush) of its own.
+        let want = self.drains_begun.load(Ordering::SeqCst) + 1;
         let _order = self.persist_lock.lock().await;
-        let changes = {
+        if self.drains_durable.load(Ordering::SeqCst) >= want {
+            return Ok(());
+        }
+        let (changes, drain) = {
             let mut st = self.lock();
+            let drain = self.drains_begun.fetch_add(1, Ordering::SeqCst) + 1;
             let fresh = st.drain_changes(&self.metrics);
-            match st.unpersisted.take() {
+            let changes = match st.unpersisted.take() {
                 Some(mut older) => {
                     older.merge(fresh);
                     older
                 }
                 None => fresh,
-            }
+            };
+            (changes, drain)
         };
         if changes.is_empty() {
+            self.drains_durable.store(drain, Ordering::SeqCst);
             return Ok(());
         }
         let store = self.store.clone();
@@ -112,6 +124,7 @@ impl Inner {
         let mut st = self.lock();
         match result {
             Ok(()) => {
+                self.drains_durable.store(drain, Ordering::SeqCst);
                 let ended = changes
                     .runs
                     .iter()

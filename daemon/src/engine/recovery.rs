@@ -30,6 +30,8 @@ impl Engine {
             config,
             state: Mutex::new(EngineState::default()),
             persist_lock: tokio::sync::Mutex::new(()),
+            drains_begun: Default::default(),
+            drains_durable: Default::default(),
             wake: Notify::new(),
             in_flight: AtomicUsize::new(0),
             quotas: Mutex::default(),

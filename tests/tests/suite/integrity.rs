@@ -219,7 +219,8 @@ async fn live_creation_sees_a_run_window_run_not_yet_persisted() {
     // The window closes: live creation must not add a second run for it.
     f.clock.set(T0 + H + 1);
     f.engine.tick().await.unwrap();
-    assert_eq!(f.engine.active_runs(), 1, "one active run per window");
+    // The run may already have ended: its attempt ends it on success.
+    assert!(f.engine.active_runs() <= 1, "one active run per window");
     f.engine.settle().await.unwrap();
     let rs = runs(&f, "default", "w");
     assert_eq!(rs.len(), 1);
