@@ -17,6 +17,9 @@ pub struct SledStore {
     pub(super) state: sled::Tree,
     pub(super) blobs: sled::Tree,
     group: Arc<GroupCommit>,
+    /// Index entries written for runs that have not ended (see
+    /// [`RunIndex`]).
+    pub(super) run_index: Arc<Mutex<std::collections::HashMap<(String, u64), RunIndex>>>,
     /// Fault injection for tests: while set, every state change fails as a
     /// disk would (see [`SledStore::inject_write_failures`]).
     fail_writes: Arc<std::sync::atomic::AtomicBool>,
@@ -26,6 +29,18 @@ pub struct SledStore {
     /// Fault injection for tests: while set, range reads of the window index
     /// fail.
     fail_window_reads: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What the store wrote to the window index for a run that has not ended,
+/// so its next writes need not read the index back. Only `apply` writes
+/// these keys, one batch at a time, and while a run is active no other run
+/// of its window writes the window's record ("one active run per window";
+/// event runs write none): so what was written is what is stored. The
+/// entry goes when the run ends; a restart starts empty and reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RunIndex {
+    /// The state the window's record holds for this run.
+    pub window: Option<crate::run::RunState>,
 }
 
 /// Group commit: a writer applies its batch, then waits for a flush that
@@ -102,6 +117,7 @@ impl SledStore {
             state,
             blobs,
             group: Arc::default(),
+            run_index: Arc::default(),
             fail_writes: Arc::default(),
             fail_window_reads: Arc::default(),
             writes_left: Arc::new(AtomicU64::new(u64::MAX)),

@@ -390,6 +390,10 @@ impl StateStore for SledStore {
         for (i, run) in changes.runs.iter().enumerate() {
             last.insert((run.tenant.as_str(), run.id), i);
         }
+        // Taken for the whole write: only `persist` calls this, one at a
+        // time, so it is never contended.
+        let mut index = self.run_index.lock().unwrap_or_else(|p| p.into_inner());
+        let mut written = Vec::new();
         for (i, run) in changes.runs.iter().enumerate() {
             if last.get(&(run.tenant.as_str(), run.id)) != Some(&i) {
                 continue;
@@ -407,37 +411,66 @@ impl StateStore for SledStore {
             // run, so they never hide or block one.
             // A run is written at every change, but its index entries change
             // only when it is created, starts or ends: each is written only
-            // if it differs, since a sled insert costs far more than a read.
-            let current: Option<WindowRecord> = self.get_as(OP, &wkey)?;
-            if run.trigger != crate::executor::Trigger::Event
-                && current.is_none_or(|c| {
-                    c.run_id < run.id || (c.run_id == run.id && c.state != run.state)
-                })
-            {
-                batch.insert(
-                    wkey,
-                    keys::encode_json(&WindowRecord {
-                        run_id: run.id,
-                        state: run.state,
-                    }),
-                );
+            // if it differs, since a sled insert costs far more than a read,
+            // and what an active run's entries hold is remembered, since
+            // reading them back costs more than the rest of its write.
+            let cached = index.get(&(t.clone(), run.id)).copied();
+            // Whether the window's record is this run's once written: a
+            // run whose window a newer run holds is not remembered.
+            let mut owned = true;
+            if run.trigger != crate::executor::Trigger::Event {
+                let write = match cached {
+                    Some(c) => c.window != Some(run.state),
+                    None => {
+                        let current: Option<WindowRecord> = self.get_as(OP, &wkey)?;
+                        owned = current.as_ref().is_none_or(|c| c.run_id <= run.id);
+                        current.is_none_or(|c| {
+                            c.run_id < run.id || (c.run_id == run.id && c.state != run.state)
+                        })
+                    }
+                };
+                if write {
+                    batch.insert(
+                        wkey,
+                        keys::encode_json(&WindowRecord {
+                            run_id: run.id,
+                            state: run.state,
+                        }),
+                    );
+                }
             }
-            let mut hist = keys::instant_key(
-                keys::named_prefix(keys::RUN_BY_WINDOW, t, &run.workflow),
-                run.window_start,
-            );
-            hist.extend_from_slice(&run.id.to_be_bytes());
-            if !self.state.contains_key(&hist).map_err(backend(OP))? {
-                batch.insert(hist, keys::encode_value(&[]));
+            // A cached run has its history and active entries.
+            if cached.is_none() {
+                let mut hist = keys::instant_key(
+                    keys::named_prefix(keys::RUN_BY_WINDOW, t, &run.workflow),
+                    run.window_start,
+                );
+                hist.extend_from_slice(&run.id.to_be_bytes());
+                if !self.state.contains_key(&hist).map_err(backend(OP))? {
+                    batch.insert(hist, keys::encode_value(&[]));
+                }
             }
             let active = keys::u64_key(keys::tenant_prefix(keys::ACTIVE, t), run.id);
-            let is_active = self.state.contains_key(&active).map_err(backend(OP))?;
-            if run.state.is_terminal() {
-                if is_active {
+            let is_active = match cached {
+                Some(_) => true,
+                None => self.state.contains_key(&active).map_err(backend(OP))?,
+            };
+            if run.state.is_terminal() || !owned {
+                if run.state.is_terminal() && is_active {
                     batch.remove(active);
+                } else if !run.state.is_terminal() && !is_active {
+                    batch.insert(active, keys::encode_value(&[]));
                 }
-            } else if !is_active {
-                batch.insert(active, keys::encode_value(&[]));
+                written.push(((t.clone(), run.id), None));
+            } else {
+                if !is_active {
+                    batch.insert(active, keys::encode_value(&[]));
+                }
+                let window = (run.trigger != crate::executor::Trigger::Event).then_some(run.state);
+                written.push((
+                    (t.clone(), run.id),
+                    Some(super::sled_store::RunIndex { window }),
+                ));
             }
         }
         for (tenant, workflow, start) in &changes.cursors {
@@ -491,6 +524,15 @@ impl StateStore for SledStore {
             );
         }
         self.state.apply_batch(batch).map_err(backend(OP))?;
+        // Only what is in the tree may be remembered (a failed write
+        // leaves the cache as it was).
+        for (key, entry) in written {
+            match entry {
+                Some(e) => index.insert(key, e),
+                None => index.remove(&key),
+            };
+        }
+        drop(index);
         self.flush(OP)
     }
 

@@ -188,6 +188,11 @@ impl SledStore {
         if self.state.get(&tombstone).map_err(backend(OP))?.is_none() {
             return Ok(());
         }
+        // Its runs' index entries go below: nothing may remember them.
+        self.run_index
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(tenant, _), _| tenant != name);
         let mut checkpoint_prefix = name.as_bytes().to_vec();
         checkpoint_prefix.push(0);
         let mut scopes: Vec<(&sled::Tree, Vec<u8>)> = keys::KeyKind::TENANT_SCOPED
