@@ -6,12 +6,14 @@
 //! [`Rerun`] decision per window, and the downstream [`cascade`] that a
 //! repair implies. The engine persists cursors and acts on the decisions.
 
+mod calendar;
 mod cascade;
 mod request;
 pub(crate) use request::err as request_error;
 mod select;
 mod state;
 
+pub use calendar::{Calendar, RawCalendar};
 pub use cascade::{cascade, CascadeStep, Downstream};
 pub use request::{
     BackfillSpec, Mode, Order, Overlap, Priority, RawBackfillRequest, RequestError, Rerun,

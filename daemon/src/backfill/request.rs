@@ -101,6 +101,12 @@ pub struct RawBackfillRequest {
     pub overlap: Overlap,
     #[serde(default)]
     pub dry_run: bool,
+    /// Off-peak hours: outside them no new window starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_hours: Option<super::RawCalendar>,
+    /// No window starts before this instant (RFC 3339, in the future).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
 }
 
 /// Why a request was refused; the message names the field.
@@ -135,9 +141,54 @@ pub struct BackfillSpec {
     pub max_failed_windows: Option<u32>,
     pub overlap: Overlap,
     pub dry_run: bool,
+    pub calendar: Option<super::Calendar>,
+    /// UTC ms.
+    pub start_at: Option<i64>,
+}
+
+impl BackfillSpec {
+    /// Why no window may start at `now`, and until when: the start-at time
+    /// first, then the calendar.
+    pub fn waiting(&self, now: i64) -> Option<(i64, String)> {
+        if let Some(at) = self.start_at.filter(|at| now < *at) {
+            return Some((
+                at,
+                format!("waiting: start-at {}", schedule::format_utc(at)),
+            ));
+        }
+        let cal = self.calendar.as_ref()?;
+        let until = cal.closed_until(now)?;
+        Some((
+            until,
+            format!(
+                "waiting: off-peak until {} ({})",
+                schedule::format_utc(until),
+                cal.local(until)
+            ),
+        ))
+    }
 }
 
 impl RawBackfillRequest {
+    /// Refuses a start-at time that is not in the future (`now`, UTC ms).
+    pub fn check_start_at(&self, now: i64) -> Result<(), RequestError> {
+        if let Some(at) = &self.start_at {
+            let t = chrono::DateTime::parse_from_rfc3339(at).map_err(|e| {
+                err(
+                    "start_at",
+                    format!("{at:?} is not an RFC 3339 instant: {e}"),
+                )
+            })?;
+            if t.timestamp_millis() <= now {
+                return Err(err(
+                    "start_at",
+                    format!("{at:?} is in the past; omit it to start now"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Validates against the definition the backfill will use.
     pub fn validate(&self, def: &WorkflowDef) -> Result<BackfillSpec, RequestError> {
         let tz = def.schedule.tz();
@@ -251,7 +302,27 @@ impl RawBackfillRequest {
                 "must be at least 1 (omit it to never stop)",
             ));
         }
+        let calendar = self
+            .allowed_hours
+            .as_ref()
+            .map(super::Calendar::parse)
+            .transpose()?;
+        let start_at = match &self.start_at {
+            None => None,
+            Some(at) => Some(
+                chrono::DateTime::parse_from_rfc3339(at)
+                    .map_err(|e| {
+                        err(
+                            "start_at",
+                            format!("{at:?} is not an RFC 3339 instant: {e}"),
+                        )
+                    })?
+                    .timestamp_millis(),
+            ),
+        };
         Ok(BackfillSpec {
+            calendar,
+            start_at,
             workflow: self.workflow.clone(),
             selection,
             mode: self.mode,

@@ -288,6 +288,16 @@ pub struct BackfillArgs {
     /// cancel the other run.
     #[arg(long, value_parser = ["wait", "skip", "cancel_other"], default_value = "wait")]
     pub overlap: String,
+    /// Off-peak hours in which windows may start, e.g. "Mon-Fri 20:00-06:00"
+    /// (repeatable; with --timezone).
+    #[arg(long = "allowed-hours", requires = "timezone")]
+    pub allowed_hours: Vec<String>,
+    /// IANA time zone of --allowed-hours, e.g. Europe/Berlin.
+    #[arg(long, requires = "allowed_hours")]
+    pub timezone: Option<String>,
+    /// Start no window before this RFC 3339 instant.
+    #[arg(long)]
+    pub start_at: Option<String>,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,

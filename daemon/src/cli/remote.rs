@@ -179,6 +179,13 @@ pub fn backfill_create(client: &Client, a: &super::BackfillArgs) -> ExitCode {
         ("from_task", a.from_task.as_ref().map(|v| json!(v))),
         ("version", a.version.map(|v| json!(v))),
         ("max_failed_windows", a.max_failed_windows.map(|v| json!(v))),
+        ("start_at", a.start_at.as_ref().map(|v| json!(v))),
+        (
+            "allowed_hours",
+            a.timezone
+                .as_ref()
+                .map(|tz| json!({"timezone": tz, "spans": a.allowed_hours})),
+        ),
     ];
     for (k, v) in fields {
         if let Some(v) = v {

@@ -143,6 +143,7 @@ impl Engine {
     ) -> Result<Result<BackfillRecord, Plan>, EngineError> {
         let (version, def) = self.backfill_def(tenant, &raw)?;
         let spec = raw.validate(&def)?;
+        raw.check_start_at(self.inner.clock.now_ms())?;
         if spec.dry_run {
             return Ok(Err(self.plan(tenant, &spec, &def)?));
         }

@@ -124,6 +124,12 @@ pub(super) fn advance(
                     inner.config.backfill_admission_limit
                 ));
                 budget = 0;
+            } else if let Some((until, why)) = b.spec.waiting(now) {
+                // Off-peak or not yet due: nothing new starts, and the
+                // driver wakes at the edge.
+                b.record.throttled = Some(why);
+                report.next_wake = Some(report.next_wake.map_or(until, |w| w.min(until)));
+                budget = 0;
             }
             while b.in_flight < b.spec.parallelism as usize
                 && budget > 0

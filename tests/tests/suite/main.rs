@@ -20,6 +20,7 @@ mod languages;
 mod limits;
 mod listing;
 mod objects;
+mod offpeak;
 mod orders_example;
 mod output_checks;
 mod plugins;

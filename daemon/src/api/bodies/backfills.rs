@@ -93,6 +93,47 @@ pub struct BackfillRequest {
     /// Answer with the plan instead of starting.
     #[serde(default)]
     pub dry_run: bool,
+    /// Off-peak hours: outside them no new window starts (windows already
+    /// started finish); the backfill shows `waiting: off-peak until ...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_hours: Option<AllowedHours>,
+    /// No window starts before this RFC 3339 instant (must be in the
+    /// future).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2026-12-01T20:00:00Z")]
+    pub start_at: Option<String>,
+}
+
+/// Hours in which a backfill may start windows.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedHours {
+    /// IANA time zone of the spans.
+    #[schema(example = "Europe/Berlin")]
+    pub timezone: String,
+    /// `[DAYS ]HH:MM-HH:MM`: DAYS a comma list of `Mon`..`Sun` or ranges
+    /// (`Mon-Fri`), none for every day; a span ending at or before its
+    /// start runs past midnight.
+    #[schema(example = json!(["Mon-Fri 20:00-06:00", "Sat,Sun 00:00-24:00"]))]
+    pub spans: Vec<String>,
+}
+
+impl From<AllowedHours> for crate::backfill::RawCalendar {
+    fn from(a: AllowedHours) -> Self {
+        crate::backfill::RawCalendar {
+            timezone: a.timezone,
+            spans: a.spans,
+        }
+    }
+}
+
+impl From<crate::backfill::RawCalendar> for AllowedHours {
+    fn from(c: crate::backfill::RawCalendar) -> Self {
+        AllowedHours {
+            timezone: c.timezone,
+            spans: c.spans,
+        }
+    }
 }
 
 macro_rules! default_is_domain_default {
@@ -125,6 +166,8 @@ impl From<BackfillRequest> for RawBackfillRequest {
             max_failed_windows,
             overlap,
             dry_run,
+            allowed_hours,
+            start_at,
         } = r;
         RawBackfillRequest {
             workflow,
@@ -142,6 +185,8 @@ impl From<BackfillRequest> for RawBackfillRequest {
             max_failed_windows,
             overlap: overlap.into(),
             dry_run,
+            allowed_hours: allowed_hours.map(Into::into),
+            start_at,
         }
     }
 }
@@ -164,6 +209,8 @@ impl From<RawBackfillRequest> for BackfillRequest {
             max_failed_windows,
             overlap,
             dry_run,
+            allowed_hours,
+            start_at,
         } = r;
         BackfillRequest {
             workflow,
@@ -181,6 +228,8 @@ impl From<RawBackfillRequest> for BackfillRequest {
             max_failed_windows,
             overlap: overlap.into(),
             dry_run,
+            allowed_hours: allowed_hours.map(Into::into),
+            start_at,
         }
     }
 }
