@@ -27,7 +27,7 @@ pub use connections::{ConnectionRecord, ConnectionStore, SealedSecret};
 pub use outputs::{
     CheckState, OutputCheckRecord, OutputObject, OutputRecord, OutputStore, StagingRecord,
 };
-pub use pg::{redact_url, PgStore};
+pub use pg::{check_url, redact_url, supported_schema as pg_schema_version, PgStore};
 pub use records::{AttemptRecord, Changes, PluginMeta, StoredWorkflow, WindowRecord};
 pub use sled_store::SledStore;
 pub use state::StateStore;
@@ -162,19 +162,19 @@ pub enum StoreError {
     // `pg::redact_url` leaves it: never with its password.
     #[error("{url} is not a PostgreSQL connection string: {reason}")]
     BadUrl { url: String, reason: String },
-    #[error("connecting to PostgreSQL at {url}: {source}")]
+    #[error("connecting to PostgreSQL at {url}: {}", chain(.source))]
     Connect {
         url: String,
         #[source]
         source: tokio_postgres::Error,
     },
-    #[error("{op}: PostgreSQL: {source}")]
+    #[error("{op}: PostgreSQL: {}", chain(.source))]
     Postgres {
         op: &'static str,
         #[source]
         source: tokio_postgres::Error,
     },
-    #[error("{op}: PostgreSQL connection pool: {source}")]
+    #[error("{op}: PostgreSQL: {}", chain(.source))]
     Pool {
         op: &'static str,
         #[source]
@@ -195,7 +195,7 @@ pub enum StoreError {
         found: i64,
         supported: i64,
     },
-    #[error("migrating the PostgreSQL store at {url}: {source}")]
+    #[error("migrating the PostgreSQL store at {url}: {}", chain(.source))]
     Migrate {
         url: String,
         #[source]
@@ -208,6 +208,23 @@ pub enum StoreError {
     },
     #[error("{op}: the PostgreSQL store's runtime has shut down")]
     RuntimeGone { op: &'static str },
+}
+
+/// An error and its causes on one line: tokio-postgres says only "db
+/// error" or "error connecting to server" and leaves the why to its source.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        // Some wrappers (the pool's) already repeat their source's text.
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// What a running attempt may read and write: its own checkpoints and the

@@ -24,6 +24,7 @@ mod output_checks;
 mod plugins;
 mod pyclient;
 mod quotas;
+mod store_conformance;
 mod strip;
 mod trigger;
 mod validation;

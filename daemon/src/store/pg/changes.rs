@@ -223,9 +223,9 @@ async fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError>
     }
     for (tenant, delta) in usage {
         tx.execute(
-            "INSERT INTO usage (tenant, dataset_bytes) VALUES ($1, GREATEST($2, 0)) \
+            "INSERT INTO usage (tenant, dataset_bytes) VALUES ($1, GREATEST($2::int8, 0)) \
              ON CONFLICT (tenant) DO UPDATE \
-             SET dataset_bytes = GREATEST(usage.dataset_bytes + $2, 0)",
+             SET dataset_bytes = GREATEST(usage.dataset_bytes + $2::int8, 0)",
             &[&tenant, &delta],
         )
         .await

@@ -33,7 +33,7 @@ use tokio_postgres::{NoTls, Row};
 
 use super::StoreError;
 
-pub use url::redact_url;
+pub use url::{check_url, redact_url};
 
 refinery::embed_migrations!("src/store/pg/migrations");
 
@@ -84,7 +84,9 @@ pub(super) fn pg_err(op: &'static str) -> impl FnOnce(tokio_postgres::Error) -> 
     move |source| StoreError::Postgres { op, source }
 }
 
-pub(super) fn pool_err(op: &'static str) -> impl FnOnce(deadpool_postgres::PoolError) -> StoreError {
+pub(super) fn pool_err(
+    op: &'static str,
+) -> impl FnOnce(deadpool_postgres::PoolError) -> StoreError {
     move |source| StoreError::Pool { op, source }
 }
 
@@ -117,13 +119,6 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("tidemark-pg")
-            .enable_all()
-            .build()
-            .map_err(|source| StoreError::Runtime { source })?;
-        let handle = runtime.handle().clone();
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -135,6 +130,15 @@ impl PgStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|source| StoreError::PoolBuild { source })?;
+        // Built last: from here on `Shared` owns it, and its `Drop` shuts
+        // it down without panicking inside the caller's runtime.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tidemark-pg")
+            .enable_all()
+            .build()
+            .map_err(|source| StoreError::Runtime { source })?;
+        let handle = runtime.handle().clone();
         let store = PgStore {
             shared: Arc::new(Shared {
                 pool,
@@ -163,8 +167,7 @@ impl PgStore {
         self.shared.handle.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        rx.recv()
-            .unwrap_or(Err(StoreError::RuntimeGone { op }))
+        rx.recv().unwrap_or(Err(StoreError::RuntimeGone { op }))
     }
 
     /// [`PgStore::block`] with a clone of the pool for the future.
@@ -252,4 +255,3 @@ async fn applied_schema(client: &tokio_postgres::Client) -> Result<i64, StoreErr
         .map_err(pg_err(OP))?;
     column(OP, &row, 0)
 }
-

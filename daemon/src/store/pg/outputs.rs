@@ -4,9 +4,7 @@
 
 use tokio_postgres::Transaction;
 
-use super::super::{
-    keys, OutputCheckRecord, OutputRecord, OutputStore, StagingRecord, StoreError,
-};
+use super::super::{keys, OutputCheckRecord, OutputRecord, OutputStore, StagingRecord, StoreError};
 use super::{column, pg_err, pool_err, record, PgStore};
 
 /// Writes committed outputs inside `apply`'s transaction: each replaces
@@ -75,8 +73,13 @@ impl PgStore {
         self.run(op, |pool| async move {
             let mut client = pool.get().await.map_err(pool_err(op))?;
             let tx = client.transaction().await.map_err(pg_err(op))?;
-            let key: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-                [&tenant, &r.workflow, &r.connection, &r.task, &r.window_start];
+            let key: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [
+                &tenant,
+                &r.workflow,
+                &r.connection,
+                &r.task,
+                &r.window_start,
+            ];
             let row = tx
                 .query_opt(
                     "SELECT record FROM outputs WHERE tenant = $1 AND workflow = $2 \

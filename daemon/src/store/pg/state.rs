@@ -178,8 +178,11 @@ impl StateStore for PgStore {
             wasm.len() as u64,
             exports.to_vec(),
         );
-        self.claim_version(OP, tenant, name, move |newest: Option<PluginMeta>| {
-            match newest {
+        self.claim_version(
+            OP,
+            tenant,
+            name,
+            move |newest: Option<PluginMeta>| match newest {
                 Some(m) if m.digest == d => Push::Same(m),
                 _ => Push::New(PluginMeta {
                     name: n.clone(),
@@ -189,8 +192,8 @@ impl StateStore for PgStore {
                     created_ms: now,
                     exports: ex.clone(),
                 }),
-            }
-        })
+            },
+        )
     }
 
     fn plugin_delete(&self, tenant: &str, name: &str, version: u32) -> Result<bool, StoreError> {

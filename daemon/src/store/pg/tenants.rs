@@ -6,7 +6,11 @@ use super::super::{keys, StoreError, TenantRecord, TenantStore, TokenRecord};
 use super::{column, pg_err, pool_err, record, PgStore};
 
 impl TenantStore for PgStore {
-    fn tenant_create(&self, tenant: &TenantRecord, first: &TokenRecord) -> Result<bool, StoreError> {
+    fn tenant_create(
+        &self,
+        tenant: &TenantRecord,
+        first: &TokenRecord,
+    ) -> Result<bool, StoreError> {
         const OP: &str = "creating a tenant";
         let (name, rec) = (tenant.name.clone(), keys::encode_json(tenant));
         let token = first.clone();

@@ -106,7 +106,9 @@ pub(super) fn parse(url: &str) -> Result<tokio_postgres::Config, StoreError> {
         return Err(bad("it names no host".into()));
     }
     if config.get_dbname().is_none() {
-        return Err(bad("it names no database (postgres://user@host:port/DATABASE)".into()));
+        return Err(bad(
+            "it names no database (postgres://user@host:port/DATABASE)".into(),
+        ));
     }
     Ok(config)
 }
