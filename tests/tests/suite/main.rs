@@ -22,6 +22,7 @@ mod objects;
 mod orders_example;
 mod output_checks;
 mod plugins;
+mod postgres_daemon;
 mod pyclient;
 mod quotas;
 mod store_conformance;
