@@ -419,6 +419,27 @@ mod tests {
     }
 
     #[test]
+    fn the_store_is_a_postgres_url_never_shown_with_its_password() {
+        assert_eq!(check("").unwrap().store, StoreLocation::Embedded);
+        let c = check("store = \"postgres://tide:hunter2@db:5432/t\"").unwrap();
+        assert!(matches!(&c.store, StoreLocation::Postgres(u) if u.contains("hunter2")));
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let shown = toml::to_string(&c).unwrap();
+        assert!(shown.contains("postgres://tide:***@db:5432/t"), "{shown}");
+        assert!(!shown.contains("hunter2"));
+        for bad in [
+            "store = \"mysql://tide:hunter2@db/t\"",
+            "store = \"postgres://tide:hunter2@db:port/t\"",
+            // Unquoted: toml quotes the line in its error, redacted.
+            "store = postgres://tide:hunter2@db/t",
+        ] {
+            let err = check(bad).unwrap_err();
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(err.contains("store") || err.contains("secret key"), "{err}");
+        }
+    }
+
+    #[test]
     fn defaults_file_and_overlay_in_that_order() {
         let c = check("").unwrap();
         assert_eq!(

@@ -131,13 +131,16 @@ impl TaskData for PgStore {
                 )
                 .await
                 .map_err(pg_err(OP))?;
-            row.map(|r| column(OP, &r, 0)).transpose()
+            match row {
+                None => Ok(None),
+                Some(r) => keys::decode_value(OP, column(OP, &r, 0)?).map(Some),
+            }
         })
     }
 
     fn checkpoint_save(&self, s: &super::super::TaskScope, data: &[u8]) -> Result<(), StoreError> {
         const OP: &str = "saving a checkpoint";
-        let (s, data) = (s.clone(), data.to_vec());
+        let (s, data) = (s.clone(), keys::encode_value(data));
         // A commit returns once it is durable: the checkpoint survives a
         // crash as soon as the guest moves on.
         self.run(OP, |pool| async move {
