@@ -3,7 +3,9 @@
 //! when the binary exits; each test gets a database of its own.
 //!
 //! With `TIDEMARK_TEST_PG` set to a URL (`postgres://postgres@host:port/db`)
-//! the tests use that server instead and start nothing.
+//! the tests use that server's host and port instead and start nothing;
+//! they create their databases there as the superuser `postgres`, without
+//! a password (trust authentication, as the private cluster has).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -18,8 +20,7 @@ pub struct PgCluster {
     dir: Option<tempfile::TempDir>,
     host: String,
     port: u16,
-    /// The database an external server's URL names (created databases go
-    /// beside it).
+    /// A server `TIDEMARK_TEST_PG` names: never stopped by us.
     external: bool,
 }
 
