@@ -10,7 +10,7 @@
 //! a sled fsync does). The traits become async later and this bridge goes.
 //!
 //! Files by the records they keep: `state.rs` (plugins, workflows, runs,
-//! windows, attempts), `changes.rs` (`apply`, the one atomic state change),
+//! windows, attempts; `versions.rs` allocates version numbers), `changes.rs` (`apply`, the one atomic state change),
 //! `data.rs` (checkpoints and datasets), `backfills.rs`, `tenants.rs`,
 //! `outputs.rs`, `connections.rs`; `url.rs` reads and redacts connection
 //! strings.
@@ -23,6 +23,7 @@ mod outputs;
 mod state;
 mod tenants;
 mod url;
+mod versions;
 
 use std::future::Future;
 use std::sync::Arc;
