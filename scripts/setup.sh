@@ -6,7 +6,8 @@
 # types), openapi-python-client (PyPI, in a venv under the cache directory)
 # for the generated Python client and its test, SeaweedFS (PyPI, the real
 # S3 server of the object-storage tests), Azurite (npm, their Azure Blob
-# emulator), and Debian's chromium for
+# emulator), Debian's postgresql (the PostgreSQL store's tests start a
+# private cluster of it), and Debian's chromium for
 # the console's browser tests (skipped with SETUP_NO_BROWSER=1). Safe to
 # run repeatedly.
 set -euo pipefail
@@ -30,6 +31,7 @@ bash "$(dirname "$0")/console.sh" --deps-only
 bash "$(dirname "$0")/pyclient.sh" --deps-only
 bash "$(dirname "$0")/seaweedfs.sh" >/dev/null
 bash "$(dirname "$0")/azurite.sh" >/dev/null
+bash "$(dirname "$0")/postgres.sh" >/dev/null
 
 if [ "${SETUP_NO_BROWSER:-}" != 1 ] && [ ! -x /usr/bin/chromium ]; then
     echo "setup: installing Debian's chromium for the console tests" >&2

@@ -4,6 +4,7 @@
 //!
 //! ```toml
 //! data = "/var/lib/tidemark"
+//! # store = "postgres://tidemark@db:5432/tidemark"   # default: embedded, in `data`
 //! listen = "0.0.0.0:7878"
 //! max_attempts = 32
 //! grace = "30s"
@@ -34,6 +35,9 @@ pub const DEFAULT_MAX_ATTEMPTS: usize = 32;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub data: Option<PathBuf>,
+    /// A `postgres://` connection string; unset, the embedded sled store
+    /// in the data directory.
+    pub store: Option<String>,
     pub listen: Option<String>,
     pub plugins: Option<PathBuf>,
     pub workflows: Option<PathBuf>,
@@ -72,6 +76,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
     pub data: PathBuf,
+    pub store: StoreLocation,
     pub listen: SocketAddr,
     pub plugins: Option<PathBuf>,
     pub workflows: Option<PathBuf>,
@@ -89,6 +94,58 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_filter: Option<String>,
     pub quotas: Quotas,
+}
+
+/// Where the daemon keeps its state. Shown (printed configuration, `Debug`)
+/// only with the connection string's password redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// sled, in `DATA/state`.
+    Embedded,
+    /// PostgreSQL at this connection string (checked, not yet connected).
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// For messages and printed configuration: never the password.
+    pub fn display(&self) -> String {
+        match self {
+            StoreLocation::Embedded => "embedded".into(),
+            StoreLocation::Postgres(url) => crate::store::redact_url(url),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+impl Serialize for StoreLocation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.display())
+    }
+}
+
+/// Reads the `store` setting: unset is the embedded store, anything else
+/// must be a PostgreSQL connection string that parses.
+fn store_location(text: Option<String>) -> Result<StoreLocation, ConfigError> {
+    let Some(text) = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) else {
+        return Ok(StoreLocation::Embedded);
+    };
+    if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+        return Err(invalid(
+            "store",
+            format!(
+                "{} is not a postgres:// URL like postgres://user@host:5432/db \
+                 (leave it unset for the embedded store in the data directory)",
+                crate::store::redact_url(&text)
+            ),
+        ));
+    }
+    crate::store::check_url(&text).map_err(|e| invalid("store", e.to_string()))?;
+    Ok(StoreLocation::Postgres(text))
 }
 
 mod humantime_serde_compat {
@@ -151,7 +208,8 @@ impl FileConfig {
 /// it, which toml reports as unknown keys while quoting their line.
 fn is_secret_key(key: &str) -> bool {
     let key = key.trim().trim_matches(['"', '\'']).to_ascii_lowercase();
-    ["tok", "admin", "secret", "pass"]
+    // `store` may be a connection string with a password in it.
+    ["tok", "admin", "secret", "pass", "store"]
         .iter()
         .any(|s| key.contains(s))
 }
@@ -331,8 +389,10 @@ pub fn resolve(
     if let Some(t) = &admin_token {
         crate::tenancy::check_admin_token(t).map_err(|m| invalid("admin_token", m))?;
     }
+    let store = store_location(over.store.or(file.store))?;
     Ok(Config {
         data: over.data.or(file.data).unwrap_or(default_data),
+        store,
         listen,
         plugins: over.plugins.or(file.plugins),
         workflows: over.workflows.or(file.workflows),
@@ -356,6 +416,27 @@ mod tests {
     fn check(text: &str) -> Result<Config, String> {
         let file = FileConfig::parse(text)?;
         resolve(file, FileConfig::default(), "d".into()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_store_is_a_postgres_url_never_shown_with_its_password() {
+        assert_eq!(check("").unwrap().store, StoreLocation::Embedded);
+        let c = check("store = \"postgres://tide:hunter2@db:5432/t\"").unwrap();
+        assert!(matches!(&c.store, StoreLocation::Postgres(u) if u.contains("hunter2")));
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let shown = toml::to_string(&c).unwrap();
+        assert!(shown.contains("postgres://tide:***@db:5432/t"), "{shown}");
+        assert!(!shown.contains("hunter2"));
+        for bad in [
+            "store = \"mysql://tide:hunter2@db/t\"",
+            "store = \"postgres://tide:hunter2@db:port/t\"",
+            // Unquoted: toml quotes the line in its error, redacted.
+            "store = postgres://tide:hunter2@db/t",
+        ] {
+            let err = check(bad).unwrap_err();
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(err.contains("store") || err.contains("secret key"), "{err}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `tidemark serve`: the daemon. Opens the embedded store, optionally loads
+//! `tidemark serve`: the daemon. Opens the store (embedded sled in the data
+//! directory, or PostgreSQL with `--store postgres://...`), optionally loads
 //! plugins and workflow files, serves the API and drives the engine until
 //! SIGTERM/SIGINT, then shuts down gracefully.
 
@@ -8,15 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::SystemClock;
+use crate::config::StoreLocation;
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::executor::{CompileLimits, Compiler, Executor, ExecutorConfig, ExecutorError};
-use crate::store::{SledStore, StoreError};
+use crate::store::{PgStore, SledStore, StateStore, StoreError};
 use crate::tenancy::Tenancy;
 use crate::workflow::RawWorkflow;
 
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub data_dir: PathBuf,
+    pub store: StoreLocation,
     pub listen: SocketAddr,
     /// Push every `*.wasm` here at start (name = file stem, `_` → `-`).
     pub plugins_dir: Option<PathBuf>,
@@ -41,8 +44,11 @@ pub struct ServeConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("opening the store in {path}: {source}")]
-    Store { path: String, source: StoreError },
+    // The store's message already carries its causes, and the CLI prints
+    // an error's sources after it: `error` is not a `source`, so a bad
+    // store is one line.
+    #[error("opening the store {location}: {error}")]
+    Store { location: String, error: StoreError },
     #[error(transparent)]
     Executor(#[from] ExecutorError),
     #[error(transparent)]
@@ -206,13 +212,25 @@ impl ShutdownSignal {
 }
 
 pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
-    let state_dir = cfg.data_dir.join("state");
-    let store = Arc::new(
-        SledStore::open(&state_dir).map_err(|source| ServeError::Store {
-            path: state_dir.display().to_string(),
-            source,
-        })?,
-    );
+    let store: Arc<dyn StateStore> = match &cfg.store {
+        StoreLocation::Embedded => {
+            let state_dir = cfg.data_dir.join("state");
+            Arc::new(
+                SledStore::open(&state_dir).map_err(|error| ServeError::Store {
+                    location: format!("in {}", state_dir.display()),
+                    error,
+                })?,
+            )
+        }
+        // Connects, checks the schema version and migrates; every message
+        // names the URL without its password.
+        StoreLocation::Postgres(url) => {
+            Arc::new(PgStore::open(url).map_err(|error| ServeError::Store {
+                location: "on PostgreSQL".into(),
+                error,
+            })?)
+        }
+    };
     // Plugins are uploaded by tenants: compiled in a child of this binary
     // under limits, so a compiler bomb cannot take the daemon down (#9).
     let compiler = Compiler::Subprocess(CompileLimits {
@@ -272,7 +290,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let signal = ShutdownSignal::install()?;
     // Scripts and tests wait for this line to know the port.
     println!("tidemark listening on http://{addr}");
-    tracing::info!(%addr, data = %cfg.data_dir.display(), "serving");
+    tracing::info!(%addr, data = %cfg.data_dir.display(), store = cfg.store.display(), "serving");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);

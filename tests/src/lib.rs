@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod pg;
+
 include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 
 /// The `tidemark` binary of the same build profile as the running test.

@@ -84,9 +84,13 @@ pub struct ServeArgs {
     /// A TOML configuration file; flags and environment override it.
     #[arg(long, env = "TIDEMARK_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Data directory (the sled store and compiled components).
+    /// Data directory (the embedded store, compiled components, tokens).
     #[arg(long, env = "TIDEMARK_DATA")]
     pub data: Option<PathBuf>,
+    /// Keep state in PostgreSQL at this URL (postgres://user[:password]@host:port/db)
+    /// instead of the embedded store in the data directory.
+    #[arg(long, env = "TIDEMARK_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// Address to listen on [default: 127.0.0.1:7878].
     #[arg(long, env = "TIDEMARK_LISTEN")]
     pub listen: Option<String>,

@@ -73,6 +73,7 @@ impl ServeArgs {
     fn overlay(&self) -> crate::config::FileConfig {
         crate::config::FileConfig {
             data: self.data.clone(),
+            store: self.store.clone(),
             listen: self.listen.clone(),
             plugins: self.plugins.clone(),
             workflows: self.workflows.clone(),
@@ -318,6 +319,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     init_tracing(c.log_format, c.log_filter.as_deref());
     let config = crate::server::ServeConfig {
         data_dir: c.data,
+        store: c.store,
         listen: c.listen,
         plugins_dir: c.plugins,
         workflows_dir: c.workflows,

@@ -133,7 +133,7 @@ fn series_key(kind: u8, tenant: &str, id: u64, workflow: &str) -> Vec<u8> {
 /// The smallest power of two at least [`WINDOWS_PER_TILE`] windows of
 /// `window_len` ms: at most twice the minimum, and `i64::MIN` is a multiple
 /// of it, so tile boundaries below any instant never overflow.
-fn tile_width(window_len: i64) -> i64 {
+pub(super) fn tile_width(window_len: i64) -> i64 {
     let min = (window_len.max(1) as u64).saturating_mul(WINDOWS_PER_TILE);
     min.checked_next_power_of_two()
         .unwrap_or(MAX_TILE_WIDTH)
@@ -141,7 +141,7 @@ fn tile_width(window_len: i64) -> i64 {
 }
 
 /// The last multiple of `width` at or before `t`.
-fn tile_floor(t: i64, width: i64) -> i64 {
+pub(super) fn tile_floor(t: i64, width: i64) -> i64 {
     t.div_euclid(width) * width
 }
 
@@ -182,13 +182,13 @@ impl StateCounts {
     }
 
     /// Takes back one window that left `state`.
-    fn remove(&mut self, state: WindowState) {
+    pub(super) fn remove(&mut self, state: WindowState) {
         // Never below zero: a tile only loses windows it counted.
         let n = self.slot(state);
         *n = n.saturating_sub(1);
     }
 
-    fn merge(&mut self, other: &StateCounts) {
+    pub(super) fn merge(&mut self, other: &StateCounts) {
         self.running += other.running;
         self.succeeded += other.succeeded;
         self.failed += other.failed;
@@ -363,33 +363,9 @@ impl BackfillStore for SledStore {
         const OP: &str = "counting backfill windows";
         let mut out = vec![StateCounts::default(); edges.len().saturating_sub(1)];
         let width = self.backfill_tile_width(tenant, id, workflow)?;
-        // Per bucket, the whole tiles in it (maybe none) come from tile
-        // records; the rest of it is scanned. Adjacent scans are merged.
-        let mut tiled: Vec<(i64, i64)> = Vec::with_capacity(out.len());
-        let mut scans: Vec<(i64, i64)> = Vec::new();
-        let mut scan = |lo: i64, hi: i64| match scans.last_mut() {
-            _ if lo >= hi => {}
-            Some(last) if last.1 == lo => last.1 = hi,
-            _ => scans.push((lo, hi)),
-        };
-        for pair in edges.windows(2) {
-            let (a, b) = (pair[0], pair[1]);
-            match width.map(|w| (tile_ceil(a, w), tile_floor(b, w))) {
-                Some((ta, tb)) if ta < tb => {
-                    scan(a, ta);
-                    scan(tb, b);
-                    tiled.push((ta, tb));
-                }
-                _ => {
-                    scan(a, b);
-                    tiled.push((b, b));
-                }
-            }
-        }
-        let bucket = |t: i64| edges.partition_point(|&e| e <= t).checked_sub(1);
-        let lo = tiled.iter().filter(|(a, b)| a < b).map(|t| t.0).min();
-        let hi = tiled.iter().filter(|(a, b)| a < b).map(|t| t.1).max();
-        if let (Some(lo), Some(hi)) = (lo, hi) {
+        let CountPlan { tiled, scans } = CountPlan::new(edges, width);
+        let bucket = |t: i64| bucket_of(edges, t);
+        if let Some((lo, hi)) = CountPlan::tile_span(&tiled) {
             let prefix = series_key(BACKFILL_TILE, tenant, id, workflow);
             let key = |t: i64| keys::instant_key(prefix.clone(), t);
             for item in self.state.range(key(lo)..key(hi)) {
@@ -416,6 +392,55 @@ impl BackfillStore for SledStore {
         }
         Ok(out)
     }
+}
+
+/// How a state strip is counted: per bucket, the whole tiles in it (maybe
+/// none) come from tile records, and the rest of it is scanned window by
+/// window. Both backends count this way.
+pub(super) struct CountPlan {
+    /// Per bucket, the span `[a, b)` counted from tiles (empty if `a == b`).
+    pub tiled: Vec<(i64, i64)>,
+    /// Spans of window starts to scan, adjacent ones merged.
+    pub scans: Vec<(i64, i64)>,
+}
+
+impl CountPlan {
+    pub(super) fn new(edges: &[i64], width: Option<i64>) -> CountPlan {
+        let mut tiled: Vec<(i64, i64)> = Vec::with_capacity(edges.len());
+        let mut scans: Vec<(i64, i64)> = Vec::new();
+        let mut scan = |lo: i64, hi: i64| match scans.last_mut() {
+            _ if lo >= hi => {}
+            Some(last) if last.1 == lo => last.1 = hi,
+            _ => scans.push((lo, hi)),
+        };
+        for pair in edges.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            match width.map(|w| (tile_ceil(a, w), tile_floor(b, w))) {
+                Some((ta, tb)) if ta < tb => {
+                    scan(a, ta);
+                    scan(tb, b);
+                    tiled.push((ta, tb));
+                }
+                _ => {
+                    scan(a, b);
+                    tiled.push((b, b));
+                }
+            }
+        }
+        CountPlan { tiled, scans }
+    }
+
+    /// The range of tile starts to read, if any bucket has whole tiles.
+    pub(super) fn tile_span(tiled: &[(i64, i64)]) -> Option<(i64, i64)> {
+        let lo = tiled.iter().filter(|(a, b)| a < b).map(|t| t.0).min()?;
+        let hi = tiled.iter().filter(|(a, b)| a < b).map(|t| t.1).max()?;
+        Some((lo, hi))
+    }
+}
+
+/// The bucket `[edges[i], edges[i + 1])` that holds `t`, if one does.
+pub(super) fn bucket_of(edges: &[i64], t: i64) -> Option<usize> {
+    edges.partition_point(|&e| e <= t).checked_sub(1)
 }
 
 /// The instant that follows the `prefix_len` bytes of a series key.

@@ -1,7 +1,7 @@
-//! Persistence. This module is the only one that knows sled; everything else
-//! sees the narrow traits below, so the same daemon can later run over
-//! another backend (PostgreSQL for several nodes) with sled as the embedded
-//! default.
+//! Persistence. This module is the only one that knows its backends: sled
+//! (`SledStore`, the embedded default) and PostgreSQL (`PgStore`, in `pg/`,
+//! the groundwork for several daemons on one database); everything else
+//! sees the narrow traits below.
 //!
 //! Every record is tenant-scoped: the tenant is the first component of every
 //! key.
@@ -11,6 +11,7 @@ mod connections;
 mod keys;
 mod outputs;
 mod partitions;
+mod pg;
 mod records;
 mod sled_store;
 mod state;
@@ -26,6 +27,7 @@ pub use connections::{ConnectionRecord, ConnectionStore, SealedSecret};
 pub use outputs::{
     CheckState, OutputCheckRecord, OutputObject, OutputRecord, OutputStore, StagingRecord,
 };
+pub use pg::{check_url, redact_url, supported_schema as pg_schema_version, PgStore};
 pub use records::{AttemptRecord, Changes, PluginMeta, StoredWorkflow, WindowRecord};
 pub use sled_store::SledStore;
 pub use state::StateStore;
@@ -156,6 +158,73 @@ pub enum StoreError {
     Format { op: &'static str, version: u8 },
     #[error("{op}: corrupt record: {detail}")]
     Corrupt { op: &'static str, detail: String },
+    // The PostgreSQL backend's. A connection string appears only as
+    // `pg::redact_url` leaves it: never with its password.
+    #[error("{url} is not a PostgreSQL connection string: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("connecting to PostgreSQL at {url}: {}", chain(.source))]
+    Connect {
+        url: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("{op}: PostgreSQL: {}", chain(.source))]
+    Postgres {
+        op: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("{op}: PostgreSQL: {}", chain(.source))]
+    Pool {
+        op: &'static str,
+        #[source]
+        source: deadpool_postgres::PoolError,
+    },
+    #[error("building the PostgreSQL connection pool: {source}")]
+    PoolBuild {
+        #[source]
+        source: deadpool_postgres::BuildError,
+    },
+    #[error(
+        "the PostgreSQL store at {url} has schema version {found}, newer than the \
+         {supported} this Tidemark supports: run a Tidemark at least as new as the \
+         one that migrated it"
+    )]
+    SchemaTooNew {
+        url: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("migrating the PostgreSQL store at {url}: {}", chain(.source))]
+    Migrate {
+        url: String,
+        #[source]
+        source: refinery::Error,
+    },
+    #[error("starting the PostgreSQL store's runtime: {source}")]
+    Runtime {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{op}: the PostgreSQL store's runtime has shut down")]
+    RuntimeGone { op: &'static str },
+}
+
+/// An error and its causes on one line: tokio-postgres says only "db
+/// error" or "error connecting to server" and leaves the why to its source.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        // Some wrappers (the pool's) already repeat their source's text.
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// What a running attempt may read and write: its own checkpoints and the

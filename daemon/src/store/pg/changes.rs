@@ -1,0 +1,252 @@
+//! `StateStore::apply` on PostgreSQL: one transaction per [`Changes`],
+//! committed (and so durable) before it returns.
+//!
+//! Records are encoded on the caller's thread into a [`Plan`] the future
+//! owns; the transaction then only writes, reading just what a write
+//! depends on (a window's previous state, a partition's old size), with
+//! those rows locked.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tokio_postgres::Transaction;
+
+use super::super::records::{Changes, WindowRecord};
+use super::super::{keys, BackfillWindow, OutputRecord, StagedOutputs, StoreError};
+use super::data::{encode_outputs, write_partitions, PartitionWrite};
+use super::{pg_err, pool_err, PgStore};
+use crate::run::Run;
+
+const OP: &str = "recording a state change";
+
+struct RunRow {
+    tenant: String,
+    id: i64,
+    workflow: String,
+    window_start: i64,
+    event: bool,
+    active: bool,
+    record: Vec<u8>,
+    /// The window index entry; `None` for event runs, which are not a
+    /// window's run and so never hide or block one.
+    window: Option<Vec<u8>>,
+}
+
+/// Everything one `apply` writes, owned and encoded.
+struct Plan {
+    runs: Vec<RunRow>,
+    cursors: Vec<(String, String, i64)>,
+    /// `(tenant, run, task, attempt, record)`.
+    attempts: Vec<(String, i64, String, i64, Vec<u8>)>,
+    /// `(tenant, id, active, record)`.
+    backfills: Vec<(String, i64, bool, Vec<u8>)>,
+    backfill_windows: Vec<(String, BackfillWindow)>,
+    idempotency: Vec<(String, String, String, i64)>,
+    object_outputs: Vec<(String, OutputRecord)>,
+    /// `(tenant, partition, partitions written)`.
+    partitions: Vec<(String, i64, Vec<PartitionWrite>)>,
+}
+
+fn run_row(run: &Run) -> RunRow {
+    let event = run.trigger == crate::executor::Trigger::Event;
+    RunRow {
+        tenant: run.tenant.clone(),
+        id: run.id as i64,
+        workflow: run.workflow.clone(),
+        window_start: run.window_start,
+        event,
+        active: !run.state.is_terminal(),
+        record: keys::encode_json(run),
+        window: (!event).then(|| {
+            keys::encode_json(&WindowRecord {
+                run_id: run.id,
+                state: run.state,
+            })
+        }),
+    }
+}
+
+fn plan(changes: &Changes) -> Plan {
+    // A run can be in one change twice (changes kept from a failed write
+    // merged with newer ones): its last state is the one that counts.
+    let mut last: HashMap<(&str, u64), usize> = HashMap::new();
+    for (i, run) in changes.runs.iter().enumerate() {
+        last.insert((run.tenant.as_str(), run.id), i);
+    }
+    let mut runs: Vec<RunRow> = changes
+        .runs
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| last.get(&(r.tenant.as_str(), r.id)) == Some(i))
+        .map(|(_, r)| run_row(r))
+        .collect();
+    // Runs that end first: the one-active-run-per-window index is checked
+    // row by row, and a window's old run may end in the batch that creates
+    // its next one.
+    runs.sort_by_key(|r| r.active);
+    // Several attempts of one window may write the same partition of a
+    // dataset in one change: the later commit replaces it and the usage
+    // counts it once, as in the sled store.
+    let mut merged: BTreeMap<(&str, i64), StagedOutputs> = BTreeMap::new();
+    for (tenant, partition, outputs) in &changes.outputs {
+        merged
+            .entry((tenant.as_str(), *partition))
+            .or_default()
+            .replace_datasets(outputs.clone());
+    }
+    Plan {
+        runs,
+        cursors: changes.cursors.clone(),
+        attempts: changes
+            .attempts
+            .iter()
+            .map(|(t, a)| {
+                (
+                    t.clone(),
+                    a.run_id as i64,
+                    a.task.clone(),
+                    i64::from(a.attempt),
+                    keys::encode_json(a),
+                )
+            })
+            .collect(),
+        backfills: changes
+            .backfills
+            .iter()
+            .map(|b| {
+                (
+                    b.tenant.clone(),
+                    b.id as i64,
+                    !b.state.is_terminal(),
+                    keys::encode_json(b),
+                )
+            })
+            .collect(),
+        backfill_windows: changes.backfill_windows.clone(),
+        idempotency: changes
+            .idempotency
+            .iter()
+            .map(|(t, w, k, id)| (t.clone(), w.clone(), k.clone(), *id as i64))
+            .collect(),
+        object_outputs: changes.object_outputs.clone(),
+        partitions: merged
+            .into_iter()
+            .map(|((t, p), o)| (t.to_owned(), p, encode_outputs(t, p, &o)))
+            .collect(),
+    }
+}
+
+async fn write_runs(tx: &Transaction<'_>, runs: &[RunRow]) -> Result<(), StoreError> {
+    for r in runs {
+        tx.execute(
+            "INSERT INTO runs (tenant, id, workflow, window_start, event, active, record) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (tenant, id) DO UPDATE SET workflow = EXCLUDED.workflow, \
+             window_start = EXCLUDED.window_start, event = EXCLUDED.event, \
+             active = EXCLUDED.active, record = EXCLUDED.record",
+            &[
+                &r.tenant,
+                &r.id,
+                &r.workflow,
+                &r.window_start,
+                &r.event,
+                &r.active,
+                &r.record,
+            ],
+        )
+        .await
+        .map_err(pg_err(OP))?;
+        if let Some(window) = &r.window {
+            // The index holds a window's newest run: an older run's change
+            // (a late end of a run that was replaced) leaves it alone.
+            tx.execute(
+                "INSERT INTO windows (tenant, workflow, start_ms, run_id, record) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (tenant, workflow, start_ms) DO UPDATE \
+                 SET run_id = EXCLUDED.run_id, record = EXCLUDED.record \
+                 WHERE windows.run_id <= EXCLUDED.run_id",
+                &[&r.tenant, &r.workflow, &r.window_start, &r.id, window],
+            )
+            .await
+            .map_err(pg_err(OP))?;
+        }
+    }
+    Ok(())
+}
+
+async fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
+    write_runs(tx, &plan.runs).await?;
+    for (tenant, workflow, start) in &plan.cursors {
+        tx.execute(
+            "INSERT INTO cursors (tenant, workflow, start_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant, workflow) DO UPDATE SET start_ms = EXCLUDED.start_ms",
+            &[tenant, workflow, start],
+        )
+        .await
+        .map_err(pg_err(OP))?;
+    }
+    for (tenant, run, task, attempt, record) in &plan.attempts {
+        tx.execute(
+            "INSERT INTO attempts (tenant, run_id, task, attempt, record) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant, run_id, task, attempt) DO UPDATE SET record = EXCLUDED.record",
+            &[tenant, run, task, attempt, record],
+        )
+        .await
+        .map_err(pg_err(OP))?;
+    }
+    for (tenant, id, active, record) in &plan.backfills {
+        tx.execute(
+            "INSERT INTO backfills (tenant, id, active, record) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant, id) DO UPDATE \
+             SET active = EXCLUDED.active, record = EXCLUDED.record",
+            &[tenant, id, active, record],
+        )
+        .await
+        .map_err(pg_err(OP))?;
+    }
+    super::backfills::write_windows(tx, OP, &plan.backfill_windows).await?;
+    for (tenant, workflow, key, run) in &plan.idempotency {
+        // The key is the primary key: one run per key, whatever writes it.
+        tx.execute(
+            "INSERT INTO idempotency (tenant, workflow, key, run_id) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant, workflow, key) DO UPDATE SET run_id = EXCLUDED.run_id",
+            &[tenant, workflow, key, run],
+        )
+        .await
+        .map_err(pg_err(OP))?;
+    }
+    super::outputs::write_outputs(tx, OP, &plan.object_outputs).await?;
+    let mut usage: BTreeMap<&str, i64> = BTreeMap::new();
+    for (tenant, partition, writes) in &plan.partitions {
+        let delta = write_partitions(tx, OP, tenant, *partition, writes).await?;
+        *usage.entry(tenant).or_default() += delta;
+    }
+    for (tenant, delta) in usage {
+        tx.execute(
+            "INSERT INTO usage (tenant, dataset_bytes) VALUES ($1, GREATEST($2::int8, 0)) \
+             ON CONFLICT (tenant) DO UPDATE \
+             SET dataset_bytes = GREATEST(usage.dataset_bytes + $2::int8, 0)",
+            &[&tenant, &delta],
+        )
+        .await
+        .map_err(pg_err(OP))?;
+    }
+    Ok(())
+}
+
+impl PgStore {
+    pub(super) fn apply_changes(&self, changes: &Changes) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let plan = plan(changes);
+        self.run(OP, |pool| async move {
+            let mut client = pool.get().await.map_err(pool_err(OP))?;
+            let tx = client.transaction().await.map_err(pg_err(OP))?;
+            write_plan(&tx, &plan).await?;
+            // Dropping an uncommitted transaction rolls it back: a failed
+            // write leaves nothing, and the engine retries all of it.
+            tx.commit().await.map_err(pg_err(OP))
+        })
+    }
+}
