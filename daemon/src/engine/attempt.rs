@@ -144,14 +144,16 @@ async fn run_in_span(inner: &Arc<Inner>, job: Job) -> Option<Job> {
     if let Some(next) = next {
         // The slot, loads and in-flight count pass to the next attempt.
         let job = job.hand_over(next);
-        inner.wake.notify_one();
         if persisted.is_ok() {
+            inner.wake.notify_one();
             return Some(job);
         }
         // Its running mark is not durable: it waits with the attempts a
-        // pass dispatched, which are not counted in flight yet.
-        inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+        // pass dispatched, which are not counted in flight yet. The wake
+        // comes after the count drops, or a waiter for idle could miss it.
         inner.lock().held.push(job);
+        inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+        inner.wake.notify_one();
         return None;
     }
     {

@@ -394,6 +394,9 @@ impl StateStore for SledStore {
         // time, so it is never contended.
         let mut index = self.run_index.lock().unwrap_or_else(|p| p.into_inner());
         let mut written = Vec::new();
+        // Window records this batch writes, by the run that wrote them: an
+        // older run later in the batch must not replace a newer one's.
+        let mut window_owner: HashMap<Vec<u8>, u64> = HashMap::new();
         for (i, run) in changes.runs.iter().enumerate() {
             if last.get(&(run.tenant.as_str(), run.id)) != Some(&i) {
                 continue;
@@ -418,7 +421,9 @@ impl StateStore for SledStore {
             // Whether the window's record is this run's once written: a
             // run whose window a newer run holds is not remembered.
             let mut owned = true;
-            if run.trigger != crate::executor::Trigger::Event {
+            if window_owner.get(&wkey).is_some_and(|owner| *owner > run.id) {
+                owned = false;
+            } else if run.trigger != crate::executor::Trigger::Event {
                 let write = match cached {
                     Some(c) => c.window != Some(run.state),
                     None => {
@@ -430,6 +435,7 @@ impl StateStore for SledStore {
                     }
                 };
                 if write {
+                    window_owner.insert(wkey.clone(), run.id);
                     batch.insert(
                         wkey,
                         keys::encode_json(&WindowRecord {

@@ -69,16 +69,15 @@ fn runs_windows_cursors_attempts_and_idempotency(store: &dyn StateStore) {
     assert_eq!(store.attempts("t", 1).unwrap()[0].message, "ok\0with a nul");
 
     // The window's run ends and a retry replaces it in the same change; a
-    // run's last state in a change is the one that counts. (Ended before
-    // the retry in the change: the sled store decides each window entry
-    // against what is stored, so an older run after a newer one in one
-    // change would win there.)
+    // run's last state in a change is the one that counts, and the older
+    // run, even when it comes after the newer one, does not take the
+    // window's entry back.
     let mut running = r1.clone();
     running.state = RunState::Running;
     r1.state = RunState::Failed;
     let retry = run(4, "t", "wf", 0, Trigger::Manual);
     let changes = Changes {
-        runs: vec![running, r1.clone(), retry.clone()],
+        runs: vec![running, retry.clone(), r1.clone()],
         ..Changes::default()
     };
     store.apply(&changes).unwrap();
