@@ -50,6 +50,15 @@ pub struct FileConfig {
     pub compile_memory: Option<String>,
     /// Time limit of compiling a plugin, e.g. "60s".
     pub compile_timeout: Option<String>,
+    /// This daemon's name among the nodes sharing a PostgreSQL store
+    /// (default: host name and process id).
+    pub node_id: Option<String>,
+    /// The URL other nodes forward API requests to (default: http:// and
+    /// the listen address).
+    pub advertise: Option<String>,
+    /// How long the engine lease lasts without renewal, e.g. "5s": the
+    /// longest a dead node holds its work.
+    pub lease: Option<String>,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
@@ -94,6 +103,11 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_filter: Option<String>,
     pub quotas: Quotas,
+    pub node_id: String,
+    /// `None`: http:// and the address the daemon is listening on.
+    pub advertise: Option<String>,
+    #[serde(with = "humantime_serde_compat")]
+    pub lease: Duration,
 }
 
 /// Where the daemon keeps its state. Shown (printed configuration, `Debug`)
@@ -390,6 +404,35 @@ pub fn resolve(
         crate::tenancy::check_admin_token(t).map_err(|m| invalid("admin_token", m))?;
     }
     let store = store_location(over.store.or(file.store))?;
+    let node_id = over
+        .node_id
+        .or(file.node_id)
+        .unwrap_or_else(default_node_id);
+    crate::store::check_node_id(&node_id).map_err(|m| invalid("node_id", m))?;
+    let advertise = match over.advertise.or(file.advertise) {
+        Some(a) => {
+            let ok = (a.starts_with("http://") || a.starts_with("https://"))
+                && a.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
+            if !ok {
+                return Err(invalid(
+                    "advertise",
+                    format!("{a:?} is not a URL like http://10.0.0.5:7878"),
+                ));
+            }
+            Some(a.trim_end_matches('/').to_owned())
+        }
+        None => None,
+    };
+    let lease_text = over.lease.or(file.lease).unwrap_or_else(|| "5s".into());
+    let lease = humantime::parse_duration(&lease_text).map_err(|e| {
+        invalid(
+            "lease",
+            format!("{lease_text:?} is not a duration like 5s ({e})"),
+        )
+    })?;
+    if lease < Duration::from_secs(1) || lease > Duration::from_secs(300) {
+        return Err(invalid("lease", "must be between 1s and 5m"));
+    }
     Ok(Config {
         data: over.data.or(file.data).unwrap_or(default_data),
         store,
@@ -406,7 +449,27 @@ pub fn resolve(
         log_format,
         log_filter,
         quotas,
+        node_id,
+        advertise,
+        lease,
     })
+}
+
+/// Host name and process id: unique among daemons that run at once, and
+/// readable in `tidemark nodes`.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+                .take(40)
+                .collect::<String>()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into());
+    format!("{host}-{}", std::process::id())
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod blob;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod egress;

@@ -40,6 +40,12 @@ pub struct ServeConfig {
     /// bytes, and time.
     pub compile_memory: u64,
     pub compile_timeout: Duration,
+    /// This daemon among the nodes sharing a PostgreSQL store.
+    pub node_id: String,
+    /// `None`: http:// and the address it listens on (loopback for an
+    /// unspecified address such as 0.0.0.0).
+    pub advertise: Option<String>,
+    pub lease: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,25 +218,126 @@ impl ShutdownSignal {
 }
 
 pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
-    let store: Arc<dyn StateStore> = match &cfg.store {
-        StoreLocation::Embedded => {
-            let state_dir = cfg.data_dir.join("state");
-            Arc::new(
-                SledStore::open(&state_dir).map_err(|error| ServeError::Store {
-                    location: format!("in {}", state_dir.display()),
-                    error,
-                })?,
-            )
-        }
+    if let StoreLocation::Postgres(url) = &cfg.store {
         // Connects, checks the schema version and migrates; every message
         // names the URL without its password.
-        StoreLocation::Postgres(url) => {
-            Arc::new(PgStore::open(url).map_err(|error| ServeError::Store {
-                location: "on PostgreSQL".into(),
+        let store = PgStore::open(url).map_err(|error| ServeError::Store {
+            location: "on PostgreSQL".into(),
+            error,
+        })?;
+        return serve_node(cfg, store).await;
+    }
+    let state_dir = cfg.data_dir.join("state");
+    let store: Arc<dyn StateStore> =
+        Arc::new(
+            SledStore::open(&state_dir).map_err(|error| ServeError::Store {
+                location: format!("in {}", state_dir.display()),
                 error,
-            })?)
+            })?,
+        );
+    let executor = executor(&cfg)?;
+    let engine = open_engine(&cfg, store, executor).await?;
+    let tenancy = open_tenancy(&cfg, &engine)?;
+    preload(&engine, &tenancy, &cfg).await?;
+    let (listener, addr) = listen(&cfg).await?;
+    let signal = ShutdownSignal::install()?;
+    // Scripts and tests wait for this line to know the port.
+    println!("tidemark listening on http://{addr}");
+    tracing::info!(%addr, data = %cfg.data_dir.display(), store = cfg.store.display(), "serving");
+    let membership = crate::cluster::Membership::Embedded {
+        id: cfg.node_id.clone(),
+        addr: advertise(&cfg, addr),
+        started_ms: engine.clock().now_ms(),
+    };
+    let (stop_tx, stop_rx) = stop_on(signal);
+    let http = axum::serve(
+        listener,
+        crate::api::app_in(engine.clone(), tenancy, membership),
+    )
+    .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let driver = async {
+        let outcome = engine.run_until(stopped(stop_rx), cfg.grace).await;
+        // A driver that gave up (the store cannot write) stops the API too.
+        let _ = stop_tx.send(true);
+        outcome
+    };
+    let (http, driver) = tokio::join!(http, driver);
+    http.map_err(ServeError::Http)?;
+    Ok(driver?)
+}
+
+/// A node of a cluster on PostgreSQL: the API at once (forwarded to the
+/// leader while this node stands by), the engine while it holds the lease.
+async fn serve_node(cfg: ServeConfig, base: PgStore) -> Result<(), ServeError> {
+    if cfg.admin_token.is_none() {
+        tracing::warn!(
+            "no admin token configured: nodes sharing a store need the same one \
+             (--admin-token or TIDEMARK_ADMIN_TOKEN), or admin requests fail on the others"
+        );
+    }
+    let executor = executor(&cfg)?;
+    let (listener, addr) = listen(&cfg).await?;
+    let signal = ShutdownSignal::install()?;
+    let front = crate::cluster::front::Front::new(base.clone(), cfg.node_id.clone());
+    let node = crate::cluster::NodeConfig {
+        id: cfg.node_id.clone(),
+        advertise: advertise(&cfg, addr),
+        lease: cfg.lease,
+    };
+    tracing::info!(%addr, node = node.id, advertise = node.advertise, store = cfg.store.display(), "serving as a cluster node");
+    // Said once the node leads (its engine open, preloads done) or stands
+    // by: scripts and tests wait for it before they call the API.
+    let ready = move || println!("tidemark listening on http://{addr}");
+    let (stop_tx, stop_rx) = stop_on(signal);
+    let http =
+        axum::serve(listener, front.router()).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let membership = crate::cluster::Membership::Shared {
+        store: base.clone(),
+        id: node.id.clone(),
+    };
+    let start = |fenced: PgStore| {
+        let (cfg, executor, membership) = (&cfg, executor.clone(), membership.clone());
+        async move {
+            use crate::cluster::node::StartError;
+            // A store error may pass (the database comes back); a bad
+            // preload file will not.
+            let classify = |e: ServeError| match &e {
+                ServeError::Engine(EngineError::Store(_))
+                | ServeError::Tenancy(crate::tenancy::TenancyError::Store(_)) => {
+                    StartError::Transient(e)
+                }
+                _ => StartError::Fatal(e),
+            };
+            let engine = open_engine(cfg, Arc::new(fenced), executor)
+                .await
+                .map_err(classify)?;
+            let tenancy = open_tenancy(cfg, &engine).map_err(classify)?;
+            preload(&engine, &tenancy, cfg).await.map_err(classify)?;
+            let router = crate::api::app_in(engine.clone(), tenancy, membership);
+            Ok((engine, router))
         }
     };
+    let driver = async {
+        let outcome =
+            crate::cluster::node::run(base, node, front, start, stop_rx.clone(), cfg.grace, ready)
+                .await;
+        let _ = stop_tx.send(true);
+        outcome
+    };
+    let (http, driver) = tokio::join!(http, driver);
+    http.map_err(ServeError::Http)?;
+    driver
+}
+
+fn advertise(cfg: &ServeConfig, bound: SocketAddr) -> String {
+    match &cfg.advertise {
+        Some(a) => a.clone(),
+        None if bound.ip().is_unspecified() => format!("http://127.0.0.1:{}", bound.port()),
+        None => format!("http://{bound}"),
+    }
+}
+
+fn executor(cfg: &ServeConfig) -> Result<Arc<Executor>, ServeError> {
     // Plugins are uploaded by tenants: compiled in a child of this binary
     // under limits, so a compiler bomb cannot take the daemon down (#9).
     let compiler = Compiler::Subprocess(CompileLimits {
@@ -238,19 +345,26 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         memory_bytes: cfg.compile_memory,
         timeout: cfg.compile_timeout,
     });
-    let executor = Arc::new(
+    Ok(Arc::new(
         Executor::new(ExecutorConfig {
             cache_dir: Some(cfg.data_dir.join("components")),
             max_instances: Some((cfg.max_concurrent_attempts * 2).max(16) as u32),
         })?
         .with_compiler(compiler),
-    );
+    ))
+}
+
+async fn open_engine(
+    cfg: &ServeConfig,
+    store: Arc<dyn StateStore>,
+    executor: Arc<Executor>,
+) -> Result<Engine, ServeError> {
     // Connection secrets are sealed with a key from TIDEMARK_SECRETS_KEY or
     // `DATA_DIR/secrets-key` (generated once, mode 0600).
     let configured_key = std::env::var("TIDEMARK_SECRETS_KEY").ok();
     let (sealing_key, _) =
         crate::secrets::SealingKey::load_or_generate(&cfg.data_dir, configured_key.as_deref())?;
-    let engine = Engine::open(
+    Ok(Engine::open(
         store,
         executor,
         Arc::new(SystemClock),
@@ -264,7 +378,10 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             ..EngineConfig::default()
         },
     )
-    .await?;
+    .await?)
+}
+
+fn open_tenancy(cfg: &ServeConfig, engine: &Engine) -> Result<Tenancy, ServeError> {
     let (admin, generated) = crate::tenancy::admin_token(&cfg.data_dir, cfg.admin_token.clone())?;
     if generated {
         // Only the path: stdout is the daemon's log under a service manager
@@ -274,9 +391,10 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             cfg.data_dir.join("admin-token").display()
         );
     }
-    let tenancy = Tenancy::new(engine.store().clone(), &admin);
-    preload(&engine, &tenancy, &cfg).await?;
+    Ok(Tenancy::new(engine.store().clone(), &admin))
+}
 
+async fn listen(cfg: &ServeConfig) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| ServeError::Listen {
@@ -287,34 +405,27 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         addr: cfg.listen,
         source,
     })?;
-    let signal = ShutdownSignal::install()?;
-    // Scripts and tests wait for this line to know the port.
-    println!("tidemark listening on http://{addr}");
-    tracing::info!(%addr, data = %cfg.data_dir.display(), store = cfg.store.display(), "serving");
+    Ok((listener, addr))
+}
 
+type Stop = (
+    Arc<tokio::sync::watch::Sender<bool>>,
+    tokio::sync::watch::Receiver<bool>,
+);
+
+/// A stop flag that the first SIGTERM/SIGINT sets.
+fn stop_on(signal: ShutdownSignal) -> Stop {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
-    let signal = {
-        let stop_tx = stop_tx.clone();
-        tokio::spawn(async move {
-            signal.recv().await;
-            tracing::info!("shutdown requested");
-            let _ = stop_tx.send(true);
-        })
-    };
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let http = axum::serve(listener, crate::api::app(engine.clone(), tenancy))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let driver = async {
-        let outcome = engine.run_until(stopped(stop_rx), cfg.grace).await;
-        // A driver that gave up (the store cannot write) stops the API too.
-        let _ = stop_tx.send(true);
-        outcome
-    };
-    let (http, driver) = tokio::join!(http, driver);
-    signal.abort();
-    http.map_err(ServeError::Http)?;
-    Ok(driver?)
+    let tx = stop_tx.clone();
+    tokio::spawn(async move {
+        signal.recv().await;
+        tracing::info!("shutdown requested");
+        let _ = tx.send(true);
+    });
+    (stop_tx, stop_rx)
+}
+
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }

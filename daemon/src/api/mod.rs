@@ -10,6 +10,7 @@ mod console;
 mod data;
 mod egress;
 mod error;
+mod nodes;
 mod openapi;
 mod outputs;
 mod page;
@@ -40,15 +41,35 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 pub struct AppState {
     pub engine: Engine,
     pub tenancy: crate::tenancy::Tenancy,
+    /// This daemon among the nodes sharing the store.
+    pub membership: crate::cluster::Membership,
 }
 
 /// The router, apart from any socket, so tests can call it directly. Every
 /// route comes from its handler's `#[utoipa::path]`, so the OpenAPI
 /// document served at `/api/v1/openapi.json` cannot drift from it.
 pub fn app(engine: Engine, tenancy: crate::tenancy::Tenancy) -> Router {
+    let membership = crate::cluster::Membership::Embedded {
+        id: "local".into(),
+        addr: String::new(),
+        started_ms: engine.clock().now_ms(),
+    };
+    app_in(engine, tenancy, membership)
+}
+
+/// [`app`] for a daemon that knows its place among the nodes.
+pub fn app_in(
+    engine: Engine,
+    tenancy: crate::tenancy::Tenancy,
+    membership: crate::cluster::Membership,
+) -> Router {
     let (router, doc) = routes().split_for_parts();
     let doc = Arc::new(openapi::finish(doc));
-    let state = Arc::new(AppState { engine, tenancy });
+    let state = Arc::new(AppState {
+        engine,
+        tenancy,
+        membership,
+    });
     router
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -141,6 +162,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(backfills::retry_failed))
         .routes(routes!(outputs::verify))
         .routes(routes!(outputs::list))
+        .routes(routes!(nodes::list))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(plugins)
 }

@@ -65,6 +65,12 @@ pub enum Command {
     /// daemon runs it as a child so a compiler bomb cannot hurt it).
     #[command(name = "__compile", hide = true)]
     Compile(CompileArgs),
+    /// The daemons sharing the store: which one leads, heartbeats, leases
+    /// and attempts (needs the admin token).
+    Nodes {
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
     /// The calling tenant's quotas and what it uses of them.
     Quotas {
         #[arg(long, value_enum, default_value = "text")]
@@ -115,6 +121,15 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "TIDEMARK_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// This daemon's name among nodes sharing a PostgreSQL store [default: host name and pid].
+    #[arg(long, env = "TIDEMARK_NODE_ID")]
+    pub node_id: Option<String>,
+    /// URL other nodes forward API requests to [default: http:// and --listen].
+    #[arg(long, env = "TIDEMARK_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Engine lease on a PostgreSQL store: how long a silent node keeps its work, e.g. 5s [default: 5s].
+    #[arg(long, env = "TIDEMARK_LEASE")]
+    pub lease: Option<String>,
 }
 
 /// See `executor::ChildArgs`.

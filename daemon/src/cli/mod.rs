@@ -81,6 +81,9 @@ impl ServeArgs {
             max_attempts: self.max_attempts,
             grace: self.grace.clone(),
             admin_token: self.admin_token.clone(),
+            node_id: self.node_id.clone(),
+            advertise: self.advertise.clone(),
+            lease: self.lease.clone(),
             log: crate::config::LogConfig {
                 format: self.log_format.clone(),
                 filter: None,
@@ -258,6 +261,7 @@ pub fn main() -> ExitCode {
         }) => remote::tenant_quotas(&client(), &name, &set, &unset, output == Output::Json),
         Command::Tenant(TenantCommand::Egress(cmd)) => egress::run(&client(), cmd),
         Command::Quotas { output } => remote::quotas(&client(), output == Output::Json),
+        Command::Nodes { output } => nodes(&client(), output == Output::Json),
         Command::Token(TokenCommand::Create { label }) => remote::token_create(&client(), &label),
         Command::Token(TokenCommand::List { paging }) => list::tokens(&client(), None, &paging),
         Command::Token(TokenCommand::Revoke { id }) => remote::delete(
@@ -283,6 +287,59 @@ fn workflow(client: &Client, c: WorkflowCommand) -> ExitCode {
             &format!("workflow {name} deleted"),
         ),
     }
+}
+
+/// `tidemark nodes`: one line per node, the leader marked.
+fn nodes(client: &Client, json: bool) -> ExitCode {
+    let v = match client.get("/api/v1/nodes") {
+        Ok(v) => v,
+        Err(e) => return fail(EXIT_FAILED, &e),
+    };
+    if json {
+        outln!("{v:#}");
+        return ExitCode::SUCCESS;
+    }
+    let leader = v["leader"].as_str().unwrap_or("(none: electing)");
+    outln!(
+        "store {}, leader {leader}, lease epoch {}",
+        v["store"].as_str().unwrap_or("?"),
+        v["epoch"]
+    );
+    outln!(
+        "{:<28} {:<8} {:>10} {:>9} {:<10} ADDRESS",
+        "NODE",
+        "ROLE",
+        "HEARTBEAT",
+        "ATTEMPTS",
+        "LEASES"
+    );
+    for n in v["nodes"].as_array().into_iter().flatten() {
+        let role = match (n["leader"].as_bool(), n["draining"].as_bool()) {
+            (_, Some(true)) => "draining",
+            (Some(true), _) => "leader",
+            _ => "standby",
+        };
+        let leases: Vec<&str> = n["leases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.as_str())
+            .collect();
+        outln!(
+            "{:<28} {:<8} {:>8}ms {:>9} {:<10} {}",
+            n["id"].as_str().unwrap_or("?"),
+            role,
+            n["heartbeat_age_ms"],
+            n["attempts"],
+            if leases.is_empty() {
+                "-".into()
+            } else {
+                leases.join(",")
+            },
+            n["addr"].as_str().unwrap_or("")
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 fn init_tracing(format: crate::config::LogFormat, filter: Option<&str>) {
@@ -331,6 +388,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         quotas: c.quotas,
         compile_memory: c.compile_memory,
         compile_timeout: c.compile_timeout,
+        node_id: c.node_id,
+        advertise: c.advertise,
+        lease: c.lease,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

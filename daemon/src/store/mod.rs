@@ -27,7 +27,10 @@ pub use connections::{ConnectionRecord, ConnectionStore, SealedSecret};
 pub use outputs::{
     CheckState, OutputCheckRecord, OutputObject, OutputRecord, OutputStore, StagingRecord,
 };
-pub use pg::{check_url, redact_url, supported_schema as pg_schema_version, PgStore};
+pub use pg::{
+    check_node_id, check_url, redact_url, supported_schema as pg_schema_version, LeaseRecord,
+    NodeRecord, PgStore, ENGINE_LEASE,
+};
 pub use records::{AttemptRecord, Changes, PluginMeta, StoredWorkflow, WindowRecord};
 pub use sled_store::SledStore;
 pub use state::StateStore;
@@ -208,6 +211,17 @@ pub enum StoreError {
     },
     #[error("{op}: the PostgreSQL store's runtime has shut down")]
     RuntimeGone { op: &'static str },
+    /// Another node took the engine lease over: this node's writes are
+    /// refused by the database. The caller must stop acting as the owner.
+    #[error("{op}: refused: {detail}")]
+    Fenced { op: &'static str, detail: String },
+}
+
+impl StoreError {
+    /// The write was refused because this node no longer owns the work.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StoreError::Fenced { .. })
+    }
 }
 
 /// An error and its causes on one line: tokio-postgres says only "db

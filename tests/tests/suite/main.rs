@@ -5,6 +5,7 @@ mod api;
 mod backfill;
 mod cli;
 mod cloud_objects;
+mod cluster;
 mod compile;
 mod connections;
 mod console;

@@ -17,6 +17,7 @@
 
 mod backfills;
 mod changes;
+mod cluster;
 mod connections;
 mod data;
 mod outputs;
@@ -34,6 +35,7 @@ use tokio_postgres::{NoTls, Row};
 
 use super::StoreError;
 
+pub use cluster::{check_node_id, LeaseRecord, NodeRecord, ENGINE_LEASE};
 pub use url::{check_url, redact_url};
 
 refinery::embed_migrations!("src/store/pg/migrations");
@@ -55,19 +57,39 @@ pub struct PgStore {
 struct Shared {
     pool: Pool,
     handle: tokio::runtime::Handle,
-    /// `Some` until dropped: dropping a runtime inside another runtime's
-    /// worker panics, so it is shut down in the background instead.
-    runtime: Option<tokio::runtime::Runtime>,
+    /// Shared with fenced handles made from this store.
+    _runtime: Arc<OwnedRuntime>,
     /// The connection string without its password, for messages.
     url: String,
+    /// What connections are made from (fenced handles add settings).
+    config: tokio_postgres::Config,
 }
 
-impl Drop for Shared {
+/// Dropping a runtime inside another runtime's worker panics, so it is shut
+/// down in the background instead.
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnedRuntime {
     fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
+        if let Some(rt) = self.0.take() {
             rt.shutdown_background();
         }
     }
+}
+
+fn pool(config: &tokio_postgres::Config) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        config.clone(),
+        NoTls,
+        ManagerConfig {
+            // `Fast` keeps session settings (a fenced pool's) across reuse.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .build()
+        .map_err(|source| StoreError::PoolBuild { source })
 }
 
 /// The schema version this build migrates to (the newest embedded
@@ -81,8 +103,17 @@ pub fn supported_schema() -> i64 {
         .unwrap_or(0)
 }
 
+/// The SQLSTATE the fencing trigger raises (`V2__cluster.sql`).
+const FENCED: &str = "TMF01";
+
 pub(super) fn pg_err(op: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
-    move |source| StoreError::Postgres { op, source }
+    move |source| match source.as_db_error() {
+        Some(db) if db.code().code() == FENCED => StoreError::Fenced {
+            op,
+            detail: db.message().to_owned(),
+        },
+        _ => StoreError::Postgres { op, source },
+    }
 }
 
 pub(super) fn pool_err(
@@ -120,19 +151,9 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .build()
-            .map_err(|source| StoreError::PoolBuild { source })?;
-        // Built last: from here on `Shared` owns it, and its `Drop` shuts
-        // it down without panicking inside the caller's runtime.
+        let pool = pool(&config)?;
+        // Built last: from here on `OwnedRuntime` owns it, and its `Drop`
+        // shuts it down without panicking inside the caller's runtime.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("tidemark-pg")
@@ -144,8 +165,9 @@ impl PgStore {
             shared: Arc::new(Shared {
                 pool,
                 handle,
-                runtime: Some(runtime),
+                _runtime: Arc::new(OwnedRuntime(Some(runtime))),
                 url: redacted.clone(),
+                config: config.clone(),
             }),
         };
         store.block("opening the store", migrate(config, redacted))?;

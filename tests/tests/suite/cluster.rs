@@ -1,0 +1,325 @@
+//! Several daemons on one PostgreSQL database: one leads (holds the engine
+//! lease), the others forward the API to it and take over when it dies or
+//! stalls past its lease; a stalled leader's writes are refused by the
+//! database (fencing) and it steps down when it wakes.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tidemark::client::Client;
+use tidemark::store::{
+    PgStore, StateStore, TaskData, TenantRecord, TenantStore, TokenRecord, ENGINE_LEASE,
+};
+use tidemark_tests::pg::PgCluster;
+use tidemark_tests::plugins::*;
+
+use crate::daemon::{plugin_dir, wait_for, Daemon, ADMIN};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn tenant(name: &str, token_id: u64) -> (TenantRecord, TokenRecord) {
+    (
+        TenantRecord {
+            name: name.into(),
+            created_ms: 0,
+            quotas: Default::default(),
+            egress: Vec::new(),
+        },
+        TokenRecord {
+            id: token_id,
+            tenant: name.into(),
+            label: "first".into(),
+            hash: format!("hash-{name}"),
+            created_ms: 0,
+            revoked: false,
+        },
+    )
+}
+
+#[test]
+fn a_lapsed_lease_fences_its_owners_writes() {
+    let url = PgCluster::fresh_database();
+    let base = PgStore::open(&url).unwrap();
+    let rt = runtime();
+    // Every table of engine state carries the fencing trigger.
+    assert_eq!(
+        rt.block_on(base.unfenced_tables()).unwrap(),
+        Vec::<String>::new()
+    );
+
+    let ttl = Duration::from_secs(1);
+    let a_epoch = rt
+        .block_on(base.lease_acquire(ENGINE_LEASE, "a", ttl))
+        .unwrap()
+        .expect("a free lease is granted");
+    assert_eq!(a_epoch, 1);
+    // Held: another node gets nothing.
+    assert_eq!(
+        rt.block_on(base.lease_acquire(ENGINE_LEASE, "b", ttl))
+            .unwrap(),
+        None
+    );
+    let a = base.fenced("a", a_epoch, ttl).unwrap();
+    let (t, tok) = tenant("first", 1);
+    assert!(a.tenant_create(&t, &tok).unwrap());
+
+    // Once it lapses, b takes it with the next epoch.
+    let b_epoch = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(e) = rt
+                .block_on(base.lease_acquire(ENGINE_LEASE, "b", ttl))
+                .unwrap()
+            {
+                break e;
+            }
+            assert!(Instant::now() < deadline, "the lease never lapsed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(b_epoch, 2);
+    let holder = rt.block_on(base.lease_get(ENGINE_LEASE)).unwrap().unwrap();
+    assert_eq!((holder.owner.as_str(), holder.epoch), ("b", 2));
+
+    // a's handle can no longer write anything, and its write left nothing.
+    let (t2, tok2) = tenant("second", 2);
+    let err = a.tenant_create(&t2, &tok2).unwrap_err();
+    assert!(err.is_fenced(), "{err}");
+    assert!(
+        err.to_string().contains("no longer holds the engine lease"),
+        "{err}"
+    );
+    assert!(base.tenant_get("second").unwrap().is_none());
+    // Nor can a renew what b holds now.
+    assert!(!rt
+        .block_on(base.lease_renew(ENGINE_LEASE, "a", a_epoch, ttl))
+        .unwrap());
+    // b's handle writes.
+    let b = base.fenced("b", b_epoch, ttl).unwrap();
+    assert!(b.tenant_create(&t2, &tok2).unwrap());
+    assert!(base.tenant_get("second").unwrap().is_some());
+    // Releasing ends it at once: a takes it back with epoch 3, and b's
+    // handle is fenced in turn.
+    rt.block_on(base.lease_release(ENGINE_LEASE, "b", b_epoch))
+        .unwrap();
+    assert_eq!(
+        rt.block_on(base.lease_acquire(ENGINE_LEASE, "a", ttl))
+            .unwrap(),
+        Some(3)
+    );
+    let (t3, tok3) = tenant("third", 3);
+    assert!(b.tenant_create(&t3, &tok3).unwrap_err().is_fenced());
+    // An unfenced session (tools, a single daemon's tests) is not checked.
+    assert!(base.tenant_create(&t3, &tok3).unwrap());
+}
+
+fn etl_workflows() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/etl.toml");
+    std::fs::copy(example, dir.path().join("etl.toml")).unwrap();
+    dir
+}
+
+struct Node {
+    daemon: Daemon,
+    _data: tempfile::TempDir,
+}
+
+fn start_node(url: &str, id: &str, plugins: &Path, workflows: &Path) -> Node {
+    let data = tempfile::tempdir().unwrap();
+    let words = ["--store", url, "--node-id", id, "--lease", "2s"];
+    let args: Vec<&std::ffi::OsStr> = words.iter().map(std::ffi::OsStr::new).collect();
+    let daemon = Daemon::start_with_args(data.path(), Some(plugins), Some(workflows), &args);
+    Node {
+        daemon,
+        _data: data,
+    }
+}
+
+fn nodes(url: &str) -> Value {
+    Client::new(url)
+        .with_token(Some(ADMIN.into()))
+        .get("/api/v1/nodes")
+        .expect("GET /api/v1/nodes")
+}
+
+fn leader(url: &str) -> Option<String> {
+    Client::new(url)
+        .with_token(Some(ADMIN.into()))
+        .get("/api/v1/nodes")
+        .ok()
+        .and_then(|v| v["leader"].as_str().map(str::to_owned))
+}
+
+/// Two nodes, `n1` leading, with the ETL example loaded and a backfill of
+/// `windows` hourly windows started through the standby `n2`.
+fn cluster_with_backfill(
+    windows: i64,
+) -> (String, Node, Node, String, u64, [tempfile::TempDir; 2]) {
+    let url = PgCluster::fresh_database();
+    let plugins = plugin_dir(&[ETL_EXTRACT, ETL_TRANSFORM, ETL_LOAD]);
+    let workflows = etl_workflows();
+    let n1 = start_node(&url, "n1", plugins.path(), workflows.path());
+    let n2 = start_node(&url, "n2", plugins.path(), workflows.path());
+    let token = n1
+        .daemon
+        .token
+        .clone()
+        .expect("n1 created the default tenant");
+    // Either node answers for the cluster: n2 by forwarding to n1.
+    for d in [&n1.daemon, &n2.daemon] {
+        let v = nodes(&d.url);
+        assert_eq!(v["store"], "postgres", "{v}");
+        assert_eq!(v["leader"], "n1", "{v}");
+        let listed: Vec<&str> = v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n["id"].as_str())
+            .collect();
+        assert_eq!(listed, ["n1", "n2"], "{v}");
+    }
+    let start = 1_704_067_200_000i64; // 2024-01-01T00:00:00Z
+    let end = start + windows * 3_600_000;
+    let iso = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339()
+    };
+    let created = Client::new(&n2.daemon.url)
+        .with_token(Some(token.clone()))
+        .post_json(
+            "/api/v1/backfills",
+            &json!({"workflow": "etl", "start": iso(start), "end": iso(end), "parallelism": 8}),
+        )
+        .expect("a backfill created through the standby");
+    let id = created["backfill"]["id"].as_u64().expect("backfill id");
+    // The preload directories stay: a node preloads them when it takes over.
+    (url, n1, n2, token, id, [plugins, workflows])
+}
+
+fn backfill(url: &str, token: &str, id: u64) -> Option<Value> {
+    Client::new(url)
+        .with_token(Some(token.into()))
+        .get(&format!("/api/v1/backfills/{id}"))
+        .ok()
+}
+
+/// Exactly one committed success per task of every window of the
+/// backfill, and every window's events partition written whole once.
+fn check_exactly_once(db: &str, windows: i64) {
+    let store = PgStore::open(db).unwrap();
+    let runs: Vec<_> = store
+        .windows("default", "etl", i64::MIN, i64::MAX, 100_000)
+        .unwrap();
+    let start = 1_704_067_200_000i64;
+    let in_range: Vec<_> = runs
+        .iter()
+        .filter(|(s, _)| (start..start + windows * 3_600_000).contains(s))
+        .collect();
+    assert_eq!(in_range.len() as i64, windows);
+    for (s, w) in in_range {
+        let run = store.run_get("default", w.run_id).unwrap().expect("run");
+        assert_eq!(run.state.as_str(), "succeeded", "window {s}: {run:?}");
+        let attempts = store.attempts("default", w.run_id).unwrap();
+        for task in ["extract", "transform", "load"] {
+            let ok = attempts
+                .iter()
+                .filter(|a| a.task == task && a.error_kind.is_none())
+                .count();
+            assert_eq!(ok, 1, "window {s}, task {task}: {attempts:?}");
+        }
+        let events = store
+            .dataset_scan("default", "events", *s..*s + 1, "", None, 10_000)
+            .unwrap();
+        assert_eq!(events.len(), 500, "window {s}");
+    }
+}
+
+fn wait_succeeded(url: &str, token: &str, id: u64, windows: u64) {
+    wait_for("the backfill to succeed", Duration::from_secs(240), || {
+        backfill(url, token, id).is_some_and(|b| {
+            let b = &b["backfill"];
+            assert_ne!(b["state"], "failed", "{b}");
+            b["state"] == "succeeded" && b["succeeded"] == windows
+        })
+    });
+}
+
+#[test]
+fn a_standby_takes_over_when_the_leader_is_killed() {
+    let windows = 120;
+    let (db, n1, n2, token, id, _dirs) = cluster_with_backfill(windows);
+    wait_for("some windows done", Duration::from_secs(120), || {
+        backfill(&n2.daemon.url, &token, id)
+            .is_some_and(|b| b["backfill"]["succeeded"].as_u64() >= Some(10))
+    });
+    let killed = Instant::now();
+    n1.daemon.kill9();
+    wait_for("n2 to lead", Duration::from_secs(30), || {
+        leader(&n2.daemon.url).as_deref() == Some("n2")
+    });
+    let failover = killed.elapsed();
+    // A lease of 2 s and a poll of at most 0.4 s.
+    assert!(
+        failover < Duration::from_secs(8),
+        "failover took {failover:?}"
+    );
+    eprintln!("failover after SIGKILL: {failover:?}");
+    let v = nodes(&n2.daemon.url);
+    assert_eq!(v["epoch"], 2, "{v}");
+    wait_succeeded(&n2.daemon.url, &token, id, windows as u64);
+    check_exactly_once(&db, windows);
+}
+
+#[test]
+fn a_paused_leader_is_fenced_and_steps_down() {
+    let windows = 120;
+    let (db, n1, n2, token, id, _dirs) = cluster_with_backfill(windows);
+    wait_for("some windows done", Duration::from_secs(120), || {
+        backfill(&n2.daemon.url, &token, id)
+            .is_some_and(|b| b["backfill"]["succeeded"].as_u64() >= Some(10))
+    });
+    let pid = n1.daemon.pid().to_string();
+    let signal = |sig: &str| {
+        assert!(std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success())
+    };
+    signal("-STOP");
+    wait_for("n2 to lead", Duration::from_secs(30), || {
+        leader(&n2.daemon.url).as_deref() == Some("n2")
+    });
+    // Awake again with attempts in hand and a lease it no longer holds:
+    // its commits are refused, it notices and forwards from then on.
+    signal("-CONT");
+    wait_for("n1 to stand by", Duration::from_secs(30), || {
+        leader(&n1.daemon.url).as_deref() == Some("n2")
+    });
+    // Its attempts in hand end within the grace period, their commits
+    // refused; it then stands by with none.
+    wait_for("n1 to drop its attempts", Duration::from_secs(30), || {
+        let v = nodes(&n1.daemon.url);
+        let n1_status = v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == "n1")
+            .cloned()
+            .expect("n1 listed");
+        assert_eq!(n1_status["leader"], false, "{v}");
+        n1_status["attempts"] == 0
+    });
+    wait_succeeded(&n1.daemon.url, &token, id, windows as u64);
+    check_exactly_once(&db, windows);
+    assert_eq!(n1.daemon.terminate(), 0);
+    assert_eq!(n2.daemon.terminate(), 0);
+}
