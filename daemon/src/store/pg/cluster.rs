@@ -86,7 +86,7 @@ impl PgStore {
             lease.as_millis().max(1)
         ));
         // How the next owner finds this handle's sessions to end them.
-        config.application_name(&fenced_name(owner, epoch));
+        config.application_name(fenced_name(owner, epoch));
         Ok(PgStore {
             shared: std::sync::Arc::new(Shared {
                 pool: pool(&config)?,
