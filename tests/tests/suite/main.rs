@@ -13,6 +13,7 @@ mod daemon;
 mod datasets;
 mod egress;
 mod engine;
+mod estimates;
 mod handover;
 mod http_sdk;
 mod integrity;
