@@ -348,3 +348,113 @@ async fn zero_or_negative_budgets_are_refused_storing_nothing() {
     assert!(unknown.unwrap_err().to_string().contains("max_money"));
     assert!(e.store().backfills(T).unwrap().is_empty());
 }
+
+/// Through the router: refused budgets are a 400 naming the field and
+/// store nothing; a dry run answers its estimate; a backfill's GET shows
+/// the estimate it was created with, what it spent and why it paused.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_refuses_bad_budgets_and_shows_estimate_against_actual() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    let (e, _clock, _dir) = setup().await;
+    apply(
+        &e,
+        "name = \"wf\"\npaused = true\n[schedule]\ncron = \"0 * * * *\"\nstart = \"2024-01-01\"\n\
+         [[tasks]]\nname = \"a\"\nplugin = \"hello\"\nretries = 0\n",
+    )
+    .await;
+    let tenancy = tidemark::tenancy::Tenancy::new(e.store().clone(), "admin-for-estimate-tests");
+    let token = tenancy.create_tenant(T, 0).unwrap().2;
+    let app = tidemark::api::app(e.clone(), tenancy);
+    let call = |method: &'static str, path: String, body: serde_json::Value| {
+        let app = app.clone();
+        let token = token.clone();
+        async move {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            (status, v)
+        }
+    };
+    let req = |extra: serde_json::Value| {
+        let mut r = serde_json::json!({"workflow": "wf", "mode": "serial",
+            "start": "2024-03-02T00:00:00Z", "end": "2024-03-02T03:00:00Z"});
+        r.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        r
+    };
+    for (budget, field) in [
+        (serde_json::json!({"max_fuel": 0}), "budget.max_fuel"),
+        (serde_json::json!({"max_bytes": -2}), "budget.max_bytes"),
+        (
+            serde_json::json!({"max_wall_seconds": 0}),
+            "budget.max_wall_seconds",
+        ),
+    ] {
+        let (s, v) = call(
+            "POST",
+            "/api/v1/backfills".into(),
+            req(serde_json::json!({ "budget": budget })),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v.to_string().contains(field), "{v} names {field}");
+    }
+    let (s, v) = call("GET", "/api/v1/backfills".into(), serde_json::json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["backfills"], serde_json::json!([]), "nothing stored");
+
+    let (s, v) = call(
+        "POST",
+        "/api/v1/backfills".into(),
+        req(serde_json::json!({"dry_run": true})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let w = &v["estimate"]["workflows"][0];
+    assert_eq!(
+        (w["runs"].as_u64(), w["parallelism"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(w["tasks"][0]["basis"], "default", "no history yet");
+    assert_eq!(v["estimate"]["total"]["task_runs"]["expected"], 3);
+
+    // A tiny budget: the first window starts (nothing spent yet), and the
+    // backfill pauses before the second.
+    let (s, v) = call(
+        "POST",
+        "/api/v1/backfills".into(),
+        req(serde_json::json!({"budget": {"max_fuel": 1}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["backfill"]["request"]["budget"]["max_fuel"], 1);
+    let id = v["backfill"]["id"].as_u64().unwrap();
+    e.settle().await.unwrap();
+    let (s, v) = call(
+        "GET",
+        format!("/api/v1/backfills/{id}"),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["backfill"]["state"], "paused");
+    assert_eq!(v["backfill"]["succeeded"], 1);
+    let reason = v["backfill"]["pause_reason"].as_str().unwrap();
+    assert!(reason.starts_with("budget: fuel "), "{reason}");
+    assert_eq!(v["estimate"]["task_runs"]["expected"], 3);
+    assert_eq!(v["actual"]["task_runs"], 1);
+    assert!(v["actual"]["fuel"].as_u64().unwrap() > 1);
+}
