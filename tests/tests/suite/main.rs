@@ -14,6 +14,7 @@ mod datasets;
 mod egress;
 mod engine;
 mod estimates;
+mod estimates_daemon;
 mod handover;
 mod http_sdk;
 mod integrity;
