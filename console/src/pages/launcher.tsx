@@ -2,7 +2,8 @@
 // dry run) showing the whole plan before anything starts. Confirm is only
 // offered for exactly the request that was previewed.
 import { useMemo, useState } from "preact/hooks";
-import { api, type BackfillRequest, type Plan } from "../api";
+import { api, type BackfillRequest, type Estimate, type Plan } from "../api";
+import { EstimateView } from "../cost";
 import { go, href } from "../router";
 import { ErrorBox, Loading, Page, Time, useLoad } from "../ui";
 
@@ -48,7 +49,7 @@ export function Launcher({ query }: { query: URLSearchParams }) {
   }, [wfName, kind, start, end, dates, mode, parallelism, order, rerun, fromTask, downstream, priority, version, maxFailed, overlap]);
   const key = JSON.stringify(request);
 
-  const [plan, setPlan] = useState<{ key: string; plan: Plan }>();
+  const [plan, setPlan] = useState<{ key: string; plan: Plan; estimate: Estimate }>();
   const [error, setError] = useState<Error>();
   const [busy, setBusy] = useState(false);
   const [shown, setShown] = useState(PLAN_PAGE);
@@ -60,7 +61,7 @@ export function Launcher({ query }: { query: URLSearchParams }) {
     setPlan(undefined);
     try {
       const res = await api.dryRun(request);
-      setPlan({ key, plan: res.plan });
+      setPlan({ key, plan: res.plan, estimate: res.estimate });
       setShown(PLAN_PAGE);
     } catch (err) {
       setError(err as Error);
@@ -194,6 +195,7 @@ export function Launcher({ query }: { query: URLSearchParams }) {
         </div>
       </form>
       <ErrorBox error={error} />
+      {plan && !stale && <EstimateView estimate={plan.estimate} />}
       {plan && !stale && <PlanView plan={plan.plan} zones={Object.fromEntries(workflows.data.map((w) => [w.name, w.timezone]))} shown={shown} more={() => setShown(shown + PLAN_PAGE)} />}
     </Page>
   );
