@@ -140,4 +140,33 @@ fn the_etl_examples_actual_cost_falls_inside_its_estimate() {
         actual["bytes"].as_u64().unwrap() > 0,
         "load writes a summary row"
     );
+    // The text status sets them side by side.
+    let id = status["backfill"]["id"].to_string();
+    let (code, out, err) = d.cli(&["backfill", "status", &id]);
+    assert_eq!(code, 0, "{err}");
+    let fuel = format!("  fuel: {}; estimated ", actual["fuel"]);
+    assert!(out.contains(&fuel), "{out}");
+
+    // Budget flags: a zero limit is refused naming the field, nothing stored.
+    let before = json(&d, &["backfill", "list", "--output", "json"]);
+    for (flag, value, field) in [
+        ("--max-fuel", "0", "budget.max_fuel"),
+        ("--max-bytes", "-5", "budget.max_bytes"),
+        ("--max-wall", "0s", "budget.max_wall_seconds"),
+    ] {
+        let (code, _, err) = d.cli(&[
+            "backfill",
+            "create",
+            "etl",
+            "--start",
+            "2024-03-03",
+            "--end",
+            "2024-03-04",
+            flag,
+            value,
+        ]);
+        assert_ne!(code, 0, "{flag} {value}");
+        assert!(err.contains(field), "{flag} {value}: {err}");
+    }
+    assert_eq!(json(&d, &["backfill", "list", "--output", "json"]), before);
 }
