@@ -126,6 +126,11 @@ await step("the launcher previews the plan, then starts the backfill", async () 
   await page.getByLabel("Parallelism").fill("4");
   const confirm = page.getByRole("button", { name: "Confirm and start" });
   assert.equal(await confirm.isDisabled(), true, "no confirm before a preview");
+  // A zero budget is refused, naming the field.
+  await page.getByLabel("Budget: max fuel").fill("0");
+  await page.getByRole("button", { name: "Preview" }).click();
+  await page.getByText(/budget\.max_fuel: must be positive/).waitFor();
+  await page.getByLabel("Budget: max fuel").fill("");
   await page.getByRole("button", { name: "Preview" }).click();
   await page.locator(".plan-summary").filter({ hasText: "24 windows to run, 0 skipped" }).waitFor();
   assert.equal(await page.locator(".plan-table tbody tr").count(), 24);
