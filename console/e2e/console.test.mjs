@@ -126,12 +126,20 @@ await step("the launcher previews the plan, then starts the backfill", async () 
   await page.getByLabel("Parallelism").fill("4");
   const confirm = page.getByRole("button", { name: "Confirm and start" });
   assert.equal(await confirm.isDisabled(), true, "no confirm before a preview");
+  // A zero budget is refused, naming the field.
+  await page.getByLabel("Budget: max fuel").fill("0");
+  await page.getByRole("button", { name: "Preview" }).click();
+  await page.getByText(/budget\.max_fuel: must be positive/).waitFor();
+  await page.getByLabel("Budget: max fuel").fill("");
   await page.getByRole("button", { name: "Preview" }).click();
   await page.locator(".plan-summary").filter({ hasText: "24 windows to run, 0 skipped" }).waitFor();
   assert.equal(await page.locator(".plan-table tbody tr").count(), 24);
   const first = await page.locator(".plan-table tbody tr").first().textContent();
   assert.match(first, /2024-03-01 00:00:00/, "windows in the workflow's zone");
   assert.match(first, /missing: never succeeded/);
+  // The estimate of what the 24 windows will cost (3 tasks each).
+  assert.match(await textOf(".estimate-total"), /task-runs 72 \(72–/);
+  assert.match(await textOf(".estimate-table tbody tr"), /etl v\d+.*extract: \w+ \(\d+\)/);
   await shot("launcher-preview");
   // Changing the request invalidates the preview.
   await page.getByLabel("Order").selectOption("desc");
@@ -152,6 +160,10 @@ await step("the backfill page shows live progress until it succeeds", async () =
   const strip = page.locator('figure.strip[data-workflow="etl"] svg.strip-bar');
   await until("the strip to count 24 windows", async () => (await strip.getAttribute("data-windows")) === "24");
   await page.getByText("None.").waitFor();
+  // What it spent, next to the estimate it was created with.
+  const taskRuns = page.locator('.cost-table tr[data-figure="Task-runs"]');
+  assert.equal(await taskRuns.locator(".cost-actual").textContent(), "72");
+  assert.match(await taskRuns.textContent(), /72 \(72–/);
   await shot("backfill");
 });
 

@@ -20,6 +20,7 @@ export type Attempt = Schemas["Attempt"];
 export type BackfillRequest = Schemas["BackfillRequest"];
 export type PlanEntry = Schemas["PlanEntry"];
 export type Plan = Schemas["Plan"];
+export type Estimate = Schemas["Estimate"];
 export type Backfill = Schemas["Backfill"];
 export type Progress = Schemas["Progress"];
 export type BackfillStatus = Schemas["BackfillStatus"];

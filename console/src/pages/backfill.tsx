@@ -3,6 +3,7 @@
 // consistency check of the object-storage outputs its windows published.
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api";
+import { CostView } from "../cost";
 import { href } from "../router";
 import { StateStrip } from "../strip";
 import { duration } from "../time";
@@ -100,6 +101,7 @@ export function BackfillPage({ id }: { id: number }) {
           <p class="notice" role="status">Throttled: {p.throttled}</p>
         )}
       </section>
+      <CostView status={bf.data} />
       <h2>State strip</h2>
       {workflows.map((w) => (
         <StateStrip

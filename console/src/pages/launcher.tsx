@@ -2,7 +2,8 @@
 // dry run) showing the whole plan before anything starts. Confirm is only
 // offered for exactly the request that was previewed.
 import { useMemo, useState } from "preact/hooks";
-import { api, type BackfillRequest, type Plan } from "../api";
+import { api, type BackfillRequest, type Estimate, type Plan } from "../api";
+import { EstimateView } from "../cost";
 import { go, href } from "../router";
 import { ErrorBox, Loading, Page, Time, useLoad } from "../ui";
 
@@ -31,6 +32,9 @@ export function Launcher({ query }: { query: URLSearchParams }) {
   const [version, setVersion] = useState("");
   const [maxFailed, setMaxFailed] = useState("");
   const [overlap, setOverlap] = useState<"wait" | "skip" | "cancel_other">("wait");
+  const [maxWall, setMaxWall] = useState("");
+  const [maxFuel, setMaxFuel] = useState("");
+  const [maxBytes, setMaxBytes] = useState("");
 
   const request: BackfillRequest = useMemo(() => {
     const r: BackfillRequest = { workflow: wfName, mode, order, rerun, downstream, priority, overlap };
@@ -44,11 +48,18 @@ export function Launcher({ query }: { query: URLSearchParams }) {
     if (fromTask) r.from_task = fromTask;
     if (version) r.version = Number(version);
     if (maxFailed) r.max_failed_windows = Number(maxFailed);
+    // A budget only when a limit is given; the server refuses zero or less.
+    if (maxWall || maxFuel || maxBytes) {
+      r.budget = {};
+      if (maxWall) r.budget.max_wall_seconds = Number(maxWall);
+      if (maxFuel) r.budget.max_fuel = Number(maxFuel);
+      if (maxBytes) r.budget.max_bytes = Number(maxBytes);
+    }
     return r;
-  }, [wfName, kind, start, end, dates, mode, parallelism, order, rerun, fromTask, downstream, priority, version, maxFailed, overlap]);
+  }, [wfName, kind, start, end, dates, mode, parallelism, order, rerun, fromTask, downstream, priority, version, maxFailed, overlap, maxWall, maxFuel, maxBytes]);
   const key = JSON.stringify(request);
 
-  const [plan, setPlan] = useState<{ key: string; plan: Plan }>();
+  const [plan, setPlan] = useState<{ key: string; plan: Plan; estimate: Estimate }>();
   const [error, setError] = useState<Error>();
   const [busy, setBusy] = useState(false);
   const [shown, setShown] = useState(PLAN_PAGE);
@@ -60,7 +71,7 @@ export function Launcher({ query }: { query: URLSearchParams }) {
     setPlan(undefined);
     try {
       const res = await api.dryRun(request);
-      setPlan({ key, plan: res.plan });
+      setPlan({ key, plan: res.plan, estimate: res.estimate });
       setShown(PLAN_PAGE);
     } catch (err) {
       setError(err as Error);
@@ -184,6 +195,12 @@ export function Launcher({ query }: { query: URLSearchParams }) {
             <option value="skip">skip the window</option>
             <option value="cancel_other">cancel the other run</option>
           </select>
+          <label for="bf-max-wall">Budget: max wall time (seconds)</label>
+          <input id="bf-max-wall" type="number" placeholder="no limit" value={maxWall} onInput={set(setMaxWall)} />
+          <label for="bf-max-fuel">Budget: max fuel</label>
+          <input id="bf-max-fuel" type="number" placeholder="no limit" value={maxFuel} onInput={set(setMaxFuel)} />
+          <label for="bf-max-bytes">Budget: max bytes written</label>
+          <input id="bf-max-bytes" type="number" placeholder="no limit" value={maxBytes} onInput={set(setMaxBytes)} />
         </fieldset>
         <div class="buttons">
           <button type="submit" disabled={busy}>Preview</button>
@@ -194,6 +211,7 @@ export function Launcher({ query }: { query: URLSearchParams }) {
         </div>
       </form>
       <ErrorBox error={error} />
+      {plan && !stale && <EstimateView estimate={plan.estimate} />}
       {plan && !stale && <PlanView plan={plan.plan} zones={Object.fromEntries(workflows.data.map((w) => [w.name, w.timezone]))} shown={shown} more={() => setShown(shown + PLAN_PAGE)} />}
     </Page>
   );

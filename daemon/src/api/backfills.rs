@@ -46,10 +46,11 @@ pub async fn create(
             Json(BackfillStatus::new(&record, s.engine.clock().now_ms())),
         )
             .into_response()),
-        Err(plan) => Ok((
+        Err(mut plan) => Ok((
             StatusCode::OK,
             Json(DryRun {
                 dry_run: true,
+                estimate: std::mem::take(&mut plan.estimate).into(),
                 plan: plan.into(),
             }),
         )

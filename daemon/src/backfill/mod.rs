@@ -6,13 +6,16 @@
 //! [`Rerun`] decision per window, and the downstream [`cascade`] that a
 //! repair implies. The engine persists cursors and acts on the decisions.
 
+mod budget;
 mod calendar;
 mod cascade;
+pub mod estimate;
 mod request;
 pub(crate) use request::err as request_error;
 mod select;
 mod state;
 
+pub use budget::{exceeded as budget_exceeded, Actual, Budget, RawBudget};
 pub use calendar::{Calendar, RawCalendar};
 pub use cascade::{cascade, CascadeStep, Downstream};
 pub use request::{

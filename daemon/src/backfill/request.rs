@@ -107,6 +107,9 @@ pub struct RawBackfillRequest {
     /// No window starts before this instant (RFC 3339, in the future).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_at: Option<String>,
+    /// Limits on wall time, fuel and bytes written: passing one pauses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<super::RawBudget>,
 }
 
 /// Why a request was refused; the message names the field.
@@ -144,6 +147,7 @@ pub struct BackfillSpec {
     pub calendar: Option<super::Calendar>,
     /// UTC ms.
     pub start_at: Option<i64>,
+    pub budget: super::Budget,
 }
 
 impl BackfillSpec {
@@ -320,7 +324,14 @@ impl RawBackfillRequest {
                     .timestamp_millis(),
             ),
         };
+        let budget = self
+            .budget
+            .as_ref()
+            .map(super::RawBudget::validate)
+            .transpose()?
+            .unwrap_or_default();
         Ok(BackfillSpec {
+            budget,
             calendar,
             start_at,
             workflow: self.workflow.clone(),

@@ -30,6 +30,8 @@ pub enum BackfillEvent {
     FailureLimit,
     /// Retry-failed re-runs the failed windows of an ended backfill.
     RetryFailed,
+    /// The next window would pass its budget: it pauses itself.
+    BudgetExceeded,
 }
 
 /// A transition the backfill machine does not allow; the message is what a
@@ -73,6 +75,8 @@ impl BackfillState {
         };
         match (self, event) {
             (S::Running | S::Paused, E::Pause) => Ok(S::Paused),
+            (S::Running, E::BudgetExceeded) => Ok(S::Paused),
+            (S::Paused, E::BudgetExceeded) => refuse("already paused"),
             (S::Running | S::Paused, E::Resume) => Ok(S::Running),
             (S::Running | S::Paused, E::Cancel) => Ok(S::Cancelled),
             (S::Running, E::Finish { failed: false }) => Ok(S::Succeeded),
@@ -106,9 +110,10 @@ mod tests {
             E::Finish { failed: true },
             E::FailureLimit,
             E::RetryFailed,
+            E::BudgetExceeded,
         ];
         // Rows: states; columns: events in the order above; None = refused.
-        let table: [[Option<S>; 7]; 5] = [
+        let table: [[Option<S>; 8]; 5] = [
             [
                 Some(S::Paused),
                 Some(S::Running),
@@ -117,6 +122,7 @@ mod tests {
                 Some(S::Failed),
                 Some(S::Failed),
                 None,
+                Some(S::Paused),
             ],
             [
                 Some(S::Paused),
@@ -126,10 +132,11 @@ mod tests {
                 None,
                 None,
                 None,
+                None,
             ],
-            [None, None, None, None, None, None, Some(S::Running)],
-            [None, None, None, None, None, None, Some(S::Running)],
-            [None; 7],
+            [None, None, None, None, None, None, Some(S::Running), None],
+            [None, None, None, None, None, None, Some(S::Running), None],
+            [None; 8],
         ];
         for (i, from) in states.iter().enumerate() {
             for (j, event) in events.iter().enumerate() {

@@ -317,7 +317,18 @@ pub struct BackfillArgs {
     /// Start no window before this RFC 3339 instant.
     #[arg(long)]
     pub start_at: Option<String>,
-    /// Print the plan and change nothing.
+    /// Budget: pause before a window that would bring the wall time past
+    /// this (e.g. 90m, 2h; from the first window's start).
+    #[arg(long, value_parser = wall_seconds)]
+    pub max_wall: Option<i64>,
+    /// Budget: pause before a window that would bring the fuel past this.
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_fuel: Option<i64>,
+    /// Budget: pause before a window that would bring the bytes written
+    /// past this.
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_bytes: Option<i64>,
+    /// Print the plan and its estimate, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
     #[arg(long, value_enum, default_value = "text")]
@@ -590,4 +601,14 @@ pub struct TaskRunArgs {
     pub no_cache: bool,
     #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
+}
+
+/// `--max-wall`: a duration (`90m`, `2h`), or bare seconds.
+fn wall_seconds(v: &str) -> Result<i64, String> {
+    if let Ok(n) = v.parse::<i64>() {
+        return Ok(n);
+    }
+    humantime::parse_duration(v)
+        .map(|d| d.as_secs().min(i64::MAX as u64) as i64)
+        .map_err(|e| format!("{v:?} is not a duration such as 90m or 2h: {e}"))
 }

@@ -29,6 +29,7 @@ macro_rules! errln {
 mod args;
 mod connections;
 mod egress;
+mod estimate;
 mod list;
 mod local;
 mod remote;

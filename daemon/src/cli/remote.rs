@@ -186,6 +186,7 @@ pub fn backfill_create(client: &Client, a: &super::BackfillArgs) -> ExitCode {
                 .as_ref()
                 .map(|tz| json!({"timezone": tz, "spans": a.allowed_hours})),
         ),
+        ("budget", super::estimate::budget_body(a)),
     ];
     for (k, v) in fields {
         if let Some(v) = v {
@@ -216,6 +217,7 @@ pub fn backfill_create(client: &Client, a: &super::BackfillArgs) -> ExitCode {
                     ""
                 }
             );
+            super::estimate::print_estimate(&v["estimate"]);
             ExitCode::SUCCESS
         }
         Ok(v) => {
@@ -245,6 +247,7 @@ pub fn backfill_status(client: &Client, id: u64, output: Output) -> ExitCode {
                 p["windows_per_second"].as_f64().unwrap_or(0.0),
                 p["throttled"].as_str().map(|t| format!("; throttled: {t}")).unwrap_or_default()
             );
+            super::estimate::print_status_cost(&v);
             ExitCode::SUCCESS
         }
         Err(e) => fail(EXIT_FAILED, &e),

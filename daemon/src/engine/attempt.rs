@@ -323,8 +323,11 @@ fn record_outcome(
             fuel: report.fuel_consumed,
             log: report.log,
             http: report.http,
+            plugin: Some(plugin_key(&job.task.plugin).to_owned()),
+            bytes_written: None,
         },
     ));
+    let fuel = report.fuel_consumed.unwrap_or(0);
     let Some(run) = st.runs.get_mut(&job.run_id) else {
         tracing::warn!(
             run = job.run_id,
@@ -332,20 +335,32 @@ fn record_outcome(
         );
         return committed;
     };
+    let backfill = run.backfill;
     let task = &mut run.tasks[job.task_index];
     let mut succeeded = false;
+    let mut written = 0;
     match report.result {
         Ok(_) => {
             if task.apply(TaskEvent::Succeed).is_ok() {
                 succeeded = true;
                 task.last_error = None;
                 // The outputs commit in the same batch as the success.
+                let mut bytes = report.outputs.bytes() as u64;
                 st.outputs
                     .push((job.tenant.clone(), job.window.start, report.outputs));
                 if let Some(objects) = staged.take() {
                     let check = job.def.output_check == OutputCheckPolicy::AfterWindow;
                     committed = inner.object_outputs(&job.tenant, objects, ended, check);
                     st.object_outputs.extend(committed.iter().cloned());
+                    bytes += committed
+                        .iter()
+                        .flat_map(|(_, o)| &o.objects)
+                        .map(|o| o.size)
+                        .sum::<u64>();
+                }
+                written = bytes;
+                if let Some((_, a)) = st.attempts.last_mut() {
+                    a.bytes_written = Some(bytes);
                 }
             }
         }
@@ -372,6 +387,16 @@ fn record_outcome(
             }
         }
     }
+    // What the backfill spent, for its budget and its estimate-vs-actual.
+    if let Some(b) = backfill.and_then(|id| st.backfills.get_mut(&id)) {
+        b.record.actual.task_runs += 1;
+        b.record.actual.fuel = b.record.actual.fuel.saturating_add(fuel);
+        b.record.actual.bytes = b.record.actual.bytes.saturating_add(written);
+        st.dirty_backfills.insert(b.record.id);
+    }
+    let Some(run) = st.runs.get_mut(&job.run_id) else {
+        return committed;
+    };
     let run_over = run.state.is_terminal()
         && !run
             .tasks
@@ -390,4 +415,13 @@ fn record_outcome(
         *next = super::handover::next_task(inner, st, job, ended);
     }
     committed
+}
+
+/// How estimates name a task's plugin: its name, or its digest.
+pub(super) fn plugin_key(p: &crate::workflow::PluginRef) -> &str {
+    use crate::workflow::PluginRef;
+    match p {
+        PluginRef::Latest(n) | PluginRef::Version(n, _) => n,
+        PluginRef::Digest(d) => d,
+    }
 }

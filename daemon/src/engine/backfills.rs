@@ -17,6 +17,10 @@ use crate::workflow::WorkflowDef;
 
 /// Most plan entries a dry run returns.
 pub const PLAN_LIMIT: usize = 100_000;
+/// Most plan entries evaluated for the estimate stored at creation (a
+/// dry run evaluates up to `PLAN_LIMIT`): creating a huge backfill stays
+/// cheap, and the estimate says it was cut.
+const CREATE_ESTIMATE_LIMIT: usize = 10_000;
 /// Windows a backfill may evaluate per scheduling pass (bounded work per
 /// tick, whatever its size).
 pub(super) const EVAL_PER_TICK: usize = 1_000;
@@ -103,6 +107,8 @@ pub struct Plan {
     pub skips: usize,
     /// More windows exist than `PLAN_LIMIT`.
     pub truncated: bool,
+    /// What the windows that run will cost, from recorded history.
+    pub estimate: crate::backfill::estimate::Estimate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +151,9 @@ impl Engine {
         let spec = raw.validate(&def)?;
         raw.check_start_at(self.inner.clock.now_ms())?;
         if spec.dry_run {
-            return Ok(Err(self.plan(tenant, &spec, &def)?));
+            let mut plan = self.plan(tenant, &spec, &def, PLAN_LIMIT)?;
+            plan.estimate = self.estimate_plan(tenant, &spec, &def, version, &plan)?;
+            return Ok(Err(plan));
         }
         let estimated_total = match &spec.selection {
             backfill::Selection::Windows(w) => Some(w.len() as u64),
@@ -164,6 +172,8 @@ impl Engine {
             )
             .into());
         }
+        let plan = self.plan(tenant, &spec, &def, CREATE_ESTIMATE_LIMIT)?;
+        let estimate = self.estimate_plan(tenant, &spec, &def, version, &plan)?;
         let now = self.inner.clock.now_ms();
         let record = BackfillRecord {
             id: self.inner.store.next_run_id()?,
@@ -184,6 +194,10 @@ impl Engine {
             stage: 0,
             stages: Vec::new(),
             estimated_total,
+            estimate: Some(estimate),
+            actual: Default::default(),
+            pause_reason: None,
+            budget_lifted: false,
         };
         {
             let mut st = self.inner.lock();
@@ -215,6 +229,7 @@ impl Engine {
         tenant: &str,
         spec: &BackfillSpec,
         def: &WorkflowDef,
+        limit: usize,
     ) -> Result<Plan, EngineError> {
         let mut entries = Vec::new();
         let mut repaired = Vec::new();
@@ -225,7 +240,7 @@ impl Engine {
                 .selection
                 .next_segment(&def.schedule, spec.order, cursor, 1024);
             for w in ws {
-                if entries.len() >= PLAN_LIMIT {
+                if entries.len() >= limit {
                     truncated = true;
                     break;
                 }
@@ -273,7 +288,7 @@ impl Engine {
                     windows.reverse();
                 }
                 for w in windows {
-                    if entries.len() >= PLAN_LIMIT {
+                    if entries.len() >= limit {
                         truncated = true;
                         break;
                     }
@@ -297,6 +312,7 @@ impl Engine {
             runs,
             entries,
             truncated,
+            estimate: Default::default(),
         })
     }
 
@@ -346,8 +362,25 @@ impl Engine {
                 BackfillAction::Cancel { .. } => BackfillEvent::Cancel,
                 BackfillAction::RetryFailed => BackfillEvent::RetryFailed,
             };
-            b.record.state = transition(id, b.record.state, event)?;
+            let from = b.record.state;
+            b.record.state = transition(id, from, event)?;
             b.record.updated_ms = now;
+            match action {
+                BackfillAction::Pause if from == BackfillState::Running => {
+                    b.record.pause_reason = Some("paused on request".into());
+                }
+                BackfillAction::Resume if from == BackfillState::Paused => {
+                    // Resuming a backfill its budget paused goes on past
+                    // the budget: the operator has seen the cost.
+                    let by_budget = b
+                        .record
+                        .pause_reason
+                        .take()
+                        .is_some_and(|r| r.starts_with("budget:"));
+                    b.record.budget_lifted |= by_budget;
+                }
+                _ => {}
+            }
             let mut to_cancel = Vec::new();
             if matches!(action, BackfillAction::Cancel { .. }) {
                 b.record.ended_ms = Some(now);

@@ -232,6 +232,18 @@ pub(super) fn advance(
                         b.record.skipped += 1;
                     }
                     Decision::Run(r) => {
+                        if let Some(why) = over_budget(b, now) {
+                            // The window stays next in the cursor: a
+                            // resume starts it.
+                            match b.record.state.apply(BackfillEvent::BudgetExceeded) {
+                                Ok(s) => b.record.state = s,
+                                Err(e) => tracing::error!(backfill = id, "{e}"),
+                            }
+                            tracing::warn!(backfill = id, %why, "backfill paused by its budget");
+                            b.record.pause_reason = Some(why);
+                            changed = true;
+                            break;
+                        }
                         let run_id = match inner.store.next_run_id() {
                             Ok(i) => i,
                             Err(e) => {
@@ -267,6 +279,7 @@ pub(super) fn advance(
                             r.as_str().to_owned()
                         };
                         b.record.running += 1;
+                        b.record.actual.first_start_ms.get_or_insert(now);
                         b.in_flight += 1;
                         busy.insert(key);
                         new_runs.push(run);
@@ -369,6 +382,17 @@ pub(super) fn advance(
             }
         }
     }
+}
+
+/// Why the next window of `b` would pass its budget, unless a resume
+/// lifted it.
+fn over_budget(b: &ActiveBackfill, now: i64) -> Option<String> {
+    if b.record.budget_lifted {
+        return None;
+    }
+    let r = &b.record;
+    let ended = r.succeeded + r.failed + r.cancelled;
+    backfill::budget_exceeded(&b.spec.budget, &r.actual, ended, b.in_flight as u64, now)
 }
 
 /// Records the end of a backfill's run in its window and statistics.

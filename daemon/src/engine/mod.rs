@@ -15,6 +15,7 @@ mod checks;
 mod connections;
 mod driver;
 mod egress;
+mod estimates;
 mod handover;
 mod materialize;
 mod objects;

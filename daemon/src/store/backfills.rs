@@ -49,6 +49,20 @@ pub struct BackfillRecord {
     /// from the first window's length for a range (O(1), whatever its size).
     #[serde(default)]
     pub estimated_total: Option<u64>,
+    /// What the plan was estimated to cost when it was created (absent in
+    /// records written before estimates existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<crate::backfill::estimate::Estimate>,
+    /// What it has spent so far, to compare with the estimate and its
+    /// budget.
+    #[serde(default)]
+    pub actual: crate::backfill::Actual,
+    /// Why it is paused: on request, or the budget it would pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_reason: Option<String>,
+    /// A resume after a budget pause lifted the budget.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub budget_lifted: bool,
 }
 
 /// One workflow's windows in a backfill's downstream cascade.

@@ -105,6 +105,10 @@ fn populate(store: &SledStore, tenant: &str) {
         stage: 0,
         stages: Vec::new(),
         estimated_total: None,
+        estimate: None,
+        actual: Default::default(),
+        pause_reason: None,
+        budget_lifted: false,
     };
     let changes = Changes {
         runs: vec![run],
@@ -122,6 +126,8 @@ fn populate(store: &SledStore, tenant: &str) {
                 fuel: None,
                 log: Vec::new(),
                 http: Vec::new(),
+                plugin: None,
+                bytes_written: None,
             },
         )],
         outputs: vec![(tenant.into(), T0, outputs)],

@@ -49,6 +49,14 @@ pub struct AttemptRecord {
     /// before outbound HTTP existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<HttpRequestRecord>,
+    /// The plugin the task names (name, or digest), so estimates can find
+    /// its history in other workflows. Absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// Dataset and object bytes a successful attempt committed. Absent in
+    /// older records and failed attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_written: Option<u64>,
 }
 
 /// The latest run of one window.

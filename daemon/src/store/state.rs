@@ -97,7 +97,17 @@ pub trait StateStore:
         &self,
         tenant: &str,
         workflow: &str,
-    ) -> Result<Option<(i64, WindowRecord)>, StoreError>;
+    ) -> Result<Option<(i64, WindowRecord)>, StoreError> {
+        Ok(self.windows_newest(tenant, workflow, 1)?.pop())
+    }
+    /// The `limit` newest windows of `workflow` that have a run, newest
+    /// first (a bounded read of recent history).
+    fn windows_newest(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, WindowRecord)>, StoreError>;
     /// The run an idempotency key of `workflow`'s trigger created.
     fn idempotency_get(
         &self,
@@ -603,26 +613,25 @@ impl StateStore for SledStore {
         Ok(out)
     }
 
-    fn window_latest(
+    fn windows_newest(
         &self,
         tenant: &str,
         workflow: &str,
-    ) -> Result<Option<(i64, WindowRecord)>, StoreError> {
-        const OP: &str = "reading the newest window";
+        limit: usize,
+    ) -> Result<Vec<(i64, WindowRecord)>, StoreError> {
+        const OP: &str = "reading the newest windows";
         let prefix = keys::named_prefix(keys::WINDOW, tenant, workflow);
-        match self.state.scan_prefix(&prefix).next_back() {
-            None => Ok(None),
-            Some(item) => {
-                let (k, v) = item.map_err(backend(OP))?;
-                let start = keys::decode_instant(&k[prefix.len()..]).ok_or_else(|| {
-                    StoreError::Corrupt {
-                        op: OP,
-                        detail: "window key without an instant".into(),
-                    }
+        let mut out = Vec::new();
+        for item in self.state.scan_prefix(&prefix).rev().take(limit) {
+            let (k, v) = item.map_err(backend(OP))?;
+            let start =
+                keys::decode_instant(&k[prefix.len()..]).ok_or_else(|| StoreError::Corrupt {
+                    op: OP,
+                    detail: "window key without an instant".into(),
                 })?;
-                Ok(Some((start, keys::decode_json(OP, &v)?)))
-            }
+            out.push((start, keys::decode_json(OP, &v)?));
         }
+        Ok(out)
     }
 
     fn idempotency_get(

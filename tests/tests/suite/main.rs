@@ -14,6 +14,8 @@ mod daemon;
 mod datasets;
 mod egress;
 mod engine;
+mod estimates;
+mod estimates_daemon;
 mod handover;
 mod http_sdk;
 mod integrity;

@@ -224,6 +224,10 @@ fn backfill(id: u64, state: BackfillState) -> BackfillRecord {
         stage: 0,
         stages: Vec::new(),
         estimated_total: None,
+        estimate: None,
+        actual: Default::default(),
+        pause_reason: None,
+        budget_lifted: false,
     }
 }
 

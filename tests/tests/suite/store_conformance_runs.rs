@@ -33,6 +33,8 @@ fn runs_windows_cursors_attempts_and_idempotency(store: &dyn StateStore) {
         fuel: Some(5),
         log: Vec::new(),
         http: Vec::new(),
+        plugin: Some("hello".into()),
+        bytes_written: Some(3),
     };
     let changes = Changes {
         runs: vec![r1.clone(), r2.clone(), event.clone()],
@@ -113,6 +115,15 @@ fn runs_windows_cursors_attempts_and_idempotency(store: &dyn StateStore) {
         Some(T0 + H)
     );
     assert_eq!(store.window_latest("t", "other").unwrap(), None);
+    // Newest first, bounded.
+    let newest: Vec<_> = store
+        .windows_newest("t", "wf", 10)
+        .unwrap()
+        .into_iter()
+        .map(|(s, w)| (s, w.run_id))
+        .collect();
+    assert_eq!(newest, [(T0 + H, 2), (T0, 4)]);
+    assert_eq!(store.windows_newest("t", "wf", 1).unwrap().len(), 1);
 }
 
 /// Concurrent pushes of versions: each number is handed out once and

@@ -102,6 +102,10 @@ pub struct BackfillRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "2026-12-01T20:00:00Z")]
     pub start_at: Option<String>,
+    /// Limits on wall time, fuel and bytes written: the backfill pauses
+    /// itself before a window that would pass one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<super::estimates::Budget>,
 }
 
 /// Hours in which a backfill may start windows.
@@ -168,6 +172,7 @@ impl From<BackfillRequest> for RawBackfillRequest {
             dry_run,
             allowed_hours,
             start_at,
+            budget,
         } = r;
         RawBackfillRequest {
             workflow,
@@ -187,6 +192,7 @@ impl From<BackfillRequest> for RawBackfillRequest {
             dry_run,
             allowed_hours: allowed_hours.map(Into::into),
             start_at,
+            budget: budget.map(Into::into),
         }
     }
 }
@@ -211,6 +217,7 @@ impl From<RawBackfillRequest> for BackfillRequest {
             dry_run,
             allowed_hours,
             start_at,
+            budget,
         } = r;
         BackfillRequest {
             workflow,
@@ -230,6 +237,7 @@ impl From<RawBackfillRequest> for BackfillRequest {
             dry_run,
             allowed_hours: allowed_hours.map(Into::into),
             start_at,
+            budget: budget.map(Into::into),
         }
     }
 }
@@ -299,6 +307,12 @@ pub struct Backfill {
     /// Windows of the selected workflow (estimated for a range).
     #[schema(required = true)]
     pub estimated_total: Option<u64>,
+    /// Why it is paused: `paused on request`, or the budget it would pass
+    /// (`budget: ...`); `null` unless paused.
+    #[schema(required = true)]
+    pub pause_reason: Option<String>,
+    /// A resume after a budget pause lifted its budget.
+    pub budget_lifted: bool,
 }
 
 /// Derived progress of a backfill.
@@ -328,6 +342,12 @@ pub struct Progress {
 pub struct BackfillStatus {
     pub backfill: Backfill,
     pub progress: Progress,
+    /// What it was estimated to cost when created; `null` for backfills
+    /// created before estimates existed.
+    #[schema(required = true)]
+    pub estimate: Option<super::estimates::EstimateTotals>,
+    /// What it has spent so far.
+    pub actual: super::estimates::Spent,
 }
 
 impl BackfillStatus {
@@ -377,8 +397,18 @@ impl BackfillStatus {
                 })
                 .collect(),
             estimated_total: b.estimated_total,
+            pause_reason: b
+                .pause_reason
+                .clone()
+                .filter(|_| b.state == crate::store::BackfillState::Paused),
+            budget_lifted: b.budget_lifted,
         };
-        BackfillStatus { backfill, progress }
+        BackfillStatus {
+            backfill,
+            progress,
+            estimate: b.estimate.as_ref().map(|e| e.total.into()),
+            actual: super::estimates::Spent::new(b, now_ms),
+        }
     }
 }
 
@@ -450,6 +480,8 @@ pub struct DryRun {
     /// Always `true`.
     pub dry_run: bool,
     pub plan: Plan,
+    /// What the windows that run will cost, per workflow and in total.
+    pub estimate: super::estimates::Estimate,
 }
 
 /// One window of a backfill: what happened to it and why.

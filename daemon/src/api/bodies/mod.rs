@@ -15,6 +15,7 @@
 
 pub mod backfills;
 pub mod connections;
+pub mod estimates;
 pub mod nodes;
 pub mod outputs;
 pub mod plugins;

@@ -377,25 +377,28 @@ impl StateStore for PgStore {
         })
     }
 
-    fn window_latest(
+    fn windows_newest(
         &self,
         tenant: &str,
         workflow: &str,
-    ) -> Result<Option<(i64, WindowRecord)>, StoreError> {
-        const OP: &str = "reading the newest window";
+        limit: usize,
+    ) -> Result<Vec<(i64, WindowRecord)>, StoreError> {
+        const OP: &str = "reading the newest windows";
         let (tenant, workflow) = (tenant.to_owned(), workflow.to_owned());
+        let limit = limit.min(i64::MAX as usize) as i64;
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
-            let row = client
-                .query_opt(
+            let rows = client
+                .query(
                     "SELECT start_ms, record FROM windows WHERE tenant = $1 AND workflow = $2 \
-                     ORDER BY start_ms DESC LIMIT 1",
-                    &[&tenant, &workflow],
+                     ORDER BY start_ms DESC LIMIT $3",
+                    &[&tenant, &workflow, &limit],
                 )
                 .await
                 .map_err(pg_err(OP))?;
-            row.map(|r| Ok((column(OP, &r, 0)?, record(OP, &r, 1)?)))
-                .transpose()
+            rows.iter()
+                .map(|r| Ok((column(OP, r, 0)?, record(OP, r, 1)?)))
+                .collect()
         })
     }
 
