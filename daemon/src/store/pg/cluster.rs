@@ -113,6 +113,21 @@ impl PgStore {
             .unwrap_or(Err(StoreError::RuntimeGone { op }))
     }
 
+    /// Runs `f` with a pooled connection on the store's runtime.
+    async fn with_client<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(deadpool_postgres::Object) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let pool = self.shared.pool.clone();
+        self.on_runtime(op, async move {
+            let client = pool.get().await.map_err(pool_err(op))?;
+            f(client).await
+        })
+        .await
+    }
+
     /// Records that `id` is alive at `addr` (and whether it drains); nodes
     /// silent for ten minutes are forgotten.
     pub async fn node_heartbeat(
@@ -123,10 +138,8 @@ impl PgStore {
         attempts: i32,
     ) -> Result<(), StoreError> {
         const OP: &str = "recording a node's heartbeat";
-        let pool = self.shared.pool.clone();
         let (id, addr) = (id.to_owned(), addr.to_owned());
-        self.on_runtime(OP, async move {
-            let client = pool.get().await.map_err(pool_err(OP))?;
+        self.with_client(OP, move |client| async move {
             client
                 .execute(
                     "INSERT INTO nodes (id, addr, draining, attempts) VALUES ($1, $2, $3, $4) \
@@ -152,10 +165,8 @@ impl PgStore {
     /// A node leaving the cluster.
     pub async fn node_remove(&self, id: &str) -> Result<(), StoreError> {
         const OP: &str = "removing a node";
-        let pool = self.shared.pool.clone();
         let id = id.to_owned();
-        self.on_runtime(OP, async move {
-            let client = pool.get().await.map_err(pool_err(OP))?;
+        self.with_client(OP, move |client| async move {
             client
                 .execute("DELETE FROM nodes WHERE id = $1", &[&id])
                 .await
@@ -167,9 +178,7 @@ impl PgStore {
 
     pub async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
         const OP: &str = "listing nodes";
-        let pool = self.shared.pool.clone();
-        self.on_runtime(OP, async move {
-            let client = pool.get().await.map_err(pool_err(OP))?;
+        self.with_client(OP, move |client| async move {
             let rows = client
                 .query(
                     "SELECT id, addr, (extract(epoch FROM started_at) * 1000)::int8, \
@@ -204,10 +213,8 @@ impl PgStore {
         ttl: Duration,
     ) -> Result<Option<i64>, StoreError> {
         const OP: &str = "acquiring a lease";
-        let pool = self.shared.pool.clone();
         let (name, owner, ttl) = (name.to_owned(), owner.to_owned(), secs(ttl));
-        self.on_runtime(OP, async move {
-            let client = pool.get().await.map_err(pool_err(OP))?;
+        self.with_client(OP, move |client| async move {
             // A holder stopped inside a transaction (a paused process, a
             // write half sent) keeps its share lock on the lease row and
             // would block the takeover forever: once its lease has lapsed,
@@ -248,10 +255,8 @@ impl PgStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         const OP: &str = "renewing a lease";
-        let pool = self.shared.pool.clone();
         let (name, owner, ttl) = (name.to_owned(), owner.to_owned(), secs(ttl));
-        self.on_runtime(OP, async move {
-            let client = pool.get().await.map_err(pool_err(OP))?;
+        self.with_client(OP, move |client| async move {
             let n = client
                 .execute(
                     "UPDATE leases SET expires_at = clock_timestamp() + make_interval(secs => $4) \
@@ -274,10 +279,8 @@ impl PgStore {
         epoch: i64,
     ) -> Result<(), StoreError> {
         const OP: &str = "releasing a lease";
-        let pool = self.shared.pool.clone();
         let (name, owner) = (name.to_owned(), owner.to_owned());
-        self.on_runtime(OP, async move {
-            let client = pool.get().await.map_err(pool_err(OP))?;
+        self.with_client(OP, move |client| async move {
             client
                 .execute(
                     "UPDATE leases SET expires_at = clock_timestamp() \
@@ -293,10 +296,8 @@ impl PgStore {
 
     pub async fn lease_get(&self, name: &str) -> Result<Option<LeaseRecord>, StoreError> {
         const OP: &str = "reading a lease";
-        let pool = self.shared.pool.clone();
         let name = name.to_owned();
-        self.on_runtime(OP, async move {
-            let client = pool.get().await.map_err(pool_err(OP))?;
+        self.with_client(OP, move |client| async move {
             let row = client
                 .query_opt(
                     "SELECT owner, epoch, \
@@ -322,9 +323,7 @@ impl PgStore {
     /// migration that forgets it shows up here (tests expect none).
     pub async fn unfenced_tables(&self) -> Result<Vec<String>, StoreError> {
         const OP: &str = "listing unfenced tables";
-        let pool = self.shared.pool.clone();
-        self.on_runtime(OP, async move {
-            let client = pool.get().await.map_err(pool_err(OP))?;
+        self.with_client(OP, move |client| async move {
             let rows = client
                 .query(
                     "SELECT t.tablename::text FROM pg_tables t \
