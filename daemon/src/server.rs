@@ -61,6 +61,14 @@ pub enum ServeError {
     Engine(#[from] EngineError),
     #[error("{path}: {message}")]
     Preload { path: String, message: String },
+    /// The engine refused a preloaded file: for a store error, another try
+    /// may succeed (see the cluster's start).
+    #[error("{path}")]
+    PreloadRefused {
+        path: String,
+        #[source]
+        source: EngineError,
+    },
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -119,7 +127,10 @@ async fn preload(engine: &Engine, tenancy: &Tenancy, cfg: &ServeConfig) -> Resul
             let meta = engine
                 .push_plugin(&tenant, &name, wasm)
                 .await
-                .map_err(|e| bad(e.to_string()))?;
+                .map_err(|source| ServeError::PreloadRefused {
+                    path: path.display().to_string(),
+                    source,
+                })?;
             tracing::info!(plugin = name, version = meta.version, "plugin loaded");
         }
     }
@@ -303,6 +314,10 @@ async fn serve_node(cfg: ServeConfig, base: PgStore) -> Result<(), ServeError> {
             // preload file will not.
             let classify = |e: ServeError| match &e {
                 ServeError::Engine(EngineError::Store(_))
+                | ServeError::PreloadRefused {
+                    source: EngineError::Store(_),
+                    ..
+                }
                 | ServeError::Tenancy(crate::tenancy::TenancyError::Store(_)) => {
                     StartError::Transient(e)
                 }

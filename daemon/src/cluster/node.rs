@@ -46,7 +46,7 @@ pub async fn run<S, F, E, R>(
 where
     S: FnMut(PgStore) -> F,
     F: Future<Output = Result<(Engine, Router), StartError<E>>>,
-    E: std::fmt::Display,
+    E: std::error::Error,
     R: FnOnce(),
 {
     let mut ready = Some(ready);
@@ -101,26 +101,10 @@ where
                 continue;
             }
         };
-        let (engine, router) = match start(fenced).await {
-            Ok(started) => started,
-            Err(StartError::Transient(e)) => {
-                tracing::warn!(
-                    node = cfg.id,
-                    "could not start the engine, standing by: {e}"
-                );
-                release(&base, &cfg.id, epoch).await;
-                wait(&mut stop, cfg.lease).await;
-                continue;
-            }
-            Err(StartError::Fatal(e)) => {
-                release(&base, &cfg.id, epoch).await;
-                outcome = Err(e);
-                break;
-            }
-        };
-        front.set_local(Some(router));
-        announce();
-        *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine.clone());
+        // Renewal runs from the first moment of the term: opening the
+        // engine and preloading (compiling plugins) may take longer than a
+        // lease, and a lease left to lapse meanwhile fences the start's own
+        // writes.
         let (lost_tx, mut lost_rx) = watch::channel(None::<String>);
         let renewal = tokio::spawn(renew(
             base.clone(),
@@ -129,6 +113,34 @@ where
             front.clone(),
             lost_tx,
         ));
+        let (engine, router) = match start(fenced).await {
+            Ok(started) => started,
+            Err(StartError::Transient(e)) => {
+                renewal.abort();
+                tracing::warn!(
+                    node = cfg.id,
+                    "could not start the engine, standing by: {}",
+                    crate::store::chain(&e)
+                );
+                release(&base, &cfg.id, epoch).await;
+                wait(&mut stop, cfg.lease).await;
+                continue;
+            }
+            Err(StartError::Fatal(e)) => {
+                renewal.abort();
+                release(&base, &cfg.id, epoch).await;
+                outcome = Err(e);
+                break;
+            }
+        };
+        front.set_local(Some(router));
+        // The renewal clears the local API before it reports a loss: a
+        // loss reported by now may have been cleared before the line above.
+        if lost_rx.borrow().is_some() {
+            front.set_local(None);
+        }
+        announce();
+        *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine.clone());
         let shutdown = {
             let mut stop = stop.clone();
             async move {

@@ -226,7 +226,7 @@ impl StoreError {
 
 /// An error and its causes on one line: tokio-postgres says only "db
 /// error" or "error connecting to server" and leaves the why to its source.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -228,12 +228,17 @@ impl PgStore {
                 )
                 .await
                 .map_err(pg_err(OP))?;
+            // The expiry is computed after the row lock is granted, not
+            // taken from the proposed row: the update may have waited for
+            // the old holder's session to end, and a lease dated from
+            // before that wait could be born lapsed.
             let row = client
                 .query_opt(
                     "INSERT INTO leases (name, owner, epoch, expires_at) \
                      VALUES ($1, $2, 1, clock_timestamp() + make_interval(secs => $3)) \
                      ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, \
-                     epoch = leases.epoch + 1, expires_at = EXCLUDED.expires_at \
+                     epoch = leases.epoch + 1, \
+                     expires_at = clock_timestamp() + make_interval(secs => $3) \
                      WHERE leases.expires_at <= clock_timestamp() RETURNING epoch",
                     &[&name, &owner, &ttl],
                 )

@@ -103,7 +103,7 @@ pub fn supported_schema() -> i64 {
         .unwrap_or(0)
 }
 
-/// The SQLSTATE the fencing trigger raises (`V2__cluster.sql`).
+/// The SQLSTATE the fencing trigger raises (`V2__cluster.sql`, `V3__fence_detail.sql`).
 const FENCED: &str = "TMF01";
 
 pub(super) fn pg_err(op: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
