@@ -68,6 +68,15 @@ fn run_as_postgres(program: &Path, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("running {}: {e}", program.display()))
 }
 
+/// The server's options: local TCP and a socket in the cluster's own
+/// directory; no fsync (tests never survive a machine crash).
+fn server_options(port: u16, dir: &Path) -> String {
+    format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+        dir.display()
+    )
+}
+
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
@@ -135,10 +144,7 @@ impl PgCluster {
             ),
         );
         let port = free_port();
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            d.display()
-        );
+        let opts = server_options(port, d);
         check(
             "pg_ctl start",
             run_as_postgres(
@@ -229,6 +235,53 @@ impl PgCluster {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops a cluster this process started (fast shutdown: sessions are
+    /// ended, as in a database outage).
+    pub fn stop(&self) {
+        let (bin, data) = self.own("stop");
+        check(
+            "pg_ctl stop",
+            run_as_postgres(&bin, &["-D", &data, "-m", "fast", "-w", "stop"]),
+        );
+    }
+
+    /// Starts a cluster [`PgCluster::stop`] stopped, on the same port with
+    /// the same options.
+    pub fn start_again(&self) {
+        let (bin, data) = self.own("start");
+        let dir = self.dir.as_ref().expect("own cluster").path();
+        let log = dir.join("pg.log");
+        let opts = server_options(self.port, dir);
+        check(
+            "pg_ctl start",
+            run_as_postgres(
+                &bin,
+                &[
+                    "-D",
+                    &data,
+                    "-o",
+                    &opts,
+                    "-l",
+                    &log.display().to_string(),
+                    "-w",
+                    "start",
+                ],
+            ),
+        );
+    }
+
+    fn own(&self, what: &str) -> (PathBuf, String) {
+        assert!(
+            !self.external,
+            "cannot {what} a server this process did not start"
+        );
+        let dir = self.dir.as_ref().expect("own cluster");
+        (
+            self.bin.join("pg_ctl"),
+            dir.path().join("data").display().to_string(),
+        )
     }
 
     /// Runs one SQL command as the superuser; panics on failure.

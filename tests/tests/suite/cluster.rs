@@ -225,10 +225,20 @@ fn cluster_with_backfill(
     windows: i64,
 ) -> (String, Node, Node, String, u64, [tempfile::TempDir; 2]) {
     let url = PgCluster::fresh_database();
+    let (n1, n2, token, id, dirs) = cluster_with_backfill_on(&url, windows);
+    (url, n1, n2, token, id, dirs)
+}
+
+/// Two nodes on database `url` (n1 leading) and an hourly ETL backfill of
+/// `windows` windows created through the standby.
+fn cluster_with_backfill_on(
+    url: &str,
+    windows: i64,
+) -> (Node, Node, String, u64, [tempfile::TempDir; 2]) {
     let plugins = plugin_dir(&[ETL_EXTRACT, ETL_TRANSFORM, ETL_LOAD]);
     let workflows = etl_workflows();
-    let n1 = start_node(&url, "n1", plugins.path(), workflows.path());
-    let n2 = start_node(&url, "n2", plugins.path(), workflows.path());
+    let n1 = start_node(url, "n1", plugins.path(), workflows.path());
+    let n2 = start_node(url, "n2", plugins.path(), workflows.path());
     let token = n1
         .daemon
         .token
@@ -263,7 +273,7 @@ fn cluster_with_backfill(
         .expect("a backfill created through the standby");
     let id = created["backfill"]["id"].as_u64().expect("backfill id");
     // The preload directories stay: a node preloads them when it takes over.
-    (url, n1, n2, token, id, [plugins, workflows])
+    (n1, n2, token, id, [plugins, workflows])
 }
 
 fn backfill(url: &str, token: &str, id: u64) -> Option<Value> {
@@ -401,6 +411,51 @@ fn a_paused_leader_is_fenced_and_steps_down() {
         n1_status["attempts"] == 0
     });
     wait_succeeded(&n1.daemon.url, &token, id, windows as u64);
+    check_exactly_once(&db, windows);
+    assert_eq!(n1.daemon.terminate(), 0);
+    assert_eq!(n2.daemon.terminate(), 0);
+}
+
+/// Faults of the database itself, on a private server: every session of
+/// the daemons ended at once, then the server down for longer than a
+/// lease. The nodes ride both out; the backfill ends exactly once.
+#[test]
+fn the_cluster_rides_out_ended_sessions_and_a_database_outage() {
+    let windows = 120;
+    let pg = PgCluster::start();
+    let db = pg.create_database();
+    let name = db.rsplit('/').next().unwrap().to_owned();
+    let (n1, n2, token, id, _dirs) = cluster_with_backfill_on(&db, windows);
+    let reach = |n: u64| {
+        wait_for("more windows done", Duration::from_secs(120), || {
+            backfill(&n2.daemon.url, &token, id)
+                .is_some_and(|b| b["backfill"]["succeeded"].as_u64() >= Some(n))
+        })
+    };
+    reach(10);
+    let ended = pg.psql(
+        &name,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    assert!(
+        ended.parse::<u32>().unwrap() >= 2,
+        "sessions ended: {ended}"
+    );
+    reach(40);
+    pg.stop();
+    // While it is down, requests fail with a status that says so, not a
+    // hang.
+    let err = Client::new(&n1.daemon.url)
+        .with_token(Some(token.clone()))
+        .get(&format!("/api/v1/backfills/{id}"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("503"), "{err}");
+    // Longer than a lease (2 s): the leader cannot renew and steps down.
+    std::thread::sleep(Duration::from_secs(5));
+    pg.start_again();
+    wait_succeeded(&n2.daemon.url, &token, id, windows as u64);
     check_exactly_once(&db, windows);
     assert_eq!(n1.daemon.terminate(), 0);
     assert_eq!(n2.daemon.terminate(), 0);
