@@ -4,6 +4,8 @@
 // Each bench uses a subset.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::sync::Arc;
 
 use tidemark::engine::Engine;
