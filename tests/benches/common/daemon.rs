@@ -71,7 +71,10 @@ impl Daemon {
             .send_json(body)
             .unwrap_or_else(|e| match e {
                 ureq::Error::Status(code, r) => {
-                    panic!("POST {path}: {code}: {}", r.into_string().unwrap_or_default())
+                    panic!(
+                        "POST {path}: {code}: {}",
+                        r.into_string().unwrap_or_default()
+                    )
                 }
                 e => panic!("POST {path}: {e}"),
             })

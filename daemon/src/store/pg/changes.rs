@@ -135,41 +135,95 @@ fn plan(changes: &Changes) -> Plan {
     }
 }
 
+// Each table's rows go in one statement (`UNNEST` of one array per
+// column), not one statement per row: a persist carries dozens of runs and
+// attempts, and on a fenced store every statement also runs the fence.
+// `ON CONFLICT DO UPDATE` may touch a row once per statement, so each batch
+// holds one row per key.
 async fn write_runs(tx: &Transaction<'_>, runs: &[RunRow]) -> Result<(), StoreError> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let tenants: Vec<&str> = runs.iter().map(|r| r.tenant.as_str()).collect();
+    let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+    let workflows: Vec<&str> = runs.iter().map(|r| r.workflow.as_str()).collect();
+    let starts: Vec<i64> = runs.iter().map(|r| r.window_start).collect();
+    let events: Vec<bool> = runs.iter().map(|r| r.event).collect();
+    let active: Vec<bool> = runs.iter().map(|r| r.active).collect();
+    let records: Vec<&[u8]> = runs.iter().map(|r| r.record.as_slice()).collect();
+    tx.execute(
+        "INSERT INTO runs (tenant, id, workflow, window_start, event, active, record) \
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::int8[], \
+                              $5::bool[], $6::bool[], $7::bytea[]) \
+         ON CONFLICT (tenant, id) DO UPDATE SET workflow = EXCLUDED.workflow, \
+         window_start = EXCLUDED.window_start, event = EXCLUDED.event, \
+         active = EXCLUDED.active, record = EXCLUDED.record",
+        &[
+            &tenants, &ids, &workflows, &starts, &events, &active, &records,
+        ],
+    )
+    .await
+    .map_err(pg_err(OP))?;
+    // The index holds a window's newest run: of this batch's runs of one
+    // window the newest, and an older run's change (a late end of a run
+    // that was replaced) leaves a newer stored one alone.
+    let mut newest: BTreeMap<(&str, &str, i64), (i64, &[u8])> = BTreeMap::new();
     for r in runs {
-        tx.execute(
-            "INSERT INTO runs (tenant, id, workflow, window_start, event, active, record) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (tenant, id) DO UPDATE SET workflow = EXCLUDED.workflow, \
-             window_start = EXCLUDED.window_start, event = EXCLUDED.event, \
-             active = EXCLUDED.active, record = EXCLUDED.record",
-            &[
-                &r.tenant,
-                &r.id,
-                &r.workflow,
-                &r.window_start,
-                &r.event,
-                &r.active,
-                &r.record,
-            ],
-        )
-        .await
-        .map_err(pg_err(OP))?;
         if let Some(window) = &r.window {
-            // The index holds a window's newest run: an older run's change
-            // (a late end of a run that was replaced) leaves it alone.
-            tx.execute(
-                "INSERT INTO windows (tenant, workflow, start_ms, run_id, record) \
-                 VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (tenant, workflow, start_ms) DO UPDATE \
-                 SET run_id = EXCLUDED.run_id, record = EXCLUDED.record \
-                 WHERE windows.run_id <= EXCLUDED.run_id",
-                &[&r.tenant, &r.workflow, &r.window_start, &r.id, window],
-            )
-            .await
-            .map_err(pg_err(OP))?;
+            let entry = newest
+                .entry((&r.tenant, &r.workflow, r.window_start))
+                .or_insert((r.id, window));
+            if r.id >= entry.0 {
+                *entry = (r.id, window);
+            }
         }
     }
+    if newest.is_empty() {
+        return Ok(());
+    }
+    let tenants: Vec<&str> = newest.keys().map(|k| k.0).collect();
+    let workflows: Vec<&str> = newest.keys().map(|k| k.1).collect();
+    let starts: Vec<i64> = newest.keys().map(|k| k.2).collect();
+    let ids: Vec<i64> = newest.values().map(|v| v.0).collect();
+    let records: Vec<&[u8]> = newest.values().map(|v| v.1).collect();
+    tx.execute(
+        "INSERT INTO windows (tenant, workflow, start_ms, run_id, record) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::bytea[]) \
+         ON CONFLICT (tenant, workflow, start_ms) DO UPDATE \
+         SET run_id = EXCLUDED.run_id, record = EXCLUDED.record \
+         WHERE windows.run_id <= EXCLUDED.run_id",
+        &[&tenants, &workflows, &starts, &ids, &records],
+    )
+    .await
+    .map_err(pg_err(OP))?;
+    Ok(())
+}
+
+/// `(tenant, run, task, attempt, record)` rows, the last of each key.
+async fn write_attempts(
+    tx: &Transaction<'_>,
+    attempts: &[(String, i64, String, i64, Vec<u8>)],
+) -> Result<(), StoreError> {
+    let mut last: BTreeMap<(&str, i64, &str, i64), &[u8]> = BTreeMap::new();
+    for (tenant, run, task, attempt, record) in attempts {
+        last.insert((tenant, *run, task, *attempt), record);
+    }
+    if last.is_empty() {
+        return Ok(());
+    }
+    let tenants: Vec<&str> = last.keys().map(|k| k.0).collect();
+    let runs: Vec<i64> = last.keys().map(|k| k.1).collect();
+    let tasks: Vec<&str> = last.keys().map(|k| k.2).collect();
+    let numbers: Vec<i64> = last.keys().map(|k| k.3).collect();
+    let records: Vec<&[u8]> = last.values().copied().collect();
+    tx.execute(
+        "INSERT INTO attempts (tenant, run_id, task, attempt, record) \
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::int8[], $5::bytea[]) \
+         ON CONFLICT (tenant, run_id, task, attempt) DO UPDATE SET record = EXCLUDED.record",
+        &[&tenants, &runs, &tasks, &numbers, &records],
+    )
+    .await
+    .map_err(pg_err(OP))?;
     Ok(())
 }
 
@@ -184,16 +238,7 @@ async fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError>
         .await
         .map_err(pg_err(OP))?;
     }
-    for (tenant, run, task, attempt, record) in &plan.attempts {
-        tx.execute(
-            "INSERT INTO attempts (tenant, run_id, task, attempt, record) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (tenant, run_id, task, attempt) DO UPDATE SET record = EXCLUDED.record",
-            &[tenant, run, task, attempt, record],
-        )
-        .await
-        .map_err(pg_err(OP))?;
-    }
+    write_attempts(tx, &plan.attempts).await?;
     for (tenant, id, active, record) in &plan.backfills {
         tx.execute(
             "INSERT INTO backfills (tenant, id, active, record) VALUES ($1, $2, $3, $4) \
