@@ -15,6 +15,7 @@ mod openapi;
 mod outputs;
 mod page;
 mod plugins;
+mod provenance;
 mod runs;
 mod tenants;
 mod workflows;
@@ -135,6 +136,8 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(runs::list, runs::run_window))
         .routes(routes!(runs::trigger))
         .routes(routes!(runs::get))
+        .routes(routes!(provenance::why))
+        .routes(routes!(provenance::compare))
         .routes(routes!(data::logs))
         .routes(routes!(data::partition))
         .routes(routes!(runs::retry))

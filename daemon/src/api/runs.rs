@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 
-use super::auth::TenantCaller;
+use super::auth::{Asker, TenantCaller};
 use super::bodies::runs::{Attempt, Run, RunDetail, RunList, RunWindowRequest, Triggered};
 use super::error::{json, Body, Path, Query};
 use super::{instant, Api, ApiError, AppState};
@@ -104,7 +104,10 @@ pub async fn list(
     responses((status = 201, description = "The run it started", body = Run))
 )]
 pub async fn run_window(
-    TenantCaller(tenant): TenantCaller,
+    Asker {
+        tenant,
+        requested_by,
+    }: Asker,
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     Body(body): Body,
@@ -114,7 +117,7 @@ pub async fn run_window(
     let at = instant("window", &req.window)?;
     let run = s
         .engine
-        .run_window(&tenant, &name, at, Trigger::Manual)
+        .run_window_by(&tenant, &name, at, Trigger::Manual, requested_by)
         .await?;
     Ok((StatusCode::CREATED, Json(Run::from(&run))))
 }
@@ -227,7 +230,10 @@ fn declares_json(headers: &HeaderMap) -> bool {
     )
 )]
 pub async fn trigger(
-    TenantCaller(tenant): TenantCaller,
+    Asker {
+        tenant,
+        requested_by,
+    }: Asker,
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -264,7 +270,7 @@ pub async fn trigger(
     }
     let t = s
         .engine
-        .trigger(&tenant, &name, body.to_vec(), key.as_deref())
+        .trigger_by(&tenant, &name, body.to_vec(), key.as_deref(), requested_by)
         .await?;
     let mut out = HeaderMap::new();
     let url = format!("/api/v1/runs/{}", t.run.id);

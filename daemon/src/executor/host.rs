@@ -43,6 +43,8 @@ pub struct HostState {
     pub(super) http: HttpState,
     /// `blobstore`: the attempt's staged objects.
     pub(super) blob: super::blob::BlobState,
+    /// Dataset partitions read, for the run's provenance.
+    pub(super) reads: super::reads::ReadLog,
 }
 
 /// Marks a trap raised by a host function; the real cause is in
@@ -92,6 +94,7 @@ impl HostState {
             stdout,
             stderr,
             blob: Default::default(),
+            reads: Default::default(),
         }
     }
 
@@ -276,10 +279,17 @@ impl super::bindings::dataset::Host for HostState {
         if let Err(m) = check_dataset_name(&dataset).and_then(|()| check_key(&key)) {
             return Ok(Err(DatasetError::InvalidName(m)));
         }
-        Ok(self
+        let found = self
             .data
             .dataset_get(&self.scope.tenant, &dataset, partition, &key)
-            .map_err(|e| DatasetError::Unavailable(e.to_string())))
+            .map_err(|e| DatasetError::Unavailable(e.to_string()));
+        if found.is_ok() {
+            // A miss is a read too: the task saw the partition (or its
+            // absence) as it was.
+            self.reads
+                .note(self.data.as_ref(), &self.scope.tenant, &dataset, partition);
+        }
+        Ok(found)
     }
 
     fn scan(
@@ -307,6 +317,20 @@ impl super::bindings::dataset::Host for HostState {
             Ok(entries) => entries,
             Err(e) => return Ok(Err(DatasetError::Unavailable(e.to_string()))),
         };
+        // Only partitions with rows show in a scan; empty ones in its
+        // range cannot be told from ones that do not exist.
+        let mut last = None;
+        for e in &entries {
+            if last != Some(e.partition) {
+                last = Some(e.partition);
+                self.reads.note(
+                    self.data.as_ref(),
+                    &self.scope.tenant,
+                    &dataset,
+                    e.partition,
+                );
+            }
+        }
         let next = if entries.len() == limit {
             entries.last().map(|e| (e.partition, e.key.clone()))
         } else {

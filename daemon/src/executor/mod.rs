@@ -14,6 +14,7 @@ mod compile;
 mod host;
 mod http;
 mod limits;
+mod reads;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ pub use compile::{child_main as compile_child_main, ChildArgs, CompileLimits, Co
 pub use host::check_dataset_name;
 pub use http::{HttpOutcome, HttpRequestRecord};
 pub use limits::Limits;
+pub use reads::MAX_READS;
 
 use crate::store::{TaskData, TaskScope};
 use bindings::{Task, TaskError, TriggerKind};
@@ -262,7 +264,9 @@ impl Executor {
         let mut store = Store::new(&self.engine, host);
         store.limiter(|s| &mut s.limiter);
         if let Err(e) = store.set_fuel(limits.fuel) {
-            return failed_before_start(started, format!("setting fuel: {e:#}"));
+            let mut report = failed_before_start(started, format!("setting fuel: {e:#}"));
+            report.plugin_digest = Some(plugin.digest.clone());
+            return report;
         }
         let deadline = started + limits.timeout;
         store.set_epoch_deadline(1);
@@ -288,6 +292,7 @@ impl Executor {
         let state = store.data_mut();
         state.drain_output_pipes();
         let (http, http_log) = state.http.take_records();
+        let (reads, reads_omitted) = state.reads.take();
         if !http_log.is_empty() {
             state.log.extend(http_log);
             // Stable: lines of one instant keep their order.
@@ -330,6 +335,9 @@ impl Executor {
             elapsed: started.elapsed(),
             http,
             objects: std::mem::take(&mut state.blob.staged),
+            reads,
+            reads_omitted,
+            plugin_digest: Some(plugin.digest.clone()),
         }
     }
 }
@@ -369,6 +377,9 @@ fn failed_before_start(started: Instant, message: String) -> AttemptReport {
         elapsed: started.elapsed(),
         http: Vec::new(),
         objects: Default::default(),
+        reads: Vec::new(),
+        reads_omitted: 0,
+        plugin_digest: None,
     }
 }
 

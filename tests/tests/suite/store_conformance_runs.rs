@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
 
 use tidemark::executor::Trigger;
-use tidemark::run::RunState;
+use tidemark::run::{Cause, DatasetRead, Provenance, Requester, RunState, UpstreamRun};
 use tidemark::store::{AttemptRecord, Changes, StateStore};
 use tidemark::workflow::RawWorkflow;
 
@@ -18,7 +18,23 @@ fn runs_windows_cursors_attempts_and_idempotency(store: &dyn StateStore) {
     let first = store.next_run_id().unwrap();
     let second = store.next_run_id().unwrap();
     assert!(second > first && first > 0);
-    let mut r1 = run(1, "t", "wf", 0, Trigger::Scheduled);
+    // Provenance and an attempt's reads round-trip on both backends.
+    let mut r1 = run(1, "t", "wf", 0, Trigger::Scheduled).with_provenance(Provenance {
+        cause: Cause::Backfill {
+            backfill: 9,
+            reason: "failed".into(),
+        },
+        requested_by: Requester::Token {
+            id: 4,
+            label: "ci".into(),
+        },
+        upstream: vec![UpstreamRun {
+            workflow: "up".into(),
+            window_start: T0,
+            window_end: T0 + H,
+            run_id: 7,
+        }],
+    });
     let r2 = run(2, "t", "wf", 1, Trigger::Scheduled);
     let event = run(3, "t", "wf", 0, Trigger::Event);
     let attempt = |task: &str, n: u32| AttemptRecord {
@@ -35,6 +51,13 @@ fn runs_windows_cursors_attempts_and_idempotency(store: &dyn StateStore) {
         http: Vec::new(),
         plugin: Some("hello".into()),
         bytes_written: Some(3),
+        plugin_digest: Some("sha256:ab".into()),
+        reads: vec![DatasetRead {
+            dataset: "orders".into(),
+            partition: T0,
+            version: Some("sha256:cd".into()),
+        }],
+        reads_omitted: 2,
     };
     let changes = Changes {
         runs: vec![r1.clone(), r2.clone(), event.clone()],
@@ -69,6 +92,7 @@ fn runs_windows_cursors_attempts_and_idempotency(store: &dyn StateStore) {
         [("a".into(), 1), ("a".into(), 2), ("b".into(), 1)]
     );
     assert_eq!(store.attempts("t", 1).unwrap()[0].message, "ok\0with a nul");
+    assert_eq!(store.attempts("t", 1).unwrap()[0], attempt("a", 1));
 
     // The window's run ends and a retry replaces it in the same change; a
     // run's last state in a change is the one that counts, and the older
