@@ -15,7 +15,6 @@ mod openapi;
 mod outputs;
 mod page;
 mod plugins;
-mod provenance;
 mod runs;
 mod tenants;
 mod workflows;
@@ -136,8 +135,8 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(runs::list, runs::run_window))
         .routes(routes!(runs::trigger))
         .routes(routes!(runs::get))
-        .routes(routes!(provenance::why))
-        .routes(routes!(provenance::compare))
+        .routes(routes!(runs::why))
+        .routes(routes!(runs::compare))
         .routes(routes!(data::logs))
         .routes(routes!(data::partition))
         .routes(routes!(runs::retry))

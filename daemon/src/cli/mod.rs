@@ -32,7 +32,6 @@ mod egress;
 mod estimate;
 mod list;
 mod local;
-mod plan;
 mod provenance;
 mod remote;
 

@@ -204,7 +204,7 @@ pub fn backfill_create(client: &Client, a: &super::BackfillArgs) -> ExitCode {
     match client.post_json("/api/v1/backfills", &body) {
         Ok(v) if a.output == Output::Json => print_json(&v),
         Ok(v) if v["dry_run"] == true => {
-            super::plan::print(&v);
+            super::estimate::print_dry_run(&v);
             ExitCode::SUCCESS
         }
         Ok(v) => {

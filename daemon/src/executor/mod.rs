@@ -14,7 +14,6 @@ mod compile;
 mod host;
 mod http;
 mod limits;
-mod reads;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,9 +31,9 @@ pub use blob::{ObjectAccess, StagedContainer, StagedObjects};
 pub use cache::{digest, Plugin, PluginError};
 pub use compile::{child_main as compile_child_main, ChildArgs, CompileLimits, Compiler};
 pub use host::check_dataset_name;
+pub use host::MAX_READS;
 pub use http::{HttpOutcome, HttpRequestRecord};
 pub use limits::Limits;
-pub use reads::MAX_READS;
 
 use crate::store::{TaskData, TaskScope};
 use bindings::{Task, TaskError, TriggerKind};
