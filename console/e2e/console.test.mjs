@@ -204,6 +204,14 @@ await step("the run page draws its attempts as a Gantt chart", async () => {
   assert.equal(await page.locator("rect.gantt-bar.s-failed").count(), 1);
   await page.locator('tr[data-task="f"]').getByText("succeeded").waitFor();
   assert.equal(await page.getByRole("button", { name: "Retry from failed" }).isDisabled(), true);
+  // Provenance: the backfill launched above made it, with the console's
+  // token, and each task names the component digest it ran.
+  const why = page.getByRole("region", { name: "Provenance" });
+  await why.locator('.why-cause[data-kind="backfill"]').waitFor();
+  assert.match(await why.locator(".why-cause").textContent(), /^backfill \d+ \(/);
+  assert.match(await why.locator(".why-asker").textContent(), /^token \d+ \(.+\)$/);
+  assert.match(await why.locator('tr[data-task="f"] td.digest').textContent(), /^sha256:[0-9a-f]{64}$/);
+  assert.match(await why.locator('tr[data-task="f"] td').first().textContent(), /^flaky/);
   await shot("run");
 });
 

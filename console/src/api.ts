@@ -17,6 +17,8 @@ export type WorkflowVersion = Schemas["WorkflowVersion"];
 export type TaskStatus = Schemas["TaskRun"];
 export type Run = Schemas["Run"];
 export type Attempt = Schemas["Attempt"];
+export type RunWhy = Schemas["RunWhy"];
+export type RunComparison = Schemas["RunComparison"];
 export type BackfillRequest = Schemas["BackfillRequest"];
 export type PlanEntry = Schemas["PlanEntry"];
 export type Plan = Schemas["Plan"];
@@ -176,6 +178,9 @@ export const api = {
       query,
     }),
   run: (id: number) => call<Schemas["RunDetail"]>("GET", `/runs/${id}`),
+  runWhy: (id: number) => call<RunWhy>("GET", `/runs/${id}/why`),
+  compareRuns: (id: number, other: number) =>
+    call<RunComparison>("GET", `/runs/${id}/compare/${other}`),
   retryRun: (id: number) => call<Run>("POST", `/runs/${id}/retry`),
   cancelRun: (id: number, interrupt: boolean) =>
     call<Run>("POST", `/runs/${id}/cancel`, { query: { interrupt } }),

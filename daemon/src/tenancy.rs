@@ -18,7 +18,13 @@ use crate::workflow::{check_name, DefinitionError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     Admin,
-    Tenant(String),
+    /// A tenant's token: the tenant, and the token's id and label (what a
+    /// run it creates records as who asked).
+    Tenant {
+        tenant: String,
+        token_id: u64,
+        label: String,
+    },
 }
 
 /// Why a request was not authenticated; each is a 401 with its message.
@@ -165,7 +171,11 @@ impl Tenancy {
             return Ok(Principal::Admin);
         }
         match self.store.token_by_hash(&h) {
-            Ok(Some(t)) if !t.revoked => Ok(Principal::Tenant(t.tenant)),
+            Ok(Some(t)) if !t.revoked => Ok(Principal::Tenant {
+                tenant: t.tenant,
+                token_id: t.id,
+                label: t.label,
+            }),
             Ok(_) => Err(AuthError::Invalid),
             Err(e) => {
                 tracing::error!("token lookup failed: {e}");

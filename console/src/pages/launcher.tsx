@@ -28,6 +28,8 @@ export function Launcher({ query }: { query: URLSearchParams }) {
   const [rerun, setRerun] = useState<"missing" | "failed" | "all">("missing");
   const [fromTask, setFromTask] = useState("");
   const [downstream, setDownstream] = useState<"none" | "direct" | "transitive">("none");
+  const [include, setInclude] = useState("");
+  const [exclude, setExclude] = useState("");
   const [priority, setPriority] = useState<"low" | "normal" | "high">("low");
   const [version, setVersion] = useState("");
   const [maxFailed, setMaxFailed] = useState("");
@@ -46,6 +48,10 @@ export function Launcher({ query }: { query: URLSearchParams }) {
     }
     if (mode === "parallel" && parallelism) r.parallelism = Number(parallelism);
     if (fromTask) r.from_task = fromTask;
+    // Comma-separated names; the server refuses unknown or unreachable ones.
+    const names = (v: string) => v.split(",").map((n) => n.trim()).filter((n) => n);
+    if (downstream !== "none" && names(include).length) r.downstream_include = names(include);
+    if (downstream !== "none" && names(exclude).length) r.downstream_exclude = names(exclude);
     if (version) r.version = Number(version);
     if (maxFailed) r.max_failed_windows = Number(maxFailed);
     // A budget only when a limit is given; the server refuses zero or less.
@@ -56,7 +62,7 @@ export function Launcher({ query }: { query: URLSearchParams }) {
       if (maxBytes) r.budget.max_bytes = Number(maxBytes);
     }
     return r;
-  }, [wfName, kind, start, end, dates, mode, parallelism, order, rerun, fromTask, downstream, priority, version, maxFailed, overlap, maxWall, maxFuel, maxBytes]);
+  }, [wfName, kind, start, end, dates, mode, parallelism, order, rerun, fromTask, downstream, include, exclude, priority, version, maxFailed, overlap, maxWall, maxFuel, maxBytes]);
   const key = JSON.stringify(request);
 
   const [plan, setPlan] = useState<{ key: string; plan: Plan; estimate: Estimate }>();
@@ -173,6 +179,10 @@ export function Launcher({ query }: { query: URLSearchParams }) {
             <option value="direct">direct dependents</option>
             <option value="transitive">everything downstream</option>
           </select>
+          <label for="bf-include">Only these downstream (comma-separated)</label>
+          <input id="bf-include" placeholder="all the mode reaches" disabled={downstream === "none"} value={include} onInput={set(setInclude)} />
+          <label for="bf-exclude">Never these downstream (comma-separated)</label>
+          <input id="bf-exclude" placeholder="none" disabled={downstream === "none"} value={exclude} onInput={set(setExclude)} />
         </fieldset>
         <fieldset>
           <legend>Against live runs</legend>
@@ -241,6 +251,16 @@ function PlanView(props: { plan: Plan; zones: Record<string, string>; shown: num
           </li>
         ))}
       </ol>
+      {plan.cascade.length > 0 && (
+        <ul class="plan-cascade" aria-label="Cascade">
+          {plan.cascade.map((c) => (
+            <li key={c.workflow} data-included={c.included}>
+              <strong>{c.workflow}</strong> (depth {c.depth}){" "}
+              {c.included ? `adds ${c.windows} window(s)` : `left out: would have added ${c.windows} window(s)`}
+            </li>
+          ))}
+        </ul>
+      )}
       <div class="table-wrap">
         <table class="list plan-table">
           <thead>

@@ -1,10 +1,12 @@
-// A run: its tasks as a Gantt chart of attempts over time, retry and cancel.
+// A run: why it exists (provenance), its tasks as a Gantt chart of attempts
+// over time, retry and cancel.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Attempt, type Run } from "../api";
 import { href } from "../router";
 import { duration, inZone, utc } from "../time";
 import { Action, ErrorBox, Loading, Page, State, Time, useLoad } from "../ui";
 import { AttemptList } from "./grid";
+import { ProvenanceView } from "../provenance";
 
 const TERMINAL = ["succeeded", "failed", "cancelled"];
 
@@ -66,6 +68,7 @@ export function RunPage({ id }: { id: number }) {
         <dt>Ended</dt>
         <dd><Time ms={r.ended_ms} tz={tz} /></dd>
       </dl>
+      <ProvenanceView id={r.id} tz={tz} state={r.state} />
       <h2>Attempts over time</h2>
       <Gantt run={r} attempts={run.data.attempts} tz={tz} />
       <h2>Tasks</h2>

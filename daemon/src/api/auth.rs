@@ -8,10 +8,18 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 
 use super::{ApiError, AppState};
+use crate::run::Requester;
 use crate::tenancy::{AuthError, Principal};
 
 /// A request made with a tenant's token; handlers act on this tenant only.
 pub struct TenantCaller(pub String);
+
+/// A tenant's request that creates runs: the tenant, and who asked (the
+/// token's id and label), recorded in the runs' provenance.
+pub struct Asker {
+    pub tenant: String,
+    pub requested_by: Requester,
+}
 
 /// A request made with the admin token.
 pub struct AdminCaller;
@@ -23,6 +31,14 @@ fn unauthorized(e: AuthError) -> ApiError {
         StatusCode::UNAUTHORIZED
     };
     ApiError::new(status, "unauthorized", e.to_string())
+}
+
+fn forbidden_admin() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "this endpoint needs a tenant token; the admin token only manages tenants",
+    )
 }
 
 fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
@@ -40,12 +56,32 @@ impl FromRequestParts<Arc<AppState>> for TenantCaller {
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
         match principal(parts, state)? {
-            Principal::Tenant(t) => Ok(TenantCaller(t)),
-            Principal::Admin => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "this endpoint needs a tenant token; the admin token only manages tenants",
-            )),
+            Principal::Tenant { tenant, .. } => Ok(TenantCaller(tenant)),
+            Principal::Admin => Err(forbidden_admin()),
+        }
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Asker {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        match principal(parts, state)? {
+            Principal::Tenant {
+                tenant,
+                token_id,
+                label,
+            } => Ok(Asker {
+                tenant,
+                requested_by: Requester::Token {
+                    id: token_id,
+                    label,
+                },
+            }),
+            Principal::Admin => Err(forbidden_admin()),
         }
     }
 }
@@ -59,7 +95,7 @@ impl FromRequestParts<Arc<AppState>> for AdminCaller {
     ) -> Result<Self, ApiError> {
         match principal(parts, state)? {
             Principal::Admin => Ok(AdminCaller),
-            Principal::Tenant(_) => Err(ApiError::new(
+            Principal::Tenant { .. } => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "this endpoint needs the admin token",

@@ -8,10 +8,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
-use super::auth::TenantCaller;
+use super::auth::{Asker, TenantCaller};
 use super::bodies::backfills::{
-    BackfillList, BackfillRequest, BackfillStatus, DryRun, Strip, WindowCursor, WindowList,
+    BackfillList, BackfillRequest, BackfillStatus, Strip, WindowCursor, WindowList,
 };
+use super::bodies::plan::DryRun;
 use super::error::{json, Body, Path, Query};
 use super::{ApiError, AppState};
 use crate::backfill::RawBackfillRequest;
@@ -33,14 +34,21 @@ type Api<T> = Result<T, ApiError>;
     )
 )]
 pub async fn create(
-    TenantCaller(tenant): TenantCaller,
+    Asker {
+        tenant,
+        requested_by,
+    }: Asker,
     State(s): State<Arc<AppState>>,
     Body(body): Body,
 ) -> Api<Response> {
     let req: BackfillRequest = json(&body)?;
     let raw = RawBackfillRequest::from(req);
     check_version(&s, &tenant, &raw)?;
-    match s.engine.create_backfill(&tenant, raw).await? {
+    match s
+        .engine
+        .create_backfill_by(&tenant, raw, requested_by)
+        .await?
+    {
         Ok(record) => Ok((
             StatusCode::CREATED,
             Json(BackfillStatus::new(&record, s.engine.clock().now_ms())),

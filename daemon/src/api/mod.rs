@@ -135,6 +135,8 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(runs::list, runs::run_window))
         .routes(routes!(runs::trigger))
         .routes(routes!(runs::get))
+        .routes(routes!(runs::why))
+        .routes(routes!(runs::compare))
         .routes(routes!(data::logs))
         .routes(routes!(data::partition))
         .routes(routes!(runs::retry))

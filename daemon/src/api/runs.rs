@@ -1,5 +1,6 @@
 //! Run endpoints: list a workflow's runs, run a window now, the HTTP
-//! trigger, one run with its attempts, retry and cancel.
+//! trigger, one run with its attempts, why it exists and what changed
+//! against another run of its window, retry and cancel.
 
 use std::sync::Arc;
 
@@ -8,7 +9,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 
-use super::auth::TenantCaller;
+use super::auth::{Asker, TenantCaller};
+use super::bodies::provenance::{RunComparison, RunWhy};
 use super::bodies::runs::{Attempt, Run, RunDetail, RunList, RunWindowRequest, Triggered};
 use super::error::{json, Body, Path, Query};
 use super::{instant, Api, ApiError, AppState};
@@ -104,7 +106,10 @@ pub async fn list(
     responses((status = 201, description = "The run it started", body = Run))
 )]
 pub async fn run_window(
-    TenantCaller(tenant): TenantCaller,
+    Asker {
+        tenant,
+        requested_by,
+    }: Asker,
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     Body(body): Body,
@@ -114,7 +119,7 @@ pub async fn run_window(
     let at = instant("window", &req.window)?;
     let run = s
         .engine
-        .run_window(&tenant, &name, at, Trigger::Manual)
+        .run_window_by(&tenant, &name, at, Trigger::Manual, requested_by)
         .await?;
     Ok((StatusCode::CREATED, Json(Run::from(&run))))
 }
@@ -227,7 +232,10 @@ fn declares_json(headers: &HeaderMap) -> bool {
     )
 )]
 pub async fn trigger(
-    TenantCaller(tenant): TenantCaller,
+    Asker {
+        tenant,
+        requested_by,
+    }: Asker,
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -264,7 +272,7 @@ pub async fn trigger(
     }
     let t = s
         .engine
-        .trigger(&tenant, &name, body.to_vec(), key.as_deref())
+        .trigger_by(&tenant, &name, body.to_vec(), key.as_deref(), requested_by)
         .await?;
     let mut out = HeaderMap::new();
     let url = format!("/api/v1/runs/{}", t.run.id);
@@ -289,4 +297,45 @@ pub async fn trigger(
             run: Run::from(&t.run),
         }),
     ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/why",
+    operation_id = "run_why",
+    tag = "runs",
+    summary = "Why a run exists: its cause, who asked, its version, plugin digests and what it read",
+    params(("id" = u64, Path, description = "Run id")),
+    responses((status = 200, description = "The run's provenance", body = RunWhy))
+)]
+pub async fn why(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Api<Json<RunWhy>> {
+    let id = run_id(&id)?;
+    Ok(Json(RunWhy::from(&s.engine.why(&tenant, id)?)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/compare/{other}",
+    operation_id = "compare_runs",
+    tag = "runs",
+    summary = "What changed between two runs of one window",
+    description = "Version, cause, who asked, task params, plugin digests, upstream runs and dataset partitions read. Runs of different workflows or windows are refused with 400 `not_comparable`.",
+    params(
+        ("id" = u64, Path, description = "Run id"),
+        ("other" = u64, Path, description = "The run to compare it with"),
+    ),
+    responses((status = 200, description = "Both runs' provenance and their differences", body = RunComparison))
+)]
+pub async fn compare(
+    TenantCaller(tenant): TenantCaller,
+    State(s): State<Arc<AppState>>,
+    Path((id, other)): Path<(String, String)>,
+) -> Api<Json<RunComparison>> {
+    let (id, other) = (run_id(&id)?, run_id(&other)?);
+    let (a, b, cmp) = s.engine.compare_runs(&tenant, id, other)?;
+    Ok(Json(RunComparison::new(&a, &b, &cmp)))
 }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::CascadeScope;
 use crate::schedule::Window;
 use crate::workflow::WorkflowDef;
 
@@ -34,12 +35,14 @@ const MAX_CASCADE_WINDOWS: usize = 1_000_000;
 
 /// The downstream windows of `repaired` windows of `root`, in dependency
 /// order (each workflow after every workflow it depends on in this plan).
-/// `defs` are the tenant's current definitions.
+/// `defs` are the tenant's current definitions; workflows `scope` leaves
+/// out are not added, and the cascade does not pass through them.
 pub fn cascade(
     defs: &[&WorkflowDef],
     root: &str,
     repaired: &[Window],
     mode: Downstream,
+    scope: &CascadeScope,
 ) -> Vec<CascadeStep> {
     if mode == Downstream::None || repaired.is_empty() {
         return Vec::new();
@@ -65,7 +68,10 @@ pub fn cascade(
                 .get(up)
                 .map(|s| s.iter().copied().collect())
                 .unwrap_or_default();
-            for d in defs.iter().filter(|d| d.name != *up) {
+            for d in defs
+                .iter()
+                .filter(|d| d.name != *up && d.name != root && scope.allows(&d.name))
+            {
                 for dep in d.upstream.iter().filter(|u| u.workflow == *up) {
                     let hit = downstream_windows(d, dep.offset, &up_windows);
                     if hit.is_empty() {

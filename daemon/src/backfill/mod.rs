@@ -11,6 +11,7 @@ mod calendar;
 mod cascade;
 pub mod estimate;
 mod request;
+mod scope;
 pub(crate) use request::err as request_error;
 mod select;
 mod state;
@@ -21,6 +22,7 @@ pub use cascade::{cascade, CascadeStep, Downstream};
 pub use request::{
     BackfillSpec, Mode, Order, Overlap, Priority, RawBackfillRequest, RequestError, Rerun,
 };
+pub use scope::{CascadeScope, FIELD_EXCLUDE, FIELD_INCLUDE};
 pub use select::{Cursor, Selection};
 pub use state::{BackfillEvent, BackfillState, InvalidBackfillTransition};
 

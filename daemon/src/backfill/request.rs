@@ -91,6 +91,12 @@ pub struct RawBackfillRequest {
     pub from_task: Option<String>,
     #[serde(default)]
     pub downstream: super::Downstream,
+    /// Only these downstream workflows (with `downstream`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub downstream_include: Vec<String>,
+    /// Never these downstream workflows (with `downstream`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub downstream_exclude: Vec<String>,
     #[serde(default)]
     pub version: Option<u32>,
     #[serde(default)]
@@ -139,6 +145,8 @@ pub struct BackfillSpec {
     pub rerun: Rerun,
     pub from_task: Option<String>,
     pub downstream: super::Downstream,
+    /// Which downstream workflows the cascade may add.
+    pub scope: super::CascadeScope,
     pub version: Option<u32>,
     pub priority: Priority,
     pub max_failed_windows: Option<u32>,
@@ -342,6 +350,12 @@ impl RawBackfillRequest {
             rerun: self.rerun,
             from_task: self.from_task.clone(),
             downstream: self.downstream,
+            scope: super::CascadeScope::parse(
+                self.downstream,
+                &self.workflow,
+                &self.downstream_include,
+                &self.downstream_exclude,
+            )?,
             version: self.version,
             priority: self.priority,
             max_failed_windows: self.max_failed_windows,

@@ -255,7 +255,13 @@ fn cascade_follows_dependencies_across_grains() {
     let repaired: Vec<Window> = (0..48)
         .map(|i| events.schedule.window_at(MON - D + i * H).unwrap())
         .collect();
-    let steps = cascade(&defs, "events", &repaired, Downstream::Transitive);
+    let steps = cascade(
+        &defs,
+        "events",
+        &repaired,
+        Downstream::Transitive,
+        &CascadeScope::all(),
+    );
     let shape: Vec<(&str, usize, Vec<i64>)> = steps
         .iter()
         .map(|s| {
@@ -274,9 +280,22 @@ fn cascade_follows_dependencies_across_grains() {
             ("summary", 2, vec![MON - 7 * D, MON]),
         ]
     );
-    let direct = cascade(&defs, "events", &repaired, Downstream::Direct);
+    let direct = cascade(
+        &defs,
+        "events",
+        &repaired,
+        Downstream::Direct,
+        &CascadeScope::all(),
+    );
     assert_eq!(direct.len(), 1);
-    assert!(cascade(&defs, "events", &repaired, Downstream::None).is_empty());
+    assert!(cascade(
+        &defs,
+        "events",
+        &repaired,
+        Downstream::None,
+        &CascadeScope::all()
+    )
+    .is_empty());
     // "Yesterday's window": a report for day X reads events of day X-1, so
     // repairing Sunday and Monday re-runs Monday's and Tuesday's reports.
     let next_day = wf("next", "0 0 * * *", Some(("events", -1)));
@@ -285,9 +304,84 @@ fn cascade_follows_dependencies_across_grains() {
         "events",
         &repaired,
         Downstream::Direct,
+        &CascadeScope::all(),
     );
     assert_eq!(
         steps[0].windows.iter().map(|w| w.start).collect::<Vec<_>>(),
         [MON, MON + D]
+    );
+}
+
+/// events → report → summary, and events → audit: a launch's scope.
+fn scoped_graph() -> [WorkflowDef; 5] {
+    [
+        wf("events", "0 * * * *", None),
+        wf("report", "0 0 * * *", Some(("events", 0))),
+        wf("summary", "0 0 * * 1", Some(("report", 0))),
+        wf("audit", "0 0 * * *", Some(("events", 0))),
+        wf("other", "0 0 * * *", None),
+    ]
+}
+
+fn names(steps: &[CascadeStep]) -> Vec<&str> {
+    steps.iter().map(|s| s.workflow.as_str()).collect()
+}
+
+fn scope(include: &[&str], exclude: &[&str]) -> Result<CascadeScope, RequestError> {
+    let own = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    CascadeScope::parse(
+        Downstream::Transitive,
+        "events",
+        &own(include),
+        &own(exclude),
+    )
+}
+
+#[test]
+fn a_scope_adds_only_what_it_allows_and_stops_at_what_it_leaves_out() {
+    let g = scoped_graph();
+    let defs: Vec<&WorkflowDef> = g.iter().collect();
+    let repaired = vec![g[0].schedule.window_at(MON).unwrap()];
+    let run = |s: &CascadeScope| cascade(&defs, "events", &repaired, Downstream::Transitive, s);
+    assert_eq!(
+        names(&run(&CascadeScope::all())),
+        ["audit", "report", "summary"]
+    );
+    // Excluding report drops summary too: nothing it reads changed.
+    let s = scope(&[], &["report"]).unwrap();
+    s.check(&defs, "events", Downstream::Transitive).unwrap();
+    assert_eq!(names(&run(&s)), ["audit"]);
+    let s = scope(&["report", "summary"], &[]).unwrap();
+    s.check(&defs, "events", Downstream::Transitive).unwrap();
+    assert_eq!(names(&run(&s)), ["report", "summary"]);
+    // The windows a kept workflow adds do not change with the scope.
+    assert_eq!(run(&s)[0].windows, run(&CascadeScope::all())[1].windows);
+}
+
+#[test]
+fn a_scope_naming_what_the_cascade_cannot_reach_is_refused_by_field() {
+    let g = scoped_graph();
+    let defs: Vec<&WorkflowDef> = g.iter().collect();
+    let check = |s: CascadeScope, mode| s.check(&defs, "events", mode).unwrap_err();
+    let e = check(scope(&["nope"], &[]).unwrap(), Downstream::Transitive);
+    assert_eq!(e.field, "downstream_include");
+    assert!(e.message.contains("\"nope\" does not exist"), "{e}");
+    let e = check(scope(&[], &["other"]).unwrap(), Downstream::Transitive);
+    assert_eq!(e.field, "downstream_exclude");
+    assert!(e.message.contains("\"other\" is not downstream"), "{e}");
+    let e = check(scope(&["summary"], &[]).unwrap(), Downstream::Direct);
+    assert!(e.message.contains("not directly downstream"), "{e}");
+    // summary is reached only through report, which include leaves out.
+    let e = check(scope(&["summary"], &[]).unwrap(), Downstream::Transitive);
+    assert!(e.message.contains("only through"), "{e}");
+    let e = scope(&["report"], &["report"]).unwrap_err();
+    assert_eq!(e.field, "downstream_exclude");
+    let e = scope(&["events"], &[]).unwrap_err();
+    assert!(e.message.contains("selected workflow"), "{e}");
+    let e = CascadeScope::parse(Downstream::None, "events", &["report".into()], &[]).unwrap_err();
+    assert_eq!(e.field, "downstream_include");
+    assert!(
+        e.message.contains("downstream to direct or transitive"),
+        "{e}"
     );
 }

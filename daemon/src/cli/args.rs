@@ -190,6 +190,18 @@ pub enum RunsCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+    /// Why a run exists: its cause, who asked, its workflow version, the
+    /// plugin digests its tasks ran and the upstream windows and dataset
+    /// partitions it read; with `--compare`, what changed between two runs
+    /// of one window.
+    Why {
+        id: u64,
+        /// Another run of the same window to compare with.
+        #[arg(long, value_name = "OTHER")]
+        compare: Option<u64>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
     /// Re-run a failed or cancelled run from its failed tasks.
     Retry { id: u64 },
     /// Cancel a run; `--interrupt` also stops attempts in flight.
@@ -297,6 +309,14 @@ pub struct BackfillArgs {
     pub from_task: Option<String>,
     #[arg(long, value_parser = ["none", "direct", "transitive"], default_value = "none")]
     pub downstream: String,
+    /// Only these downstream workflows (comma-separated or repeated); the
+    /// cascade passes only through them. Needs --downstream.
+    #[arg(long, value_delimiter = ',', value_name = "WORKFLOW")]
+    pub include_downstream: Vec<String>,
+    /// Never these downstream workflows, nor what is reached only through
+    /// them (comma-separated or repeated). Needs --downstream.
+    #[arg(long, value_delimiter = ',', value_name = "WORKFLOW")]
+    pub exclude_downstream: Vec<String>,
     #[arg(long, value_parser = ["low", "normal", "high"], default_value = "low")]
     pub priority: String,
     #[arg(long)]

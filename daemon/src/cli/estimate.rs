@@ -1,6 +1,6 @@
 //! Budgets and estimates in `backfill create` and `backfill status`: the
-//! request's `budget` object from the flags, a dry run's estimate, and a
-//! backfill's estimate against what it spent.
+//! request's `budget` object from the flags, a dry run's plan, cascade and
+//! estimate, and a backfill's estimate against what it spent.
 
 use serde_json::{json, Map, Value};
 
@@ -104,4 +104,46 @@ pub fn print_status_cost(v: &Value) {
     if let Some(why) = v["backfill"]["pause_reason"].as_str() {
         outln!("paused: {why}");
     }
+}
+
+/// A dry run as text: every window it would run or skip, what each
+/// downstream workflow of the cascade adds (or, left out by
+/// `--include-downstream` / `--exclude-downstream`, would have added), and
+/// the estimate.
+pub fn print_dry_run(v: &Value) {
+    let plan = &v["plan"];
+    outln!("{:<24} {:<21} {:<5} REASON", "WORKFLOW", "WINDOW", "DO");
+    for e in plan["entries"].as_array().into_iter().flatten() {
+        outln!(
+            "{:<24} {:<21} {:<5} {}",
+            e["workflow"].as_str().unwrap_or("?"),
+            super::list::time(&e["window_start_ms"]),
+            e["action"].as_str().unwrap_or("?"),
+            e["reason"].as_str().unwrap_or("")
+        );
+    }
+    outln!(
+        "plan: {} runs, {} skipped{}",
+        plan["runs"],
+        plan["skips"],
+        if plan["truncated"] == true {
+            " (truncated)"
+        } else {
+            ""
+        }
+    );
+    for c in plan["cascade"].as_array().into_iter().flatten() {
+        let (verb, note) = if c["included"] == true {
+            ("adds", "")
+        } else {
+            ("would add", " (left out by this launch)")
+        };
+        outln!(
+            "cascade: {} (depth {}) {verb} {} window(s){note}",
+            c["workflow"].as_str().unwrap_or("?"),
+            c["depth"],
+            c["windows"]
+        );
+    }
+    print_estimate(&v["estimate"]);
 }

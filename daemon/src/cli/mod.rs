@@ -32,6 +32,7 @@ mod egress;
 mod estimate;
 mod list;
 mod local;
+mod provenance;
 mod remote;
 
 pub use args::*;
@@ -176,6 +177,11 @@ pub fn main() -> ExitCode {
             paging,
         }) => list::logs(&client(), id, task.as_deref(), attempt, &paging),
         Command::Runs(RunsCommand::Show { id, output }) => remote::run_show(&client(), id, output),
+        Command::Runs(RunsCommand::Why {
+            id,
+            compare,
+            output,
+        }) => provenance::why(&client(), id, compare, output),
         Command::Runs(RunsCommand::Retry { id }) => {
             remote::run_action(&client(), &format!("/api/v1/runs/{id}/retry"))
         }

@@ -9,7 +9,7 @@ use super::list::time;
 use super::{fail, Output, EXIT_FAILED, EXIT_INVALID, EXIT_USAGE};
 use crate::client::Client;
 
-fn print_json(v: &Value) -> ExitCode {
+pub(super) fn print_json(v: &Value) -> ExitCode {
     match serde_json::to_string_pretty(v) {
         Ok(s) => {
             outln!("{s}");
@@ -181,6 +181,14 @@ pub fn backfill_create(client: &Client, a: &super::BackfillArgs) -> ExitCode {
         ("max_failed_windows", a.max_failed_windows.map(|v| json!(v))),
         ("start_at", a.start_at.as_ref().map(|v| json!(v))),
         (
+            "downstream_include",
+            (!a.include_downstream.is_empty()).then(|| json!(a.include_downstream)),
+        ),
+        (
+            "downstream_exclude",
+            (!a.exclude_downstream.is_empty()).then(|| json!(a.exclude_downstream)),
+        ),
+        (
             "allowed_hours",
             a.timezone
                 .as_ref()
@@ -196,28 +204,7 @@ pub fn backfill_create(client: &Client, a: &super::BackfillArgs) -> ExitCode {
     match client.post_json("/api/v1/backfills", &body) {
         Ok(v) if a.output == Output::Json => print_json(&v),
         Ok(v) if v["dry_run"] == true => {
-            let plan = &v["plan"];
-            outln!("{:<24} {:<21} {:<5} REASON", "WORKFLOW", "WINDOW", "DO");
-            for e in plan["entries"].as_array().into_iter().flatten() {
-                outln!(
-                    "{:<24} {:<21} {:<5} {}",
-                    e["workflow"].as_str().unwrap_or("?"),
-                    time(&e["window_start_ms"]),
-                    e["action"].as_str().unwrap_or("?"),
-                    e["reason"].as_str().unwrap_or("")
-                );
-            }
-            outln!(
-                "plan: {} runs, {} skipped{}",
-                plan["runs"],
-                plan["skips"],
-                if plan["truncated"] == true {
-                    " (truncated)"
-                } else {
-                    ""
-                }
-            );
-            super::estimate::print_estimate(&v["estimate"]);
+            super::estimate::print_dry_run(&v);
             ExitCode::SUCCESS
         }
         Ok(v) => {

@@ -185,6 +185,9 @@ async fn execute(inner: &Arc<Inner>, job: &Job) -> AttemptReport {
         elapsed: Default::default(),
         http: Vec::new(),
         objects: Default::default(),
+        reads: Vec::new(),
+        reads_omitted: 0,
+        plugin_digest: None,
     };
     let meta = match inner.store.plugin_resolve(&job.tenant, &job.task.plugin) {
         Ok(Some(m)) => m,
@@ -325,6 +328,9 @@ fn record_outcome(
             http: report.http,
             plugin: Some(plugin_key(&job.task.plugin).to_owned()),
             bytes_written: None,
+            plugin_digest: report.plugin_digest,
+            reads: report.reads,
+            reads_omitted: report.reads_omitted,
         },
     ));
     let fuel = report.fuel_consumed.unwrap_or(0);

@@ -4,14 +4,11 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 pub(super) use super::materialize::{advance, run_ended};
+use super::plan::Plan;
 use super::{Engine, EngineError};
-use crate::backfill::{
-    self, cascade, decide, BackfillEvent, BackfillSpec, Cursor, Decision, Downstream, Order,
-    RawBackfillRequest,
-};
+use crate::backfill::{self, BackfillEvent, BackfillSpec, RawBackfillRequest};
+use crate::run::Requester;
 use crate::store::{BackfillRecord, BackfillState, WindowState};
 use crate::workflow::WorkflowDef;
 
@@ -88,29 +85,6 @@ pub(super) fn stage_spec(root: &BackfillSpec, stage: &crate::store::Stage) -> Ba
     }
 }
 
-/// One line of a dry-run plan.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlanEntry {
-    pub workflow: String,
-    pub window_start: i64,
-    pub window_end: i64,
-    /// `run` or `skip`.
-    pub action: &'static str,
-    pub reason: String,
-}
-
-/// What a dry run would do, in execution order.
-#[derive(Debug, Clone, Serialize)]
-pub struct Plan {
-    pub entries: Vec<PlanEntry>,
-    pub runs: usize,
-    pub skips: usize,
-    /// More windows exist than `PLAN_LIMIT`.
-    pub truncated: bool,
-    /// What the windows that run will cost, from recorded history.
-    pub estimate: crate::backfill::estimate::Estimate,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackfillAction {
     Pause,
@@ -147,9 +121,26 @@ impl Engine {
         tenant: &str,
         raw: RawBackfillRequest,
     ) -> Result<Result<BackfillRecord, Plan>, EngineError> {
+        self.create_backfill_by(tenant, raw, Requester::Unrecorded)
+            .await
+    }
+
+    /// [`Engine::create_backfill`] on behalf of `requested_by`, whom its
+    /// runs name too.
+    pub async fn create_backfill_by(
+        &self,
+        tenant: &str,
+        raw: RawBackfillRequest,
+        requested_by: Requester,
+    ) -> Result<Result<BackfillRecord, Plan>, EngineError> {
         let (version, def) = self.backfill_def(tenant, &raw)?;
         let spec = raw.validate(&def)?;
         raw.check_start_at(self.inner.clock.now_ms())?;
+        {
+            let heads = self.tenant_heads(tenant);
+            let refs: Vec<&WorkflowDef> = heads.iter().map(|d| d.as_ref()).collect();
+            spec.scope.check(&refs, &def.name, spec.downstream)?;
+        }
         if spec.dry_run {
             let mut plan = self.plan(tenant, &spec, &def, PLAN_LIMIT)?;
             plan.estimate = self.estimate_plan(tenant, &spec, &def, version, &plan)?;
@@ -198,6 +189,7 @@ impl Engine {
             actual: Default::default(),
             pause_reason: None,
             budget_lifted: false,
+            requested_by,
         };
         {
             let mut st = self.inner.lock();
@@ -222,98 +214,6 @@ impl Engine {
         );
         self.inner.wake.notify_one();
         Ok(Ok(record))
-    }
-
-    fn plan(
-        &self,
-        tenant: &str,
-        spec: &BackfillSpec,
-        def: &WorkflowDef,
-        limit: usize,
-    ) -> Result<Plan, EngineError> {
-        let mut entries = Vec::new();
-        let mut repaired = Vec::new();
-        let mut cursor = spec.selection.first_cursor(spec.order);
-        let mut truncated = false;
-        while cursor != Cursor::Done {
-            let (ws, next) = spec
-                .selection
-                .next_segment(&def.schedule, spec.order, cursor, 1024);
-            for w in ws {
-                if entries.len() >= limit {
-                    truncated = true;
-                    break;
-                }
-                let latest = self
-                    .inner
-                    .store
-                    .window_get(tenant, &def.name, w.start)?
-                    .map(|r| r.state);
-                let (action, reason) = match decide(spec.rerun, latest) {
-                    Decision::Run(r) => {
-                        repaired.push(w);
-                        ("run", r.as_str().to_owned())
-                    }
-                    Decision::Skip(r) => ("skip", r.as_str().to_owned()),
-                };
-                entries.push(PlanEntry {
-                    workflow: def.name.clone(),
-                    window_start: w.start,
-                    window_end: w.end,
-                    action,
-                    reason,
-                });
-            }
-            if truncated {
-                break;
-            }
-            cursor = next;
-        }
-        if spec.downstream != Downstream::None {
-            repaired.sort();
-            let heads: Vec<Arc<WorkflowDef>> = self
-                .inner
-                .lock()
-                .heads
-                .iter()
-                .filter(|((t, _), _)| t == tenant)
-                .map(|(_, l)| l.def.clone())
-                .collect();
-            let refs: Vec<&WorkflowDef> = heads.iter().map(|d| d.as_ref()).collect();
-            for step in cascade(&refs, &def.name, &repaired, spec.downstream) {
-                let now = self.inner.clock.now_ms();
-                let mut windows: Vec<_> =
-                    step.windows.into_iter().filter(|w| w.end <= now).collect();
-                if spec.order == Order::Desc {
-                    windows.reverse();
-                }
-                for w in windows {
-                    if entries.len() >= limit {
-                        truncated = true;
-                        break;
-                    }
-                    entries.push(PlanEntry {
-                        workflow: step.workflow.clone(),
-                        window_start: w.start,
-                        window_end: w.end,
-                        action: "run",
-                        reason: format!(
-                            "{} (depth {}), after its upstream windows",
-                            backfill::RunReason::Downstream.as_str(),
-                            step.depth
-                        ),
-                    });
-                }
-            }
-        }
-        let runs = entries.iter().filter(|e| e.action == "run").count();
-        Ok(Plan {
-            skips: entries.len() - runs,
-            runs,
-            entries,
-            truncated,
-            estimate: Default::default(),
-        })
     }
 
     /// A backfill, active or ended.

@@ -177,7 +177,8 @@ impl Engine {
                     w,
                     Trigger::Scheduled,
                     now,
-                );
+                )
+                .with_provenance(crate::run::Provenance::scheduled());
                 report.created += 1;
                 st.dirty.insert(id);
                 st.runs.insert(id, run);

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::attempt::plugin_key;
-use super::backfills::Plan;
+use super::plan::Plan;
 use super::{Engine, EngineError};
 use crate::backfill::estimate::{
     self, Defaults, Estimate, Sample, TaskInput, WorkflowInput, DEFAULT_TASK_FUEL, DEFAULT_TASK_MS,

@@ -12,7 +12,7 @@ use crate::backfill::{
     self, cascade, decide, BackfillEvent, Cursor, Decision, Downstream, Overlap,
 };
 use crate::executor::Trigger;
-use crate::run::{Run, RunState, TaskEvent};
+use crate::run::{Cause, Provenance, Run, RunState, TaskEvent, UpstreamWindow};
 use crate::store::{BackfillState, BackfillWindow, StoreError, WindowRecord, WindowState};
 use crate::workflow::WorkflowDef;
 
@@ -251,17 +251,30 @@ pub(super) fn advance(
                                 break;
                             }
                         };
-                        let mut run = Run::new(
-                            run_id,
-                            &tenant,
-                            &b.def,
-                            b.record.version,
-                            w,
-                            Trigger::Backfill,
-                            now,
-                        );
+                        // A downstream stage runs its own workflow's
+                        // version, not the selected workflow's.
+                        let version = b
+                            .record
+                            .stage
+                            .checked_sub(1)
+                            .and_then(|i| b.record.stages.get(i))
+                            .map_or(b.record.version, |s| s.version);
+                        let mut run =
+                            Run::new(run_id, &tenant, &b.def, version, w, Trigger::Backfill, now);
                         run.backfill = Some(id);
                         run.priority = Some(b.spec.priority);
+                        let cause = if b.record.stage > 0 {
+                            Cause::Cascade {
+                                backfill: id,
+                                upstream: cascade_sources(b, &heads, w),
+                            }
+                        } else {
+                            Cause::Backfill {
+                                backfill: id,
+                                reason: r.as_str().to_owned(),
+                            }
+                        };
+                        run.provenance = Provenance::new(cause, b.record.requested_by.clone());
                         if let Some(from) = &b.spec.from_task {
                             // Repair from `from` on: earlier tasks' outputs stand.
                             let keep = b.def.downstream_of(from);
@@ -384,6 +397,38 @@ pub(super) fn advance(
     }
 }
 
+/// The windows of workflows this backfill repaired in earlier stages that
+/// window `w` of the current stage's workflow depends on: where its cascade
+/// came from.
+fn cascade_sources(
+    b: &ActiveBackfill,
+    heads: &[(String, Arc<WorkflowDef>, u32)],
+    w: crate::schedule::Window,
+) -> Vec<UpstreamWindow> {
+    let repaired: HashSet<&str> = std::iter::once(b.root.workflow.as_str())
+        .chain(
+            b.record.stages[..b.record.stage.saturating_sub(1)]
+                .iter()
+                .map(|s| s.workflow.as_str()),
+        )
+        .collect();
+    let schedule_of = |name: &str| {
+        heads
+            .iter()
+            .find(|(t, d, _)| *t == b.record.tenant && d.name == name)
+            .map(|(_, d, _)| (d.schedule.clone(), d.start))
+    };
+    crate::planner::upstream_windows(&b.def, w, &schedule_of)
+        .into_iter()
+        .filter(|u| repaired.contains(u.workflow.as_str()))
+        .map(|u| UpstreamWindow {
+            workflow: u.workflow,
+            window_start: u.window_start,
+            window_end: u.window_end,
+        })
+        .collect()
+}
+
 /// Why the next window of `b` would pass its budget, unless a resume
 /// lifted it.
 fn over_budget(b: &ActiveBackfill, now: i64) -> Option<String> {
@@ -480,9 +525,10 @@ fn add_downstream_stages(
             _ => by_workflow.push((wf, vec![w])),
         }
     }
+    let scope = b.root.scope.clone();
     let steps = by_workflow
         .iter()
-        .flat_map(|(wf, ws)| cascade(&defs, wf, ws, Downstream::Direct));
+        .flat_map(|(wf, ws)| cascade(&defs, wf, ws, Downstream::Direct, &scope));
     for step in steps {
         let Some(version) = heads
             .iter()

@@ -22,6 +22,8 @@ mod objects;
 pub use checks::BackfillVerification;
 mod observe;
 mod persist;
+mod plan;
+mod provenance;
 mod quotas;
 mod recovery;
 mod runs;
@@ -47,9 +49,11 @@ use crate::store::{
 };
 use crate::workflow::{check_name, Catalog, DefinitionError, PluginRef, RawWorkflow, WorkflowDef};
 
-pub use backfills::{BackfillAction, Plan, PlanEntry};
+pub use backfills::BackfillAction;
 pub use connections::ConnectionOpError;
 pub use driver::TickReport;
+pub use plan::{CascadeAddition, Plan, PlanEntry};
+pub use provenance::{TaskOrigin, Why};
 pub use strip::{Bucket, Strip, MAX_BUCKETS};
 
 /// Engine settings.
@@ -145,6 +149,8 @@ pub enum EngineError {
     Unsupported(String),
     #[error(transparent)]
     Connection(#[from] connections::ConnectionOpError),
+    #[error("runs {id} and {other} cannot be compared: {why}")]
+    NotComparable { id: u64, other: u64, why: String },
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
     #[error("the store has refused writes since {since}: {message}; stopping so that a restart recovers from the store")]

@@ -4,17 +4,31 @@
 
 use super::{Engine, EngineError};
 use crate::executor::Trigger;
-use crate::run::{Run, RunEvent, RunState, TaskEvent, TaskState};
+use crate::run::{Cause, Provenance, Requester, Run, RunEvent, RunState, TaskEvent, TaskState};
 use crate::store::AttemptRecord;
 
 impl Engine {
-    /// Creates a run of the window of `workflow` that contains `at`, now.
+    /// Creates a run of the window of `workflow` that contains `at`, now;
+    /// who asked is not recorded (callers inside the daemon and tests).
     pub async fn run_window(
         &self,
         tenant: &str,
         workflow: &str,
         at: i64,
         trigger: Trigger,
+    ) -> Result<Run, EngineError> {
+        self.run_window_by(tenant, workflow, at, trigger, Requester::Unrecorded)
+            .await
+    }
+
+    /// [`Engine::run_window`] on behalf of `requested_by`.
+    pub async fn run_window_by(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        at: i64,
+        trigger: Trigger,
+        requested_by: Requester,
     ) -> Result<Run, EngineError> {
         let head = self
             .workflow(tenant, workflow)
@@ -49,7 +63,8 @@ impl Engine {
             window,
             trigger,
             self.inner.clock.now_ms(),
-        );
+        )
+        .with_provenance(Provenance::new(Cause::Manual { at }, requested_by));
         {
             let mut st = self.inner.lock();
             if let Some(busy) = st.runs.values().find(|r| {

@@ -4,7 +4,7 @@
 
 use super::{Engine, EngineError};
 use crate::executor::Trigger;
-use crate::run::Run;
+use crate::run::{Cause, Provenance, Requester, Run};
 use crate::schedule::Window;
 
 /// Longest idempotency key.
@@ -43,6 +43,19 @@ impl Engine {
         payload: Vec<u8>,
         key: Option<&str>,
     ) -> Result<Triggered, EngineError> {
+        self.trigger_by(tenant, workflow, payload, key, Requester::Unrecorded)
+            .await
+    }
+
+    /// [`Engine::trigger`] on behalf of `requested_by`.
+    pub async fn trigger_by(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        payload: Vec<u8>,
+        key: Option<&str>,
+        requested_by: Requester,
+    ) -> Result<Triggered, EngineError> {
         let head = self
             .workflow(tenant, workflow)
             .ok_or_else(|| EngineError::WorkflowNotFound(workflow.to_owned()))?;
@@ -78,7 +91,13 @@ impl Engine {
             },
             Trigger::Event,
             now,
-        );
+        )
+        .with_provenance(Provenance::new(
+            Cause::Trigger {
+                idempotency_key: key.map(str::to_owned),
+            },
+            requested_by,
+        ));
         run.payload = payload;
         let raced = {
             let mut st = self.inner.lock();

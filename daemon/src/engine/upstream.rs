@@ -7,8 +7,9 @@ use std::collections::{HashMap, HashSet};
 use super::driver::{TickReport, UPSTREAM_GRACE_MS};
 use super::{Engine, EngineError, Inner};
 use crate::planner;
-use crate::run::{RunEvent, RunState, TaskEvent};
+use crate::run::{RunEvent, RunState, TaskEvent, UpstreamRun};
 use crate::schedule::{format_utc, Schedule};
+use crate::store::WindowRecord;
 
 impl Engine {
     /// Re-checks the upstream windows of queued and waiting runs. Their
@@ -88,7 +89,9 @@ impl Engine {
         for c in &candidates {
             let states = upstream_states(inner, &c.tenant, &c.needed)?;
             let state_of = |w: &crate::run::UpstreamWait| {
-                states.get(&(w.workflow.as_str(), w.window_start)).copied()
+                states
+                    .get(&(w.workflow.as_str(), w.window_start))
+                    .map(|r| r.state)
             };
             let waits: Vec<crate::run::UpstreamWait> = c
                 .needed
@@ -117,11 +120,29 @@ impl Engine {
             } else {
                 None
             };
-            results.push((c.id, waits, unsatisfied));
+            // What the run is built from, recorded when it leaves its wait.
+            let satisfied: Vec<UpstreamRun> = if waits.is_empty() {
+                c.needed
+                    .iter()
+                    .filter_map(|w| {
+                        states
+                            .get(&(w.workflow.as_str(), w.window_start))
+                            .map(|r| UpstreamRun {
+                                workflow: w.workflow.clone(),
+                                window_start: w.window_start,
+                                window_end: w.window_end,
+                                run_id: r.run_id,
+                            })
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            results.push((c.id, waits, unsatisfied, satisfied));
         }
         let mut checked = HashSet::with_capacity(results.len());
         let mut st = inner.lock();
-        for (id, waits, unsatisfied) in results {
+        for (id, waits, unsatisfied, satisfied) in results {
             let Some(run) = st.runs.get_mut(&id) else {
                 continue;
             };
@@ -152,6 +173,9 @@ impl Engine {
             let before = (run.state, run.waiting_on.len());
             if run.apply(event, now).is_ok() {
                 run.waiting_on = waits;
+                if !satisfied.is_empty() {
+                    run.provenance.upstream = satisfied;
+                }
                 if (run.state, run.waiting_on.len()) != before {
                     st.dirty.insert(id);
                     report.changed += 1;
@@ -163,7 +187,7 @@ impl Engine {
     }
 }
 
-/// The latest run state of each upstream window in `needed` (which lists
+/// The latest run (id and state) of each upstream window in `needed` (which lists
 /// each dependency's windows in time order): one range read per run of
 /// consecutive windows of one workflow. Errors propagate: a read that
 /// failed is not "never ran".
@@ -171,7 +195,7 @@ fn upstream_states<'a>(
     inner: &Inner,
     tenant: &str,
     needed: &'a [crate::run::UpstreamWait],
-) -> Result<HashMap<(&'a str, i64), RunState>, EngineError> {
+) -> Result<HashMap<(&'a str, i64), WindowRecord>, EngineError> {
     let mut states = HashMap::with_capacity(needed.len());
     for group in needed.chunk_by(|a, b| a.workflow == b.workflow && a.window_start < b.window_start)
     {
@@ -186,7 +210,7 @@ fn upstream_states<'a>(
             last.window_start.saturating_add(1),
             usize::MAX,
         )? {
-            states.insert((wf, start), rec.state);
+            states.insert((wf, start), rec);
         }
     }
     Ok(states)

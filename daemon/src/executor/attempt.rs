@@ -196,6 +196,13 @@ pub struct AttemptReport {
     /// Objects the attempt staged, whatever its outcome: the engine
     /// commits them on success and deletes them otherwise.
     pub objects: super::blob::StagedObjects,
+    /// Dataset partitions the attempt read, each once, with the version it
+    /// saw, whatever its outcome.
+    pub reads: Vec<crate::run::DatasetRead>,
+    /// Distinct partitions read past `MAX_READS`, not named.
+    pub reads_omitted: u64,
+    /// The digest of the component that ran; `None` if none was loaded.
+    pub plugin_digest: Option<String>,
 }
 
 impl AttemptReport {

@@ -1,5 +1,7 @@
-//! Per-attempt host state and the host side of the task world's imports.
+//! Per-attempt host state and the host side of the task world's imports,
+//! with the log of dataset partitions the attempt read.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,6 +14,7 @@ use super::bindings::dataset::{DatasetError, Entry, Page};
 use super::bindings::tidemark::task::{checkpoint, log, types};
 use super::http::HttpState;
 use super::limits::{Limiter, Limits};
+use crate::run::DatasetRead;
 use crate::store::{StagedOutputs, TaskData, TaskScope};
 
 /// Longest single log line kept; the rest is cut so one line cannot eat the
@@ -43,6 +46,8 @@ pub struct HostState {
     pub(super) http: HttpState,
     /// `blobstore`: the attempt's staged objects.
     pub(super) blob: super::blob::BlobState,
+    /// Dataset partitions read, for the run's provenance.
+    pub(super) reads: ReadLog,
 }
 
 /// Marks a trap raised by a host function; the real cause is in
@@ -92,6 +97,7 @@ impl HostState {
             stdout,
             stderr,
             blob: Default::default(),
+            reads: Default::default(),
         }
     }
 
@@ -276,10 +282,17 @@ impl super::bindings::dataset::Host for HostState {
         if let Err(m) = check_dataset_name(&dataset).and_then(|()| check_key(&key)) {
             return Ok(Err(DatasetError::InvalidName(m)));
         }
-        Ok(self
+        let found = self
             .data
             .dataset_get(&self.scope.tenant, &dataset, partition, &key)
-            .map_err(|e| DatasetError::Unavailable(e.to_string())))
+            .map_err(|e| DatasetError::Unavailable(e.to_string()));
+        if found.is_ok() {
+            // A miss is a read too: the task saw the partition (or its
+            // absence) as it was.
+            self.reads
+                .note(self.data.as_ref(), &self.scope.tenant, &dataset, partition);
+        }
+        Ok(found)
     }
 
     fn scan(
@@ -307,6 +320,20 @@ impl super::bindings::dataset::Host for HostState {
             Ok(entries) => entries,
             Err(e) => return Ok(Err(DatasetError::Unavailable(e.to_string()))),
         };
+        // Only partitions with rows show in a scan; empty ones in its
+        // range cannot be told from ones that do not exist.
+        let mut last = None;
+        for e in &entries {
+            if last != Some(e.partition) {
+                last = Some(e.partition);
+                self.reads.note(
+                    self.data.as_ref(),
+                    &self.scope.tenant,
+                    &dataset,
+                    e.partition,
+                );
+            }
+        }
         let next = if entries.len() == limit {
             entries.last().map(|e| (e.partition, e.key.clone()))
         } else {
@@ -323,5 +350,60 @@ impl super::bindings::dataset::Host for HostState {
                 .collect(),
             next,
         }))
+    }
+}
+
+// The dataset partitions an attempt read, each with the version it saw:
+// the input side of a run's provenance.
+
+/// Most distinct partitions recorded per attempt: a task scanning years of
+/// an hourly dataset must not turn its attempt record into megabytes. Reads
+/// past it are counted, not named.
+pub const MAX_READS: usize = 1024;
+
+/// Partitions read so far, in `(dataset, partition)` order.
+#[derive(Debug, Default)]
+pub struct ReadLog {
+    seen: BTreeMap<(String, i64), Option<String>>,
+    omitted: u64,
+}
+
+impl ReadLog {
+    /// Records a read of `partition` of `dataset` the first time it happens.
+    /// The version is looked up then, just after the data was read: the
+    /// store has no snapshot across two calls, so a commit in between is
+    /// possible, and then the newer version is named (the one a rerun would
+    /// see). A failed lookup is logged and the read is not recorded: a read
+    /// must never fail because of its bookkeeping.
+    pub fn note(&mut self, data: &dyn TaskData, tenant: &str, dataset: &str, partition: i64) {
+        let key = (dataset.to_owned(), partition);
+        if self.seen.contains_key(&key) {
+            return;
+        }
+        if self.seen.len() >= MAX_READS {
+            self.omitted += 1;
+            return;
+        }
+        match data.partition_version(tenant, dataset, partition) {
+            Ok(v) => {
+                self.seen.insert(key, v);
+            }
+            Err(e) => tracing::warn!(dataset, partition, "recording a read: {e}"),
+        }
+    }
+
+    /// The reads, and how many distinct reads went unrecorded past
+    /// [`MAX_READS`].
+    pub fn take(&mut self) -> (Vec<DatasetRead>, u64) {
+        let seen = std::mem::take(&mut self.seen);
+        let reads = seen
+            .into_iter()
+            .map(|((dataset, partition), version)| DatasetRead {
+                dataset,
+                partition,
+                version,
+            })
+            .collect();
+        (reads, std::mem::take(&mut self.omitted))
     }
 }

@@ -31,6 +31,7 @@ pub use blob::{ObjectAccess, StagedContainer, StagedObjects};
 pub use cache::{digest, Plugin, PluginError};
 pub use compile::{child_main as compile_child_main, ChildArgs, CompileLimits, Compiler};
 pub use host::check_dataset_name;
+pub use host::MAX_READS;
 pub use http::{HttpOutcome, HttpRequestRecord};
 pub use limits::Limits;
 
@@ -262,7 +263,9 @@ impl Executor {
         let mut store = Store::new(&self.engine, host);
         store.limiter(|s| &mut s.limiter);
         if let Err(e) = store.set_fuel(limits.fuel) {
-            return failed_before_start(started, format!("setting fuel: {e:#}"));
+            let mut report = failed_before_start(started, format!("setting fuel: {e:#}"));
+            report.plugin_digest = Some(plugin.digest.clone());
+            return report;
         }
         let deadline = started + limits.timeout;
         store.set_epoch_deadline(1);
@@ -288,6 +291,7 @@ impl Executor {
         let state = store.data_mut();
         state.drain_output_pipes();
         let (http, http_log) = state.http.take_records();
+        let (reads, reads_omitted) = state.reads.take();
         if !http_log.is_empty() {
             state.log.extend(http_log);
             // Stable: lines of one instant keep their order.
@@ -330,6 +334,9 @@ impl Executor {
             elapsed: started.elapsed(),
             http,
             objects: std::mem::take(&mut state.blob.staged),
+            reads,
+            reads_omitted,
+            plugin_digest: Some(plugin.digest.clone()),
         }
     }
 }
@@ -369,6 +376,9 @@ fn failed_before_start(started: Instant, message: String) -> AttemptReport {
         elapsed: started.elapsed(),
         http: Vec::new(),
         objects: Default::default(),
+        reads: Vec::new(),
+        reads_omitted: 0,
+        plugin_digest: None,
     }
 }
 

@@ -5,10 +5,15 @@
 //! failures, cancellation under the `stop` strategy, the run's end) and says
 //! which tasks may be dispatched. The engine persists and acts on it.
 
+mod provenance;
 mod state;
 
 use serde::{Deserialize, Serialize};
 
+pub use provenance::{
+    Cause, Comparison, DatasetRead, Difference, Facts, Provenance, Requester, UpstreamRun,
+    UpstreamWindow,
+};
 pub use state::{InvalidTransition, RunEvent, RunState, TaskEvent, TaskState};
 
 use crate::executor::Trigger;
@@ -83,6 +88,9 @@ pub struct Run {
     /// A backfill run's priority; live runs have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<crate::backfill::Priority>,
+    /// Why it exists and who asked; `unrecorded` in runs stored before.
+    #[serde(default)]
+    pub provenance: Provenance,
 }
 
 /// What [`Run::advance`] decided.
@@ -124,7 +132,14 @@ impl Run {
             payload: Vec::new(),
             backfill: None,
             priority: None,
+            provenance: Provenance::default(),
         }
+    }
+
+    /// The run with its provenance: every creation path says why.
+    pub fn with_provenance(mut self, provenance: Provenance) -> Self {
+        self.provenance = provenance;
+        self
     }
 
     pub fn window(&self) -> Window {

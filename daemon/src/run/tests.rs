@@ -157,3 +157,14 @@ fn skipped_tasks_satisfy_dependents() {
     let adv = run.advance(&d, 0).unwrap();
     assert_eq!(names(&run, &adv.dispatch), ["b", "c"]);
 }
+
+#[test]
+fn a_run_stored_without_provenance_still_loads() {
+    let def = def("continue");
+    let run = started(&def);
+    let mut v = serde_json::to_value(&run).unwrap();
+    v.as_object_mut().unwrap().remove("provenance");
+    let loaded: Run = serde_json::from_value(v).unwrap();
+    assert_eq!(loaded.provenance, Provenance::default());
+    assert_eq!(loaded.provenance.cause, Cause::Unrecorded);
+}

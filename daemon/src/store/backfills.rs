@@ -63,6 +63,10 @@ pub struct BackfillRecord {
     /// A resume after a budget pause lifted the budget.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub budget_lifted: bool,
+    /// Who created it; its runs say so too. `unrecorded` in records
+    /// written before provenance.
+    #[serde(default)]
+    pub requested_by: crate::run::Requester,
 }
 
 /// One workflow's windows in a backfill's downstream cascade.

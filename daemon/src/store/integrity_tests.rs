@@ -109,6 +109,7 @@ fn populate(store: &SledStore, tenant: &str) {
         actual: Default::default(),
         pause_reason: None,
         budget_lifted: false,
+        requested_by: Default::default(),
     };
     let changes = Changes {
         runs: vec![run],
@@ -128,6 +129,9 @@ fn populate(store: &SledStore, tenant: &str) {
                 http: Vec::new(),
                 plugin: None,
                 bytes_written: None,
+                plugin_digest: None,
+                reads: Vec::new(),
+                reads_omitted: 0,
             },
         )],
         outputs: vec![(tenant.into(), T0, outputs)],

@@ -260,6 +260,16 @@ pub trait TaskData: OutputStore + Send + Sync + 'static {
         key: &str,
     ) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// The content version of a dataset partition (see
+    /// [`partitions::version`]), `None` if it does not exist: what an
+    /// attempt's read records, so a later commit of the partition shows.
+    fn partition_version(
+        &self,
+        tenant: &str,
+        dataset: &str,
+        partition: i64,
+    ) -> Result<Option<String>, StoreError>;
+
     /// Entries of partitions in `partitions` with keys starting with
     /// `prefix`, strictly after `after`, in `(partition, key)` order, at most
     /// `limit`.

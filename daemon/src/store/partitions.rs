@@ -14,6 +14,16 @@ use super::StoreError;
 /// First byte of a partition value (a single row's value was `FORMAT_V1`).
 pub const FORMAT_PARTITION: u8 = 2;
 
+/// A partition's content version: a digest of its stored value. Both
+/// backends store the same encoding, so they name one content alike; a
+/// commit that changes the rows changes it, and one that rewrites the same
+/// rows does not (no reader could tell them apart).
+pub fn version(raw: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    // 16 bytes of the digest: short enough to show, far from colliding.
+    format!("sha256:{}", hex::encode(&Sha256::digest(raw)[..16]))
+}
+
 /// Bytes one row takes in a partition value.
 pub fn row_len(key: &str, value: &[u8]) -> usize {
     8 + key.len() + value.len()

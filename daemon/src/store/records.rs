@@ -57,6 +57,21 @@ pub struct AttemptRecord {
     /// older records and failed attempts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_written: Option<u64>,
+    /// The digest of the plugin version the attempt ran (a name resolves
+    /// to whichever version was newest then). Absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_digest: Option<String>,
+    /// Dataset partitions the attempt read and the version of each it saw.
+    /// Absent in older records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reads: Vec<crate::run::DatasetRead>,
+    /// Distinct partitions read beyond the ones `reads` names.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reads_omitted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The latest run of one window.

@@ -324,6 +324,21 @@ impl TaskData for SledStore {
         }
     }
 
+    fn partition_version(
+        &self,
+        tenant: &str,
+        dataset: &str,
+        partition: i64,
+    ) -> Result<Option<String>, StoreError> {
+        const OP: &str = "reading a partition's version";
+        let k = keys::partition_prefix(tenant, dataset, partition);
+        Ok(self
+            .state
+            .get(k)
+            .map_err(backend(OP))?
+            .map(|raw| super::partitions::version(&raw)))
+    }
+
     fn dataset_scan(
         &self,
         tenant: &str,

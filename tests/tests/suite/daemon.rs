@@ -269,6 +269,40 @@ fn serve_apply_push_run_window_and_list() {
     let (code, out, err) = d.cli(&["runs", "show", &event.to_string()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("attempt hi #1: ok hello"), "{out}");
+    // Provenance: the trigger's key and the token that asked, as JSON and
+    // as text; the manual run beside it.
+    let (code, out, err) = d.cli(&["runs", "why", &event.to_string(), "--output", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let why: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            why["cause"]["kind"].as_str(),
+            why["cause"]["idempotency_key"].as_str(),
+            why["requested_by"]["label"].as_str(),
+        ),
+        (Some("trigger"), Some("k1"), Some("first token"))
+    );
+    let digest = tidemark::executor::digest(&std::fs::read(HELLO).unwrap());
+    assert_eq!(why["tasks"][0]["plugin_digest"], digest.as_str());
+    let manual = d
+        .runs("greet")
+        .iter()
+        .find(|r| r["window_start_ms"] == 1_709_251_200_000i64)
+        .and_then(|r| r["id"].as_u64())
+        .unwrap();
+    let (code, out, err) = d.cli(&["runs", "why", &manual.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("why:          manual"), "{out}");
+    assert!(out.contains(&format!("digest {digest}")), "{out}");
+    let (code, out, err) = d.cli(&[
+        "runs",
+        "why",
+        &manual.to_string(),
+        "--compare",
+        &event.to_string(),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("cannot be compared"), "{err}");
     // Backfill: preview, run, follow.
     let (code, out, err) = d.cli(&[
         "backfill",
@@ -283,6 +317,24 @@ fn serve_apply_push_run_window_and_list() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("plan: 2 runs, 1 skipped"), "{out}");
     assert!(out.contains("skipped: already succeeded"), "{out}");
+    // A cascade scope naming a workflow the tenant does not have.
+    let (code, _, err) = d.cli(&[
+        "backfill",
+        "create",
+        "greet",
+        "--dates",
+        "2024-03-01",
+        "--downstream",
+        "direct",
+        "--exclude-downstream",
+        "nope",
+        "--dry-run",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("downstream_exclude: workflow \"nope\" does not exist"),
+        "{err}"
+    );
     let (code, out, err) = d.cli(&[
         "backfill",
         "create",

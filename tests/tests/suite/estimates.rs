@@ -98,6 +98,9 @@ fn history(e: &Engine, workflow: &str, start: i64, run_ms: i64, attempts: &[Atte
                     http: Vec::new(),
                     plugin: Some(plugin.to_string()),
                     bytes_written: (!failed).then_some(*bytes),
+                    plugin_digest: None,
+                    reads: Vec::new(),
+                    reads_omitted: 0,
                 },
             )
         })

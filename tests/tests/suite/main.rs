@@ -28,6 +28,7 @@ mod orders_example;
 mod output_checks;
 mod plugins;
 mod postgres_daemon;
+mod provenance;
 mod pyclient;
 mod quotas;
 mod store_conformance;

@@ -228,6 +228,10 @@ fn backfill(id: u64, state: BackfillState) -> BackfillRecord {
         actual: Default::default(),
         pause_reason: None,
         budget_lifted: false,
+        requested_by: tidemark::run::Requester::Token {
+            id: 3,
+            label: "ops".into(),
+        },
     }
 }
 
@@ -259,6 +263,11 @@ fn backfills_are_listed_and_the_active_ones_found(store: &dyn StateStore) {
         Some(BackfillState::Succeeded)
     );
     assert_eq!(store.backfill_get("u", 1).unwrap(), None);
+    // Who asked is kept with the record.
+    assert_eq!(
+        store.backfill_get("t", 2).unwrap(),
+        Some(backfill(2, BackfillState::Running))
+    );
 }
 
 /// Writes records of every kind for `name`.

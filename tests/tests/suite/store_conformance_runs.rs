@@ -6,19 +6,38 @@ use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
 
 use tidemark::executor::Trigger;
-use tidemark::run::RunState;
+use tidemark::run::{Cause, DatasetRead, Provenance, Requester, RunState, UpstreamRun};
 use tidemark::store::{AttemptRecord, Changes, StateStore};
 use tidemark::workflow::RawWorkflow;
 
-use super::{conformance, open_pg, open_sled, raw_workflow, run, H, T0};
+use super::{conformance, open_pg, open_sled, raw_workflow, run, staged, H, T0};
 
-conformance!(runs_windows_cursors_attempts_and_idempotency);
+conformance!(
+    runs_windows_cursors_attempts_and_idempotency,
+    a_partition_version_names_its_content,
+);
 
 fn runs_windows_cursors_attempts_and_idempotency(store: &dyn StateStore) {
     let first = store.next_run_id().unwrap();
     let second = store.next_run_id().unwrap();
     assert!(second > first && first > 0);
-    let mut r1 = run(1, "t", "wf", 0, Trigger::Scheduled);
+    // Provenance and an attempt's reads round-trip on both backends.
+    let mut r1 = run(1, "t", "wf", 0, Trigger::Scheduled).with_provenance(Provenance {
+        cause: Cause::Backfill {
+            backfill: 9,
+            reason: "failed".into(),
+        },
+        requested_by: Requester::Token {
+            id: 4,
+            label: "ci".into(),
+        },
+        upstream: vec![UpstreamRun {
+            workflow: "up".into(),
+            window_start: T0,
+            window_end: T0 + H,
+            run_id: 7,
+        }],
+    });
     let r2 = run(2, "t", "wf", 1, Trigger::Scheduled);
     let event = run(3, "t", "wf", 0, Trigger::Event);
     let attempt = |task: &str, n: u32| AttemptRecord {
@@ -35,6 +54,13 @@ fn runs_windows_cursors_attempts_and_idempotency(store: &dyn StateStore) {
         http: Vec::new(),
         plugin: Some("hello".into()),
         bytes_written: Some(3),
+        plugin_digest: Some("sha256:ab".into()),
+        reads: vec![DatasetRead {
+            dataset: "orders".into(),
+            partition: T0,
+            version: Some("sha256:cd".into()),
+        }],
+        reads_omitted: 2,
     };
     let changes = Changes {
         runs: vec![r1.clone(), r2.clone(), event.clone()],
@@ -69,6 +95,7 @@ fn runs_windows_cursors_attempts_and_idempotency(store: &dyn StateStore) {
         [("a".into(), 1), ("a".into(), 2), ("b".into(), 1)]
     );
     assert_eq!(store.attempts("t", 1).unwrap()[0].message, "ok\0with a nul");
+    assert_eq!(store.attempts("t", 1).unwrap()[0], attempt("a", 1));
 
     // The window's run ends and a retry replaces it in the same change; a
     // run's last state in a change is the one that counts, and the older
@@ -177,4 +204,27 @@ fn concurrent_version_pushes_sled() {
 #[test]
 fn concurrent_version_pushes_postgres() {
     concurrent_version_pushes_get_distinct_versions(open_pg());
+}
+
+/// What an attempt's read records: the same content has the same version,
+/// on either backend; other content, another one; no partition, none.
+fn a_partition_version_names_its_content(store: &dyn StateStore) {
+    let version = |s: &dyn StateStore, tenant, p| s.partition_version(tenant, "events", p).unwrap();
+    assert_eq!(version(store, "t", T0), None);
+    let rows = [("events", "k1", "a"), ("events", "k2", "b")];
+    store.dataset_commit("t", T0, &staged(&rows)).unwrap();
+    let first = version(store, "t", T0).expect("a committed partition has a version");
+    assert_eq!(version(store, "u", T0), None, "another tenant's");
+    assert_eq!(version(store, "t", T0 + H), None, "another window's");
+    // A rerun that writes the same rows: nothing a reader could tell apart.
+    store.dataset_commit("t", T0, &staged(&rows)).unwrap();
+    assert_eq!(version(store, "t", T0).as_ref(), Some(&first));
+    store
+        .dataset_commit("t", T0, &staged(&[("events", "k1", "late")]))
+        .unwrap();
+    assert_ne!(version(store, "t", T0).as_ref(), Some(&first));
+    // The embedded store names the same content alike.
+    let sled = open_sled();
+    sled.dataset_commit("t", T0, &staged(&rows)).unwrap();
+    assert_eq!(version(sled.as_ref(), "t", T0), Some(first));
 }

@@ -80,6 +80,15 @@ pub struct BackfillRequest {
     pub from_task: Option<String>,
     #[serde(default)]
     pub downstream: Downstream,
+    /// Only these downstream workflows may be added by the cascade (and it
+    /// passes only through them). Each must be downstream of `workflow`
+    /// under `downstream`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub downstream_include: Vec<String>,
+    /// These downstream workflows are never added, nor is anything reached
+    /// only through them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub downstream_exclude: Vec<String>,
     /// The workflow version to run (default: the newest).
     #[serde(default)]
     pub version: Option<u32>,
@@ -165,6 +174,8 @@ impl From<BackfillRequest> for RawBackfillRequest {
             rerun,
             from_task,
             downstream,
+            downstream_include,
+            downstream_exclude,
             version,
             priority,
             max_failed_windows,
@@ -185,6 +196,8 @@ impl From<BackfillRequest> for RawBackfillRequest {
             rerun: rerun.into(),
             from_task,
             downstream: downstream.into(),
+            downstream_include,
+            downstream_exclude,
             version,
             priority: priority.into(),
             max_failed_windows,
@@ -210,6 +223,8 @@ impl From<RawBackfillRequest> for BackfillRequest {
             rerun,
             from_task,
             downstream,
+            downstream_include,
+            downstream_exclude,
             version,
             priority,
             max_failed_windows,
@@ -230,6 +245,8 @@ impl From<RawBackfillRequest> for BackfillRequest {
             rerun: rerun.into(),
             from_task,
             downstream: downstream.into(),
+            downstream_include,
+            downstream_exclude,
             version,
             priority: priority.into(),
             max_failed_windows,
@@ -419,69 +436,6 @@ pub struct BackfillList {
     /// The `after` of the next page (a backfill id), `null` on the last.
     #[schema(required = true)]
     pub next: Option<u64>,
-}
-
-/// What a dry run would do with one window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PlanAction {
-    Run,
-    Skip,
-}
-
-/// One line of a dry-run plan.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PlanEntry {
-    pub workflow: String,
-    pub window_start_ms: i64,
-    pub window_end_ms: i64,
-    pub action: PlanAction,
-    pub reason: String,
-}
-
-/// What a backfill would do, in execution order.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Plan {
-    pub entries: Vec<PlanEntry>,
-    pub runs: u64,
-    pub skips: u64,
-    /// More windows exist than the plan lists.
-    pub truncated: bool,
-}
-
-impl From<crate::engine::Plan> for Plan {
-    fn from(p: crate::engine::Plan) -> Self {
-        Plan {
-            entries: p
-                .entries
-                .into_iter()
-                .map(|e| PlanEntry {
-                    workflow: e.workflow,
-                    window_start_ms: e.window_start,
-                    window_end_ms: e.window_end,
-                    action: if e.action == "skip" {
-                        PlanAction::Skip
-                    } else {
-                        PlanAction::Run
-                    },
-                    reason: e.reason,
-                })
-                .collect(),
-            runs: p.runs as u64,
-            skips: p.skips as u64,
-            truncated: p.truncated,
-        }
-    }
-}
-
-/// The answer to a `dry_run` request.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct DryRun {
-    /// Always `true`.
-    pub dry_run: bool,
-    pub plan: Plan,
-    /// What the windows that run will cost, per workflow and in total.
-    pub estimate: super::estimates::Estimate,
 }
 
 /// One window of a backfill: what happened to it and why.

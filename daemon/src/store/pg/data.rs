@@ -205,6 +205,34 @@ impl TaskData for PgStore {
         })
     }
 
+    fn partition_version(
+        &self,
+        tenant: &str,
+        dataset: &str,
+        partition: i64,
+    ) -> Result<Option<String>, StoreError> {
+        const OP: &str = "reading a partition's version";
+        let (tenant, dataset) = (tenant.to_owned(), dataset.to_owned());
+        self.run(OP, |pool| async move {
+            let client = pool.get().await.map_err(pool_err(OP))?;
+            let row = client
+                .query_opt(
+                    "SELECT data FROM dataset_partitions \
+                     WHERE tenant = $1 AND dataset = $2 AND partition = $3",
+                    &[&tenant, &dataset, &partition],
+                )
+                .await
+                .map_err(pg_err(OP))?;
+            match row {
+                None => Ok(None),
+                Some(r) => {
+                    let raw: &[u8] = column(OP, &r, 0)?;
+                    Ok(Some(partitions::version(raw)))
+                }
+            }
+        })
+    }
+
     fn dataset_scan(
         &self,
         tenant: &str,
