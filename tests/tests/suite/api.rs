@@ -18,14 +18,25 @@ use tower::ServiceExt;
 const T0: i64 = 1_709_251_200_000;
 const H: i64 = 3_600_000;
 
-struct World {
-    engine: Engine,
-    app: axum::Router,
-    token: String,
+pub(crate) struct World {
+    pub(crate) engine: Engine,
+    pub(crate) app: axum::Router,
+    pub(crate) token: String,
     _dir: tempfile::TempDir,
 }
 
 async fn world() -> World {
+    world_with(&[
+        ("extract", ETL_EXTRACT),
+        ("chatty", CHATTY),
+        ("hello", HELLO),
+    ])
+    .await
+}
+
+/// An engine on a temporary sled store at `T0 + 10 h` (manual clock), its
+/// API, and tenant `acme` (with its token) holding `plugins` by name.
+pub(crate) async fn world_with(plugins: &[(&str, &str)]) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
     let engine = Engine::open(
@@ -38,11 +49,7 @@ async fn world() -> World {
     .unwrap();
     let tenancy = Tenancy::new(store, "admin-for-api-tests");
     let token = tenancy.create_tenant("acme", T0).unwrap().2;
-    for (name, path) in [
-        ("extract", ETL_EXTRACT),
-        ("chatty", CHATTY),
-        ("hello", HELLO),
-    ] {
+    for (name, path) in plugins {
         engine
             .push_plugin("acme", name, std::fs::read(path).unwrap())
             .await

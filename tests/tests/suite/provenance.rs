@@ -3,61 +3,27 @@
 //! shown, who asked, plugin digests and the dataset partitions a task read,
 //! two runs of one window compared, and a cascade limited per launch.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use tidemark::backfill::RunReason;
-use tidemark::clock::ManualClock;
-use tidemark::engine::{Engine, EngineConfig};
 use tidemark::schedule::format_utc;
-use tidemark::store::SledStore;
-use tidemark::tenancy::Tenancy;
 use tidemark_tests::plugins::*;
 use tower::ServiceExt;
+
+use crate::api::World;
 
 /// 2024-03-01T00:00:00Z.
 const T0: i64 = 1_709_251_200_000;
 const H: i64 = 3_600_000;
 
-struct World {
-    engine: Engine,
-    app: axum::Router,
-    token: String,
-    _dir: tempfile::TempDir,
-}
-
 async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SledStore::open(dir.path()).unwrap());
-    let engine = Engine::open(
-        store.clone(),
-        crate::engine_executor(),
-        Arc::new(ManualClock::new(T0 + 10 * H + 5)),
-        EngineConfig::default(),
-    )
-    .await
-    .unwrap();
-    let tenancy = Tenancy::new(store, "admin-for-provenance-tests");
-    let token = tenancy.create_tenant("acme", T0).unwrap().2;
-    for (name, path) in [
+    crate::api::world_with(&[
         ("extract", ETL_EXTRACT),
         ("transform", ETL_TRANSFORM),
         ("hello", HELLO),
-    ] {
-        engine
-            .push_plugin("acme", name, std::fs::read(path).unwrap())
-            .await
-            .unwrap();
-    }
-    let app = tidemark::api::app(engine.clone(), tenancy);
-    World {
-        engine,
-        app,
-        token,
-        _dir: dir,
-    }
+    ])
+    .await
 }
 
 async fn call_with(
