@@ -268,6 +268,13 @@ await step("the admin manages tenants and tokens", async () => {
   await page.getByLabel("API token").fill(env("ADMIN_TOKEN"));
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("heading", { name: "Admin" }).waitFor();
+  // The embedded daemon is the one node, and it leads.
+  const node = page.locator("table.nodes tbody tr");
+  await node.first().waitFor();
+  assert.equal(await node.count(), 1);
+  assert.equal(await node.locator("td").first().textContent(), "leader");
+  const summary = await page.locator(".cluster-summary").textContent();
+  assert.match(summary, /^Embedded store, 1 node; leader \S+$/);
   await page.locator('tr[data-tenant="default"]').waitFor();
   await page.locator('tr[data-tenant="other"]').waitFor();
   await page.getByLabel("New tenant name").fill("third");

@@ -218,6 +218,7 @@ export const api = {
     call<Schemas["TokenCreated"]>("POST", "/tokens", { body: { label } }),
   revokeToken: (id: number) => call<Token>("DELETE", `/tokens/${id}`),
 
+  nodes: () => call<Schemas["NodeList"]>("GET", "/nodes"),
   tenants: (after?: string) =>
     call<Schemas["TenantList"]>("GET", "/tenants", {
       query: { after, limit: 100 },

@@ -1,5 +1,5 @@
-// The admin token's page: tenants (create, delete) and, for one tenant, its
-// quotas, usage and tokens.
+// The admin token's page: the daemons sharing the store, tenants (create,
+// delete) and, for one tenant, its quotas, usage and tokens.
 import { useState } from "preact/hooks";
 import { api } from "../api";
 import { Action, ErrorBox, Loading, More, Page, Time, useLoad, usePaged } from "../ui";
@@ -29,6 +29,7 @@ export function AdminPage() {
   };
   return (
     <Page title="Admin">
+      <Cluster />
       <h2>Tenants</h2>
       <ErrorBox error={tenants.error} />
       {!tenants.data && !tenants.error && <Loading what="tenants" />}
@@ -93,6 +94,48 @@ function TenantDetail({ name }: { name: string }) {
         revoke={(id) => api.revokeTenantToken(name, id)}
         deps={[name]}
       />
+    </section>
+  );
+}
+
+/** The nodes sharing the store and which of them leads (polled: a failover
+ * shows up here without a reload). */
+function Cluster() {
+  const nodes = useLoad(() => api.nodes(), [], 5000);
+  const n = nodes.data;
+  return (
+    <section aria-labelledby="cluster-heading">
+      <h2 id="cluster-heading">Nodes</h2>
+      <ErrorBox error={nodes.error} />
+      {!n && !nodes.error && <Loading what="nodes" />}
+      {n && (
+        <>
+          <p class="cluster-summary">
+            {n.store === "postgres" ? "PostgreSQL store" : "Embedded store"}, {n.nodes.length}{" "}
+            {n.nodes.length === 1 ? "node" : "nodes"}; leader {n.leader ?? "being elected"}
+            {n.store === "postgres" && `, lease epoch ${n.epoch}`}
+          </p>
+          <table class="list nodes">
+            <thead>
+              <tr>
+                <th scope="col">Node</th><th scope="col">Role</th><th scope="col">Heartbeat</th>
+                <th scope="col">Attempts</th><th scope="col">Address</th>
+              </tr>
+            </thead>
+            <tbody>
+              {n.nodes.map((node) => (
+                <tr key={node.id} data-node={node.id}>
+                  <th scope="row">{node.id}</th>
+                  <td>{node.draining ? "draining" : node.leader ? "leader" : "standby"}</td>
+                  <td>{(node.heartbeat_age_ms / 1000).toFixed(1)} s ago</td>
+                  <td>{node.attempts}</td>
+                  <td><code>{node.addr}</code></td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
     </section>
   );
 }
