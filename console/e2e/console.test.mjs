@@ -191,6 +191,24 @@ await step("a failed window shows its error, and Retry failed repairs it", async
   assert.equal(await textOf(".count-failed"), "0");
 });
 
+await step("the workflow page finds gaps with their reasons and proposes the repair", async () => {
+  await page.goto(`${URL}/ui/#/workflows/fragile`);
+  await page.getByLabel("Gaps from").fill("2024-05-01T00:00:00Z");
+  await page.getByLabel("Gaps until").fill("2024-05-01T03:00:00Z");
+  await page.getByRole("button", { name: "Find gaps" }).click();
+  // 00:00 ran (the backfill above); 01:00 and 02:00 never did.
+  await page.locator(".gap-summary").filter({ hasText: "2 missing among 3 due windows" }).waitFor();
+  const rows = page.locator('table.gap-list tr[data-kind="missing"]');
+  assert.equal(await rows.count(), 2);
+  assert.match(await rows.first().textContent(), /missing: never ran/);
+  await page.getByRole("button", { name: "Propose repair" }).click();
+  await page.waitForURL(/#\/backfills\/\d+$/);
+  await page.locator("p.pause-reason").filter({ hasText: "Paused: proposed by the gap detector (2 missing)" }).waitFor();
+  assert.equal(await textOf(".gap-repair"), "requested (2 windows)");
+  await page.locator(".backfill-state").filter({ hasText: "paused" }).waitFor();
+  await shot("gap-proposal");
+});
+
 await step("the run page draws its attempts as a Gantt chart", async () => {
   const dates = await page.goto(`${URL}/ui/#/workflows/fragile/grid`);
   void dates;

@@ -61,7 +61,11 @@ await step("clicking a column zooms into its time range", async () => {
   });
   // One column of 300 held about 1,000,000 / 300 windows.
   assert.ok(zoomed > 3000 && zoomed < 3700, `zoomed into ${zoomed} windows`);
-  const strip = api.filter((a) => a.path.endsWith("/strip"))[before];
+  // The response is recorded when it has finished, which may be after
+  // the page drew it.
+  const strip = await until("the zoomed strip's response", async () =>
+    api.filter((a) => a.path.endsWith("/strip"))[before] ?? null,
+  );
   assert.match(strip.query, /from=\d+&to=\d+/);
   console.log(`zoomed strip (${zoomed} windows): ${strip.bytes} bytes, ${Math.round(strip.ms)} ms in the browser`);
   await shot("strip-zoomed");

@@ -31,6 +31,7 @@ export type StripBucket = Schemas["StripBucket"];
 export type Strip = Schemas["Strip"];
 export type Token = Schemas["Token"];
 export type Quotas = Schemas["TenantQuotas"];
+export type GapReport = Schemas["GapReport"];
 
 export interface Session {
   token: string;
@@ -177,6 +178,10 @@ export const api = {
     call<Schemas["RunList"]>("GET", `/workflows/${encodeURIComponent(name)}/runs`, {
       query,
     }),
+  gaps: (name: string, query: { since?: string; until?: string }) =>
+    call<GapReport>("GET", `/workflows/${encodeURIComponent(name)}/gaps`, { query }),
+  repairGaps: (name: string, body: { since?: string; until?: string; propose: boolean }) =>
+    call<Schemas["Repair"]>("POST", `/workflows/${encodeURIComponent(name)}/gaps/repair`, { body }),
   run: (id: number) => call<Schemas["RunDetail"]>("GET", `/runs/${id}`),
   runWhy: (id: number) => call<RunWhy>("GET", `/runs/${id}/why`),
   compareRuns: (id: number, other: number) =>

@@ -18,6 +18,7 @@ pub mod connection;
 pub mod egress;
 pub mod engine;
 pub mod executor;
+pub mod gap;
 pub mod harness;
 pub mod metrics;
 pub mod planner;

@@ -8,7 +8,7 @@ import { href } from "../router";
 import { StateStrip } from "../strip";
 import { duration } from "../time";
 import { Action, ErrorBox, Loading, More, Page, State, Time, useLoad, usePaged } from "../ui";
-import { describeSelection } from "./backfills";
+import { describeSelection, repairOrigin } from "./backfills";
 
 export function BackfillPage({ id }: { id: number }) {
   const [live, setLive] = useState(true);
@@ -67,6 +67,12 @@ export function BackfillPage({ id }: { id: number }) {
       <dl class="facts">
         <dt>State</dt>
         <dd class="backfill-state"><State state={b.state} /></dd>
+        {b.gap_repair && (
+          <>
+            <dt>Gap repair</dt>
+            <dd class="gap-repair">{repairOrigin(b.gap_repair)}</dd>
+          </>
+        )}
         <dt>Windows</dt>
         <dd>{describeSelection(b)}</dd>
         <dt>Options</dt>

@@ -8,6 +8,14 @@ export function describeSelection(b: Backfill): string {
   return `${r.start} → ${r.end}`;
 }
 
+/** Who made a gap repair backfill, for people. */
+export function repairOrigin(r: NonNullable<Backfill["gap_repair"]>): string {
+  const n = `${r.windows} window${r.windows === 1 ? "" : "s"}`;
+  if (r.by === "propose") return `proposed by the gap detector (${n}): resume to approve`;
+  if (r.by === "auto") return `started by the gap detector (${n})`;
+  return `requested (${n})`;
+}
+
 export function Backfills() {
   const first = usePaged(
     (after: number | undefined) => api.backfills(after).then((p) => ({ items: p.backfills, next: p.next })),
@@ -38,7 +46,14 @@ export function Backfills() {
               {rows.map(({ backfill: b, progress: p }) => (
                 <tr key={b.id} data-backfill={b.id}>
                   <th scope="row"><a href={href("backfills", b.id)}>#{b.id}</a></th>
-                  <td>{b.request.workflow}</td>
+                  <td>
+                    {b.request.workflow}
+                    {b.gap_repair && (
+                      <span class="chip gap-repair" title={repairOrigin(b.gap_repair)}>
+                        {b.gap_repair.by === "propose" ? "proposed repair" : "gap repair"}
+                      </span>
+                    )}
+                  </td>
                   <td>{describeSelection(b)}</td>
                   <td><State state={b.state} /></td>
                   <td>{p.done} / {p.estimated_total ?? "?"}</td>

@@ -2,6 +2,7 @@ import { diffLines } from "diff";
 import { useMemo, useState } from "preact/hooks";
 import { api, type WorkflowVersion } from "../api";
 import { Dag } from "../dag";
+import { Gaps } from "../gaps";
 import { href } from "../router";
 import { Action, ErrorBox, Loading, Page, State, Time, useLoad } from "../ui";
 
@@ -71,6 +72,7 @@ export function WorkflowPage({ name }: { name: string }) {
       </dl>
       <h2>Tasks</h2>
       <Dag tasks={def.tasks} />
+      <Gaps name={name} tz={tz} />
       <Versions name={name} current={wf.data.version} />
     </Page>
   );

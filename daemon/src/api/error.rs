@@ -68,6 +68,7 @@ impl From<EngineError> for ApiError {
             EngineError::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             EngineError::NoWindow { .. } => (StatusCode::BAD_REQUEST, "no_window"),
             EngineError::NotComparable { .. } => (StatusCode::BAD_REQUEST, "not_comparable"),
+            EngineError::GapRange(_) => (StatusCode::BAD_REQUEST, "invalid_range"),
             EngineError::WindowBusy { .. } => (StatusCode::CONFLICT, "window_busy"),
             EngineError::NotRetryable { .. }
             | EngineError::AlreadyEnded { .. }

@@ -10,6 +10,7 @@ mod console;
 mod data;
 mod egress;
 mod error;
+mod gaps;
 mod nodes;
 mod openapi;
 mod outputs;
@@ -164,6 +165,8 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(backfills::retry_failed))
         .routes(routes!(outputs::verify))
         .routes(routes!(outputs::list))
+        .routes(routes!(gaps::list))
+        .routes(routes!(gaps::repair))
         .routes(routes!(nodes::list))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(plugins)

@@ -76,6 +76,26 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+    /// Windows of WORKFLOW that are missing, failed, or stale (an input they
+    /// read, or an upstream window they waited for, was committed again
+    /// since), each with its reason, and the backfill that repairs them.
+    Gaps {
+        workflow: String,
+        /// First window start, RFC 3339 [default: the workflow's repair lookback, 7 days].
+        #[arg(long)]
+        since: Option<String>,
+        /// Window starts before this, RFC 3339 [default: now].
+        #[arg(long)]
+        until: Option<String>,
+        /// Create the backfill that repairs them, and start it.
+        #[arg(long, conflicts_with = "propose")]
+        repair: bool,
+        /// Create the repair backfill paused, for someone to approve (resume).
+        #[arg(long)]
+        propose: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
     /// Run the window of WORKFLOW that contains WINDOW (an RFC 3339 instant) now.
     RunWindow {
         workflow: String,

@@ -30,6 +30,7 @@ mod args;
 mod connections;
 mod egress;
 mod estimate;
+mod gaps;
 mod list;
 mod local;
 mod provenance;
@@ -182,6 +183,24 @@ pub fn main() -> ExitCode {
             compare,
             output,
         }) => provenance::why(&client(), id, compare, output),
+        Command::Gaps {
+            workflow,
+            since,
+            until,
+            repair,
+            propose,
+            output,
+        } => gaps::gaps(
+            &client(),
+            gaps::GapArgs {
+                workflow,
+                since,
+                until,
+                repair,
+                propose,
+                output,
+            },
+        ),
         Command::Runs(RunsCommand::Retry { id }) => {
             remote::run_action(&client(), &format!("/api/v1/runs/{id}/retry"))
         }

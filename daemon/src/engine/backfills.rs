@@ -133,6 +133,20 @@ impl Engine {
         raw: RawBackfillRequest,
         requested_by: Requester,
     ) -> Result<Result<BackfillRecord, Plan>, EngineError> {
+        self.create_backfill_as(tenant, raw, requested_by, None, None)
+            .await
+    }
+
+    /// [`Engine::create_backfill_by`] for a gap repair (`repair`), created
+    /// paused with `paused_because` when given (a proposal to approve).
+    pub(super) async fn create_backfill_as(
+        &self,
+        tenant: &str,
+        raw: RawBackfillRequest,
+        requested_by: Requester,
+        repair: Option<crate::gap::RepairOrigin>,
+        paused_because: Option<String>,
+    ) -> Result<Result<BackfillRecord, Plan>, EngineError> {
         let (version, def) = self.backfill_def(tenant, &raw)?;
         let spec = raw.validate(&def)?;
         raw.check_start_at(self.inner.clock.now_ms())?;
@@ -171,7 +185,13 @@ impl Engine {
             tenant: tenant.to_owned(),
             request: raw,
             version,
-            state: BackfillState::Running,
+            // The one state not reached through the transition function:
+            // a backfill is born running, or paused as a proposal.
+            state: if paused_because.is_some() {
+                BackfillState::Paused
+            } else {
+                BackfillState::Running
+            },
             cursor: spec.selection.first_cursor(spec.order),
             running: 0,
             succeeded: 0,
@@ -187,9 +207,10 @@ impl Engine {
             estimated_total,
             estimate: Some(estimate),
             actual: Default::default(),
-            pause_reason: None,
+            pause_reason: paused_because,
             budget_lifted: false,
             requested_by,
+            repair,
         };
         {
             let mut st = self.inner.lock();

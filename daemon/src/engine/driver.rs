@@ -73,6 +73,7 @@ impl Engine {
         }
         spawn(&self.inner, to_spawn);
         self.inner.start_checks();
+        self.start_gap_scan(now);
         Ok(report)
     }
 

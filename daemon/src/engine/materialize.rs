@@ -268,6 +268,11 @@ pub(super) fn advance(
                                 backfill: id,
                                 upstream: cascade_sources(b, &heads, w),
                             }
+                        } else if let Some(repair) = &b.record.repair {
+                            Cause::GapRepair {
+                                backfill: id,
+                                reason: repair.reason(w.start).unwrap_or(r.as_str()).to_owned(),
+                            }
                         } else {
                             Cause::Backfill {
                                 backfill: id,

@@ -16,6 +16,7 @@ mod connections;
 mod driver;
 mod egress;
 mod estimates;
+mod gaps;
 mod handover;
 mod materialize;
 mod objects;
@@ -82,6 +83,9 @@ pub struct EngineConfig {
     /// Where `fs` connections keep their objects (a directory per tenant);
     /// `None` refuses them.
     pub objects_dir: Option<std::path::PathBuf>,
+    /// How often the gap detector looks at the workflows that opted into
+    /// repairs.
+    pub gap_scan_interval: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -96,6 +100,7 @@ impl Default for EngineConfig {
             store_failure_limit: std::time::Duration::from_secs(30),
             sealing_key: None,
             objects_dir: None,
+            gap_scan_interval: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -151,6 +156,8 @@ pub enum EngineError {
     Connection(#[from] connections::ConnectionOpError),
     #[error("runs {id} and {other} cannot be compared: {why}")]
     NotComparable { id: u64, other: u64, why: String },
+    #[error("invalid gap scan: {0}")]
+    GapRange(String),
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
     #[error("the store has refused writes since {since}: {message}; stopping so that a restart recovers from the store")]
@@ -262,6 +269,7 @@ pub(crate) struct Inner {
     metrics: crate::metrics::Metrics,
     sealing_key: crate::secrets::SealingKey,
     containers: objects::Containers,
+    gap_scan: gaps::GapScan,
 }
 
 /// Cheap to clone; all clones drive the same engine.

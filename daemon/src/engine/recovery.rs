@@ -40,6 +40,7 @@ impl Engine {
             dataset_pending: Mutex::default(),
             metrics: Default::default(),
             containers: Default::default(),
+            gap_scan: Default::default(),
         });
         let mut heads = HashMap::new();
         for (tenant, wf) in inner.store.workflows_all()? {

@@ -28,9 +28,10 @@ pub enum Cause {
         backfill: u64,
         upstream: Vec<UpstreamWindow>,
     },
-    /// The gap detector's repair (issue #20 item 4). Nothing creates it yet;
-    /// the variant exists so records written once it does still load here.
-    GapRepair { reason: String },
+    /// A gap repair: the backfill the gap detector created (or was asked
+    /// for), with why it found the window wanting (missing, failed, stale
+    /// and which input changed).
+    GapRepair { backfill: u64, reason: String },
 }
 
 /// One window of another workflow.
@@ -182,7 +183,9 @@ impl Cause {
                 from.dedup();
                 format!("cascade of backfill {backfill} from {}", from.join(", "))
             }
-            Cause::GapRepair { reason } => format!("gap repair ({reason})"),
+            Cause::GapRepair { backfill, reason } => {
+                format!("gap repair by backfill {backfill} ({reason})")
+            }
         }
     }
 }

@@ -67,6 +67,9 @@ pub struct BackfillRecord {
     /// written before provenance.
     #[serde(default)]
     pub requested_by: crate::run::Requester,
+    /// Set when it repairs gaps the detector found: its reason per window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair: Option<crate::gap::RepairOrigin>,
 }
 
 /// One workflow's windows in a backfill's downstream cascade.

@@ -109,6 +109,7 @@ fn populate(store: &SledStore, tenant: &str) {
         actual: Default::default(),
         pause_reason: None,
         budget_lifted: false,
+        repair: None,
         requested_by: Default::default(),
     };
     let changes = Changes {

@@ -10,7 +10,7 @@ mod validate;
 
 use std::time::Duration;
 
-pub use raw::{ParamValue, RawChecks, RawSchedule, RawTask, RawUpstream, RawWorkflow};
+pub use raw::{ParamValue, RawChecks, RawRepair, RawSchedule, RawTask, RawUpstream, RawWorkflow};
 pub use validate::{check_name, parse_plugin_ref, Catalog, DefinitionError, MAX_TASKS};
 
 use crate::schedule::Schedule;
@@ -38,6 +38,8 @@ pub struct WorkflowDef {
     /// Whether each window's object-storage outputs are checked once its
     /// run has ended.
     pub output_check: OutputCheckPolicy,
+    /// What the gap detector does with the gaps it finds.
+    pub repair: crate::gap::RepairPolicy,
 }
 
 /// `[checks] outputs`: the consistency check the engine runs on a window's

@@ -32,6 +32,23 @@ pub struct RawWorkflow {
     /// Checks the engine runs by itself on the workflow's windows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<RawChecks>,
+    /// What the gap detector may do with the windows it finds:
+    /// `repair = "auto"`, or a table with `mode` and `lookback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair: Option<RawRepair>,
+}
+
+/// `repair`: a mode (`off`, `propose`, `auto`), or `{ mode, lookback }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RawRepair {
+    Mode(String),
+    Table {
+        mode: String,
+        /// How far back the detector looks, e.g. `"30d"` (default 7 days).
+        #[serde(default)]
+        lookback: Option<String>,
+    },
 }
 
 /// `[checks]`: what the engine verifies by itself once a window is done.

@@ -333,3 +333,42 @@ fn output_checks_are_declared_after_window_or_off() {
     let json = serde_json::to_vec(&raw).unwrap();
     assert_eq!(RawWorkflow::from_json(&json).unwrap(), raw);
 }
+
+#[test]
+fn repair_is_a_mode_or_a_table_with_a_lookback() {
+    use crate::gap::{RepairMode, DEFAULT_LOOKBACK_MS};
+    // `repair` is a top-level key: it goes before the first table.
+    let with = |line: &str| ETL.replacen("[schedule]", &format!("{line}\n[schedule]"), 1);
+    assert_eq!(parse(ETL).unwrap().repair, Default::default());
+    let auto = parse(&with("repair = \"auto\"")).unwrap().repair;
+    assert_eq!(
+        (auto.mode, auto.lookback_ms),
+        (RepairMode::Auto, DEFAULT_LOOKBACK_MS)
+    );
+    let table = parse(&with("repair = { mode = \"propose\", lookback = \"30d\" }"))
+        .unwrap()
+        .repair;
+    assert_eq!(
+        (table.mode, table.lookback_ms),
+        (RepairMode::Propose, 30 * 86_400_000)
+    );
+    assert_eq!(
+        err(&with("repair = \"sometimes\"")),
+        "repair: \"sometimes\" is not one of \"off\", \"propose\", \"auto\""
+    );
+    assert_eq!(
+        err(&with("repair = { mode = \"never\" }")),
+        "repair.mode: \"never\" is not one of \"off\", \"propose\", \"auto\""
+    );
+    let e = err(&with("repair = { mode = \"auto\", lookback = \"5m\" }"));
+    assert_eq!(e, "repair.lookback: \"5m\" must be between 1h and 366d");
+    let e = err(&with("repair = { mode = \"auto\", lookback = \"soon\" }"));
+    assert!(
+        e.starts_with("repair.lookback: \"soon\" is not a duration"),
+        "{e}"
+    );
+    let raw =
+        RawWorkflow::from_toml(&with("repair = { mode = \"auto\", lookback = \"2d\" }")).unwrap();
+    let json = serde_json::to_vec(&raw).unwrap();
+    assert_eq!(RawWorkflow::from_json(&json).unwrap(), raw);
+}

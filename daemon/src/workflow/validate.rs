@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use super::raw::{RawTask, RawWorkflow};
+use super::raw::{RawRepair, RawTask, RawWorkflow};
 use super::{
     Backoff, FailureStrategy, OutputCheckPolicy, PluginRef, RetryPolicy, TaskDef, UpstreamDep,
     WorkflowDef,
 };
+use crate::gap::{RepairMode, RepairPolicy};
 use crate::schedule::{self, Schedule, ScheduleError, MAX_SHIFT};
 
 pub const MAX_NAME: usize = 64;
@@ -162,6 +163,7 @@ impl RawWorkflow {
         };
         let connections = self.connections(catalog)?;
         let output_check = self.output_check()?;
+        let repair = self.repair()?;
         let tasks = self.tasks(catalog)?;
         let upstream = self.upstream(catalog)?;
         Ok(WorkflowDef {
@@ -178,7 +180,45 @@ impl RawWorkflow {
             upstream,
             connections,
             output_check,
+            repair,
         })
+    }
+
+    /// `repair`: the mode, and how far back the detector looks (at least
+    /// one hour, at most a year).
+    fn repair(&self) -> Result<RepairPolicy, DefinitionError> {
+        let (mode, lookback, at) = match &self.repair {
+            None => return Ok(RepairPolicy::default()),
+            Some(RawRepair::Mode(m)) => (m.as_str(), None, "repair"),
+            Some(RawRepair::Table { mode, lookback }) => {
+                (mode.as_str(), lookback.as_deref(), "repair.mode")
+            }
+        };
+        let mode = match mode {
+            "off" => RepairMode::Off,
+            "propose" => RepairMode::Propose,
+            "auto" => RepairMode::Auto,
+            other => {
+                return Err(field(
+                    at,
+                    format!("{other:?} is not one of \"off\", \"propose\", \"auto\""),
+                ))
+            }
+        };
+        let lookback_ms = match lookback {
+            None => crate::gap::DEFAULT_LOOKBACK_MS,
+            Some(l) => {
+                let d = duration("repair.lookback".into(), l)?;
+                if d < Duration::from_secs(3_600) || d > Duration::from_secs(366 * 86_400) {
+                    return Err(field(
+                        "repair.lookback",
+                        format!("{l:?} must be between 1h and 366d"),
+                    ));
+                }
+                d.as_millis() as i64
+            }
+        };
+        Ok(RepairPolicy { mode, lookback_ms })
     }
 
     /// `[checks] outputs`: a check of object-storage outputs needs a

@@ -16,6 +16,7 @@ mod egress;
 mod engine;
 mod estimates;
 mod estimates_daemon;
+mod gaps;
 mod handover;
 mod http_sdk;
 mod integrity;

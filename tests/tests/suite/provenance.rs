@@ -17,7 +17,7 @@ use crate::api::World;
 const T0: i64 = 1_709_251_200_000;
 const H: i64 = 3_600_000;
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     crate::api::world_with(&[
         ("extract", ETL_EXTRACT),
         ("transform", ETL_TRANSFORM),
@@ -56,7 +56,7 @@ async fn call_with(
     )
 }
 
-async fn call(w: &World, method: &str, path: &str, body: &str) -> (StatusCode, Value) {
+pub(crate) async fn call(w: &World, method: &str, path: &str, body: &str) -> (StatusCode, Value) {
     call_with(w, method, path, body, None).await
 }
 

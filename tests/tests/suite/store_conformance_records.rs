@@ -228,6 +228,7 @@ fn backfill(id: u64, state: BackfillState) -> BackfillRecord {
         actual: Default::default(),
         pause_reason: None,
         budget_lifted: false,
+        repair: None,
         requested_by: tidemark::run::Requester::Token {
             id: 3,
             label: "ops".into(),

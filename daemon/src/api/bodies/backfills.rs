@@ -330,6 +330,10 @@ pub struct Backfill {
     pub pause_reason: Option<String>,
     /// A resume after a budget pause lifted its budget.
     pub budget_lifted: bool,
+    /// Set when it repairs gaps: who made it and how many windows; each
+    /// run's `why` names its window's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap_repair: Option<super::gaps::RepairOrigin>,
 }
 
 /// Derived progress of a backfill.
@@ -419,6 +423,7 @@ impl BackfillStatus {
                 .clone()
                 .filter(|_| b.state == crate::store::BackfillState::Paused),
             budget_lifted: b.budget_lifted,
+            gap_repair: b.repair.as_ref().map(Into::into),
         };
         BackfillStatus {
             backfill,

@@ -16,6 +16,7 @@
 pub mod backfills;
 pub mod connections;
 pub mod estimates;
+pub mod gaps;
 pub mod nodes;
 pub mod outputs;
 pub mod plan;

@@ -39,8 +39,8 @@ pub enum Cause {
         backfill_id: u64,
         upstream: Vec<UpstreamWindow>,
     },
-    /// The gap detector's repair (not created by this version).
-    GapRepair { reason: String },
+    /// A gap repair backfill: why the detector found the window wanting.
+    GapRepair { backfill_id: u64, reason: String },
 }
 
 impl From<&run::Cause> for Cause {
@@ -67,7 +67,8 @@ impl From<&run::Cause> for Cause {
                     })
                     .collect(),
             },
-            run::Cause::GapRepair { reason } => Cause::GapRepair {
+            run::Cause::GapRepair { backfill, reason } => Cause::GapRepair {
+                backfill_id: *backfill,
                 reason: reason.clone(),
             },
         }

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::runs::RunState;
 use crate::workflow::{
-    ParamValue as RawParam, RawChecks, RawSchedule, RawTask, RawUpstream, RawWorkflow,
+    ParamValue as RawParam, RawChecks, RawRepair, RawSchedule, RawTask, RawUpstream, RawWorkflow,
 };
 
 /// A task parameter: a string, number or boolean (tasks receive strings).
@@ -156,6 +156,25 @@ pub struct WorkflowDefinition {
     pub connections: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<Checks>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair: Option<Repair>,
+}
+
+/// What the gap detector may do with the gaps it finds in the workflow's
+/// windows (missing, failed, or stale because an input was committed
+/// again): `off` (default: report on request), `propose` (create the
+/// repair backfill paused, for approval) or `auto` (create and run it).
+/// As a table, `lookback` (a duration such as `30d`, default `7d`) is how
+/// far back it looks.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Repair {
+    Mode(String),
+    Table {
+        mode: String,
+        #[serde(default)]
+        lookback: Option<String>,
+    },
 }
 
 impl From<RawWorkflow> for WorkflowDefinition {
@@ -174,6 +193,7 @@ impl From<RawWorkflow> for WorkflowDefinition {
             upstream,
             connections,
             checks,
+            repair,
         } = w;
         let RawSchedule {
             cron,
@@ -201,6 +221,10 @@ impl From<RawWorkflow> for WorkflowDefinition {
                 .collect(),
             connections,
             checks: checks.map(|RawChecks { outputs }| Checks { outputs }),
+            repair: repair.map(|r| match r {
+                RawRepair::Mode(m) => Repair::Mode(m),
+                RawRepair::Table { mode, lookback } => Repair::Table { mode, lookback },
+            }),
         }
     }
 }
@@ -343,7 +367,8 @@ mod tests {
             "catchup":false,"max_active_runs":2,"paused":true,"failure_strategy":"stop",
             "tasks":[{"name":"t","plugin":"p@1","params":{"a":"x","b":1,"c":1.5,"d":true},"depends_on":[],
               "retries":1,"retry_delay":"1s","retry_backoff":"fixed","retry_max_delay":"1m","timeout":"5m","fuel":10,"memory":"1MiB"}],
-            "upstream":[{"workflow":"u","offset":-1}],"connections":["lake"],"checks":{"outputs":"after_window"}}"#;
+            "upstream":[{"workflow":"u","offset":-1}],"connections":["lake"],"checks":{"outputs":"after_window"},
+            "repair":{"mode":"propose","lookback":"30d"}}"#;
         let raw = RawWorkflow::from_json(text.as_bytes()).unwrap();
         let api: WorkflowDefinition = serde_json::from_str(text).unwrap();
         assert_eq!(
