@@ -386,3 +386,33 @@ async fn missing_and_failed_windows_are_found_and_repaired_on_request() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["backfill"], Value::Null, "nothing to repair");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_driver_runs_the_detector_once_a_minute_by_itself() {
+    let w = world().await;
+    apply(&w, &raw(5, false)).await;
+    apply(&w, &note("\"auto\"")).await;
+    w.engine.settle().await.unwrap();
+    live_until(&w, 12).await;
+    // Wait out any pass the passes above began, then make a gap.
+    w.engine.scan_repairs().await.unwrap();
+    recommit_raw(&w, &[11], 1).await;
+    assert!(repairs(&w, "note").is_empty(), "no pass is due yet");
+
+    // A minute later a driver pass starts the detector in the background.
+    w.clock.advance(61_000);
+    w.engine.tick().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while repairs(&w, "note").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no repair was made");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let made = &repairs(&w, "note")[0];
+    assert_eq!(
+        made.repair.as_ref().unwrap().mode,
+        tidemark::gap::RepairMode::Auto
+    );
+    assert_eq!(made.repair.as_ref().unwrap().reasons.len(), 1);
+    w.engine.settle().await.unwrap();
+    assert_eq!(found(&gaps(&w, "note", "").await), vec![]);
+}
