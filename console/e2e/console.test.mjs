@@ -5,6 +5,7 @@
 //   DEFAULT_TOKEN    tenant `default` (examples applied, `fragile` workflow)
 //   OTHER_TOKEN      tenant `other` (only workflow `secret-wf`)
 //   ADMIN_TOKEN      the admin token
+//   RETRY_RUN        a failed run of `fragile` that a retry repairs
 //   SCREENSHOTS      where to save screenshots
 //   CHROMIUM         the browser (default /usr/bin/chromium)
 // It prints one line per step and exits non-zero on the first failure.
@@ -213,6 +214,19 @@ await step("the run page draws its attempts as a Gantt chart", async () => {
   assert.match(await why.locator('tr[data-task="f"] td.digest').textContent(), /^sha256:[0-9a-f]{64}$/);
   assert.match(await why.locator('tr[data-task="f"] td').first().textContent(), /^flaky/);
   await shot("run");
+});
+
+await step("Retry from failed records who asked and when, in the provenance", async () => {
+  await page.goto(`${URL}/ui/#/runs/${env("RETRY_RUN")}`);
+  const why = page.getByRole("region", { name: "Provenance" });
+  await why.locator(".why-retries").getByText("never").waitFor();
+  await page.getByRole("button", { name: "Retry from failed" }).click();
+  await page.locator('tr[data-task="f"]').getByText("succeeded").waitFor({ timeout: 60_000 });
+  await until("the retry in the provenance", async () => (await why.locator(".why-retry").count()) === 1);
+  assert.match(await why.locator(".why-retry").textContent(), /^by token \d+ \(.+\) at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);
+  // The run's cause and first requester stay what they were.
+  assert.match(await why.locator(".why-cause").textContent(), /^manual/);
+  await shot("run-retried");
 });
 
 await step("the tenant page shows quotas and usage", async () => {

@@ -22,6 +22,7 @@ pub(crate) struct World {
     pub(crate) engine: Engine,
     pub(crate) app: axum::Router,
     pub(crate) token: String,
+    pub(crate) clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
 
@@ -39,10 +40,11 @@ async fn world() -> World {
 pub(crate) async fn world_with(plugins: &[(&str, &str)]) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let clock = Arc::new(ManualClock::new(T0 + 10 * H + 5));
     let engine = Engine::open(
         store.clone(),
         crate::engine_executor(),
-        Arc::new(ManualClock::new(T0 + 10 * H + 5)),
+        clock.clone(),
         EngineConfig::default(),
     )
     .await
@@ -60,6 +62,7 @@ pub(crate) async fn world_with(plugins: &[(&str, &str)]) -> World {
         engine,
         app,
         token,
+        clock,
         _dir: dir,
     }
 }

@@ -94,6 +94,33 @@ fn console_end_to_end_in_chromium() {
          [[tasks]]\nname = \"t\"\nplugin = \"hello\"\n",
     );
 
+    // A failed run of `fragile` (its first attempt fails) for the browser to
+    // retry from the run page.
+    let (code, out, err) = d.cli_as(
+        &default,
+        &[
+            "run-window",
+            "fragile",
+            "2024-04-01T00:00:00Z",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let retry_run = serde_json::from_str::<Value>(&out).unwrap()["id"]
+        .as_u64()
+        .expect("a run id");
+    let client = tidemark::client::Client::new(&d.url).with_token(Some(default.clone()));
+    super::daemon::wait_for(
+        "the run to fail",
+        std::time::Duration::from_secs(60),
+        || {
+            client
+                .get(&format!("/api/v1/runs/{retry_run}"))
+                .is_ok_and(|v| v["run"]["state"] == "failed")
+        },
+    );
+
     let pages = [
         "workflows",
         "workflow",
@@ -113,6 +140,7 @@ fn console_end_to_end_in_chromium() {
             ("DEFAULT_TOKEN", default.clone()),
             ("OTHER_TOKEN", other.clone()),
             ("ADMIN_TOKEN", ADMIN.to_owned()),
+            ("RETRY_RUN", retry_run.to_string()),
             ("SCREENSHOTS", screenshots().display().to_string()),
         ],
     );
