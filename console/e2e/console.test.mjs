@@ -165,6 +165,14 @@ await step("the backfill page shows live progress until it succeeds", async () =
   const taskRuns = page.locator('.cost-table tr[data-figure="Task-runs"]');
   assert.equal(await taskRuns.locator(".cost-actual").textContent(), "72");
   assert.match(await taskRuns.textContent(), /72 \(72–/);
+  // What the estimate rests on, per task: level, samples and ranges.
+  const basis = page.locator("table.estimate-basis tbody tr");
+  assert.equal(await basis.count(), 3);
+  assert.match(await basis.first().locator("th").textContent(), /^etl v\d+ \/ extract$/);
+  assert.match(await basis.first().locator("td.basis").textContent(), /^(version|plugin|default)$/);
+  assert.match(await basis.first().locator("td.samples").textContent(), /^\d+$/);
+  assert.match(await basis.first().textContent(), /[\d,]+ \([\d,]+–[\d,]+\)/);
+  assert.equal(await textOf(".backfill-calendar"), "any time");
   await shot("backfill");
 });
 
