@@ -200,6 +200,50 @@ await step("a failed window shows its error, and Retry failed repairs it", async
   assert.equal(await textOf(".count-failed"), "0");
 });
 
+let waitingBackfill;
+await step("allowed hours: an impossible calendar is refused, closed hours wait", async () => {
+  await page.goto(`${URL}/ui/#/backfills/new?workflow=etl-daily`);
+  await page.getByLabel("Workflow", { exact: true }).waitFor();
+  await page.getByLabel("Start date").fill("2024-03-01");
+  await page.getByLabel("End date (exclusive)").fill("2024-03-02");
+  const spans = page.getByLabel("Allowed hours (one span per line)");
+  await page.getByLabel("Allowed hours: time zone").fill("UTC");
+  // No hour open: the server's 400 names the field, and nothing is planned.
+  await spans.fill("20:00-20:00");
+  await page.getByRole("button", { name: "Preview" }).click();
+  await page.getByRole("alert").filter({ hasText: 'allowed_hours: span "20:00-20:00" allows no time' }).waitFor();
+  assert.equal(await page.locator(".plan-summary").count(), 0);
+  // Hours that are closed now (two to three hours ahead, UTC), and a
+  // start-at far ahead: the preview shows both and waits for the start-at.
+  const h = new Date().getUTCHours();
+  const pad = (n) => String(n % 24).padStart(2, "0");
+  const span = `Mon-Sun ${pad(h + 2)}:00-${pad(h + 3)}:00`;
+  await spans.fill(span);
+  await page.getByLabel("Start at").fill("2099-01-01T00:00");
+  await page.getByRole("button", { name: "Preview" }).click();
+  await page.locator(".plan-summary").filter({ hasText: "1 window to run" }).waitFor();
+  assert.equal(await textOf(".when-hours"), `${span} (UTC)`);
+  assert.match(await textOf(".when-start-at"), /^2099-01-01 00:00:00/);
+  assert.equal(await textOf(".when-waiting"), "waiting: start-at 2099-01-01T00:00:00Z");
+  await page.getByLabel("Start at").fill("");
+  await page.getByRole("button", { name: "Preview" }).click();
+  await page.locator(".plan-summary").waitFor();
+  assert.equal(await textOf(".when-start-at"), "now");
+  const off = new RegExp(`^waiting: off-peak until \\S+Z \\(${pad(h + 2)}:00 UTC\\)$`);
+  assert.match(await textOf(".when-waiting"), off);
+  await shot("launcher-calendar");
+  await page.getByRole("button", { name: "Confirm and start" }).click();
+  await page.waitForURL(/#\/backfills\/\d+$/);
+  waitingBackfill = Number(page.url().match(/backfills\/(\d+)$/)[1]);
+  assert.equal(await textOf(".backfill-calendar"), `allowed hours ${span} (UTC)`);
+  await until("the wait", async () => off.test(await textOf(".backfill-throttled")));
+  assert.equal(await textOf(".count-running"), "0");
+  await shot("backfill-waiting");
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await page.locator(".backfill-state").filter({ hasText: "cancelled" }).waitFor();
+});
+
 await step("the run page draws its attempts as a Gantt chart", async () => {
   const dates = await page.goto(`${URL}/ui/#/workflows/fragile/grid`);
   void dates;

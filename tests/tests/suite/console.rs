@@ -170,8 +170,19 @@ fn console_end_to_end_in_chromium() {
         [
             ("etl".into(), "succeeded".into(), 24, 0, "desc".into()),
             ("fragile".into(), "succeeded".into(), 2, 0, "asc".into()),
+            ("etl-daily".into(), "cancelled".into(), 0, 0, "asc".into()),
         ]
     );
+    let waited = &backfills[2]["backfill"];
+    assert_eq!(
+        waited["request"]["allowed_hours"]["timezone"], "UTC",
+        "{waited}"
+    );
+    assert!(waited["request"].get("start_at").is_none(), "{waited}");
+    // The retry the browser asked for, in the run's provenance.
+    let why = d.get(&format!("/api/v1/runs/{retry_run}/why"));
+    assert_eq!(why["retries"].as_array().map(Vec::len), Some(1), "{why}");
+    assert_eq!(why["retries"][0]["requested_by"]["kind"], "token", "{why}");
     let etl = d.get("/api/v1/workflows/etl");
     assert_eq!(etl["version"], 3, "paused and unpaused from the console");
     assert_eq!(etl["definition"]["paused"], false);
