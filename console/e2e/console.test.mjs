@@ -5,6 +5,7 @@
 //   DEFAULT_TOKEN    tenant `default` (examples applied, `fragile` workflow)
 //   OTHER_TOKEN      tenant `other` (only workflow `secret-wf`)
 //   ADMIN_TOKEN      the admin token
+//   RETRY_RUN        a failed run of `fragile` that a retry repairs
 //   SCREENSHOTS      where to save screenshots
 //   CHROMIUM         the browser (default /usr/bin/chromium)
 // It prints one line per step and exits non-zero on the first failure.
@@ -164,6 +165,14 @@ await step("the backfill page shows live progress until it succeeds", async () =
   const taskRuns = page.locator('.cost-table tr[data-figure="Task-runs"]');
   assert.equal(await taskRuns.locator(".cost-actual").textContent(), "72");
   assert.match(await taskRuns.textContent(), /72 \(72–/);
+  // What the estimate rests on, per task: level, samples and ranges.
+  const basis = page.locator("table.estimate-basis tbody tr");
+  assert.equal(await basis.count(), 3);
+  assert.match(await basis.first().locator("th").textContent(), /^etl v\d+ \/ extract$/);
+  assert.match(await basis.first().locator("td.basis").textContent(), /^(version|plugin|default)$/);
+  assert.match(await basis.first().locator("td.samples").textContent(), /^\d+$/);
+  assert.match(await basis.first().textContent(), /[\d,]+ \([\d,]+–[\d,]+\)/);
+  assert.equal(await textOf(".backfill-calendar"), "any time");
   await shot("backfill");
 });
 
@@ -209,6 +218,50 @@ await step("the workflow page finds gaps with their reasons and proposes the rep
   await shot("gap-proposal");
 });
 
+let waitingBackfill;
+await step("allowed hours: an impossible calendar is refused, closed hours wait", async () => {
+  await page.goto(`${URL}/ui/#/backfills/new?workflow=etl-daily`);
+  await page.getByLabel("Workflow", { exact: true }).waitFor();
+  await page.getByLabel("Start date").fill("2024-03-01");
+  await page.getByLabel("End date (exclusive)").fill("2024-03-02");
+  const spans = page.getByLabel("Allowed hours (one span per line)");
+  await page.getByLabel("Allowed hours: time zone").fill("UTC");
+  // No hour open: the server's 400 names the field, and nothing is planned.
+  await spans.fill("20:00-20:00");
+  await page.getByRole("button", { name: "Preview" }).click();
+  await page.getByRole("alert").filter({ hasText: 'allowed_hours: span "20:00-20:00" allows no time' }).waitFor();
+  assert.equal(await page.locator(".plan-summary").count(), 0);
+  // Hours that are closed now (two to three hours ahead, UTC), and a
+  // start-at far ahead: the preview shows both and waits for the start-at.
+  const h = new Date().getUTCHours();
+  const pad = (n) => String(n % 24).padStart(2, "0");
+  const span = `Mon-Sun ${pad(h + 2)}:00-${pad(h + 3)}:00`;
+  await spans.fill(span);
+  await page.getByLabel("Start at").fill("2099-01-01T00:00");
+  await page.getByRole("button", { name: "Preview" }).click();
+  await page.locator(".plan-summary").filter({ hasText: "1 window to run" }).waitFor();
+  assert.equal(await textOf(".when-hours"), `${span} (UTC)`);
+  assert.match(await textOf(".when-start-at"), /^2099-01-01 00:00:00/);
+  assert.equal(await textOf(".when-waiting"), "waiting: start-at 2099-01-01T00:00:00Z");
+  await page.getByLabel("Start at").fill("");
+  await page.getByRole("button", { name: "Preview" }).click();
+  await page.locator(".plan-summary").waitFor();
+  assert.equal(await textOf(".when-start-at"), "now");
+  const off = new RegExp(`^waiting: off-peak until \\S+Z \\(${pad(h + 2)}:00 UTC\\)$`);
+  assert.match(await textOf(".when-waiting"), off);
+  await shot("launcher-calendar");
+  await page.getByRole("button", { name: "Confirm and start" }).click();
+  await page.waitForURL(/#\/backfills\/\d+$/);
+  waitingBackfill = Number(page.url().match(/backfills\/(\d+)$/)[1]);
+  assert.equal(await textOf(".backfill-calendar"), `allowed hours ${span} (UTC)`);
+  await until("the wait", async () => off.test(await textOf(".backfill-throttled")));
+  assert.equal(await textOf(".count-running"), "0");
+  await shot("backfill-waiting");
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await page.locator(".backfill-state").filter({ hasText: "cancelled" }).waitFor();
+});
+
 await step("the run page draws its attempts as a Gantt chart", async () => {
   const dates = await page.goto(`${URL}/ui/#/workflows/fragile/grid`);
   void dates;
@@ -231,6 +284,19 @@ await step("the run page draws its attempts as a Gantt chart", async () => {
   assert.match(await why.locator('tr[data-task="f"] td.digest').textContent(), /^sha256:[0-9a-f]{64}$/);
   assert.match(await why.locator('tr[data-task="f"] td').first().textContent(), /^flaky/);
   await shot("run");
+});
+
+await step("Retry from failed records who asked and when, in the provenance", async () => {
+  await page.goto(`${URL}/ui/#/runs/${env("RETRY_RUN")}`);
+  const why = page.getByRole("region", { name: "Provenance" });
+  await why.locator(".why-retries").getByText("never").waitFor();
+  await page.getByRole("button", { name: "Retry from failed" }).click();
+  await page.locator('tr[data-task="f"]').getByText("succeeded").waitFor({ timeout: 60_000 });
+  await until("the retry in the provenance", async () => (await why.locator(".why-retry").count()) === 1);
+  assert.match(await why.locator(".why-retry").textContent(), /^by token \d+ \(.+\) at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);
+  // The run's cause and first requester stay what they were.
+  assert.match(await why.locator(".why-cause").textContent(), /^manual/);
+  await shot("run-retried");
 });
 
 await step("the tenant page shows quotas and usage", async () => {

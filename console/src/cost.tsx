@@ -1,6 +1,7 @@
 // What a backfill costs: a dry run's estimate (per workflow, what each rests
 // on) and, on the backfill page, the estimate it was created with against
-// what it spent, with the reason a budget paused it.
+// what it spent, with the reason a budget paused it and the basis of each
+// task's figures.
 import type { components } from "./generated/api";
 import { duration } from "./time";
 
@@ -79,6 +80,39 @@ export function CostView({ status }: { status: Schemas["BackfillStatus"] }) {
           ))}
         </tbody>
       </table>
+      {status.estimate_workflows.length > 0 && <TaskBasis workflows={status.estimate_workflows} />}
     </section>
+  );
+}
+
+// Per task, what the stored estimate rests on: the level of history
+// (version, plugin or default), its samples, and one attempt's ranges.
+function TaskBasis({ workflows }: { workflows: Schemas["WorkflowEstimate"][] }) {
+  return (
+    <div class="table-wrap">
+      <table class="list estimate-basis">
+        <caption>What the estimate rests on, per task (one attempt)</caption>
+        <thead>
+          <tr>
+            <th scope="col">Task</th><th scope="col">Basis</th><th scope="col">Samples</th>
+            <th scope="col">Duration</th><th scope="col">Fuel</th><th scope="col">Bytes</th>
+          </tr>
+        </thead>
+        <tbody>
+          {workflows.flatMap((w) =>
+            w.tasks.map((t) => (
+              <tr key={`${w.workflow}/${t.task}`} data-task={`${w.workflow}/${t.task}`}>
+                <th scope="row">{w.workflow} v{w.version} / {t.task}</th>
+                <td class="basis">{t.basis}</td>
+                <td class="samples">{t.samples}</td>
+                <td>{range(t.duration_ms, true)}</td>
+                <td>{range(t.fuel)}</td>
+                <td>{range(t.bytes)}</td>
+              </tr>
+            )),
+          )}
+        </tbody>
+      </table>
+    </div>
   );
 }

@@ -1,4 +1,5 @@
-// A run's provenance on its page: why it exists, who asked, its pinned
+// A run's provenance on its page: why it exists, who asked (and who asked
+// for each retry, when), its pinned
 // version, the upstream runs it waited for, what each task ran (plugin
 // digest) and read (dataset partitions and the version seen), and what
 // changed against another run of the same window.
@@ -6,8 +7,7 @@ import { useState } from "preact/hooks";
 import { api, type RunComparison, type RunWhy } from "./api";
 import { ErrorBox, Time, useLoad } from "./ui";
 
-function asker(w: RunWhy): string {
-  const r = w.requested_by;
+function asker(r: RunWhy["requested_by"]): string {
   return r.kind === "token" ? `token ${r.token_id} (${r.label})` : r.kind;
 }
 
@@ -25,7 +25,16 @@ export function ProvenanceView({ id, tz, state }: { id: number; tz: string; stat
             <dt>Cause</dt>
             <dd class="why-cause" data-kind={w.cause.kind}>{w.summary}</dd>
             <dt>Requested by</dt>
-            <dd class="why-asker">{asker(w)}</dd>
+            <dd class="why-asker">{asker(w.requested_by)}</dd>
+            <dt>Retried</dt>
+            <dd class="why-retries">
+              {w.retries.length === 0 && <span class="muted">never</span>}
+              {w.retries.map((r, i) => (
+                <div key={i} class="why-retry">
+                  by {asker(r.requested_by)} at <Time ms={r.at_ms} tz={tz} />
+                </div>
+              ))}
+            </dd>
             <dt>Pinned version</dt>
             <dd>{w.workflow} v{w.version}</dd>
             <dt>Upstream</dt>

@@ -55,8 +55,15 @@ function offset(t: number, tz: string): number {
 
 /** The instant the date `YYYY-MM-DD` begins in `tz`. */
 export function zonedMidnight(date: string, tz: string): number {
+  return zonedInstant(`${date}T00:00`, tz);
+}
+
+/** The instant of the wall-clock time `YYYY-MM-DDTHH:MM` in `tz`. */
+export function zonedInstant(local: string, tz: string): number {
+  const [date, time = "00:00"] = local.split("T");
   const [y, m, d] = date.split("-").map(Number);
-  const wall = Date.UTC(y, m - 1, d);
+  const [hh, mm] = time.split(":").map(Number);
+  const wall = Date.UTC(y, m - 1, d, hh, mm);
   // Two steps settle the offset, also next to a DST change.
   const first = wall - offset(wall, tz);
   return wall - offset(first, tz);

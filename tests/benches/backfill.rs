@@ -32,17 +32,6 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Peak resident set size of this process, from /proc (Linux).
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .expect("instant")
@@ -76,7 +65,7 @@ fn main() {
         engine.apply_workflow("bench", wf("minutely", "* * * * *")).await.expect("apply");
         engine.apply_workflow("bench", wf("hourly", "0 * * * *")).await.expect("apply");
 
-        let rss_before = peak_rss_mb();
+        let rss_before = common::peak_rss_mb("self");
         let t = Instant::now();
         let req = serde_json::json!({"workflow": "minutely", "start": iso(T0), "end": iso(T0 + 1_000_000 * 60_000)});
         let million = engine.create_backfill("bench", serde_json::from_value(req).expect("request")).await.expect("create").expect("not dry");
@@ -84,7 +73,7 @@ fn main() {
         println!(
             "create a 1,000,000-window backfill: {:.1} ms, peak RSS {:.0} MB (was {:.0} MB before)",
             created.as_secs_f64() * 1e3,
-            peak_rss_mb(),
+            common::peak_rss_mb("self"),
             rss_before
         );
         engine
@@ -106,7 +95,7 @@ fn main() {
             elapsed.as_secs_f64(),
             task_runs / elapsed.as_secs_f64(),
             windows as f64 / elapsed.as_secs_f64(),
-            peak_rss_mb()
+            common::peak_rss_mb("self")
         );
         // 3. Its state strip once all 1,000,000 windows have records, as
         //    materialization writes them: running, then each window again

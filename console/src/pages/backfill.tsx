@@ -1,4 +1,5 @@
-// A backfill: live progress (polled), its state strip per workflow, failed
+// A backfill: live progress (polled), when it may run (allowed hours,
+// start-at) and what it waits for, its state strip per workflow, failed
 // windows with their errors, pause/resume/cancel/retry-failed, and the
 // consistency check of the object-storage outputs its windows published.
 import { useEffect, useState } from "preact/hooks";
@@ -82,6 +83,13 @@ export function BackfillPage({ id }: { id: number }) {
           downstream {b.request.downstream ?? "none"}, priority {b.request.priority}, version {b.version}
           {b.request.from_task ? `, from task ${b.request.from_task}` : ""}
         </dd>
+        <dt>When</dt>
+        <dd class="backfill-calendar">
+          {b.request.allowed_hours
+            ? `allowed hours ${b.request.allowed_hours.spans.join("; ")} (${b.request.allowed_hours.timezone})`
+            : "any time"}
+          {b.request.start_at && <>, from <Time ms={Date.parse(b.request.start_at)} tz={b.request.allowed_hours?.timezone ?? "UTC"} /></>}
+        </dd>
         <dt>Created</dt>
         <dd><Time ms={b.created_ms} tz="UTC" /></dd>
         {b.stages.length > 0 && (
@@ -103,8 +111,12 @@ export function BackfillPage({ id }: { id: number }) {
           <li>{p.windows_per_second.toFixed(1)} windows/s</li>
           <li>ETA {p.eta_seconds === null ? "—" : duration(Math.round(p.eta_seconds * 1000))}</li>
         </ul>
+        {/* Outside its hours or before its start-at the server says
+            `waiting: ... until ...`; other throttles say why. */}
         {p.throttled && (
-          <p class="notice" role="status">Throttled: {p.throttled}</p>
+          <p class="notice backfill-throttled" role="status">
+            {p.throttled.startsWith("waiting:") ? p.throttled : `Throttled: ${p.throttled}`}
+          </p>
         )}
       </section>
       <CostView status={bf.data} />

@@ -1,10 +1,12 @@
 // The backfill launcher: every option of the backfill API, and Preview (the
-// dry run) showing the whole plan before anything starts. Confirm is only
+// dry run) showing the whole plan before anything starts, with when it may
+// run (allowed hours, start-at) and whether it would wait. Confirm is only
 // offered for exactly the request that was previewed.
 import { useMemo, useState } from "preact/hooks";
 import { api, type BackfillRequest, type Estimate, type Plan } from "../api";
 import { EstimateView } from "../cost";
 import { go, href } from "../router";
+import { zonedInstant } from "../time";
 import { ErrorBox, Loading, Page, Time, useLoad } from "../ui";
 
 const PLAN_PAGE = 500;
@@ -37,6 +39,9 @@ export function Launcher({ query }: { query: URLSearchParams }) {
   const [maxWall, setMaxWall] = useState("");
   const [maxFuel, setMaxFuel] = useState("");
   const [maxBytes, setMaxBytes] = useState("");
+  const [hoursZone, setHoursZone] = useState("");
+  const [spans, setSpans] = useState("");
+  const [startAt, setStartAt] = useState("");
 
   const request: BackfillRequest = useMemo(() => {
     const r: BackfillRequest = { workflow: wfName, mode, order, rerun, downstream, priority, overlap };
@@ -61,11 +66,18 @@ export function Launcher({ query }: { query: URLSearchParams }) {
       if (maxFuel) r.budget.max_fuel = Number(maxFuel);
       if (maxBytes) r.budget.max_bytes = Number(maxBytes);
     }
+    // One span per line (a span's days may hold commas); the zone defaults
+    // to the workflow's. The server refuses a calendar with no hour open.
+    const zone = hoursZone.trim() || tz;
+    const lines = spans.split("\n").map((l) => l.trim()).filter((l) => l);
+    if (lines.length) r.allowed_hours = { timezone: zone, spans: lines };
+    // Read in the same zone, sent as a UTC instant.
+    if (startAt) r.start_at = new Date(zonedInstant(startAt, zone)).toISOString();
     return r;
-  }, [wfName, kind, start, end, dates, mode, parallelism, order, rerun, fromTask, downstream, include, exclude, priority, version, maxFailed, overlap, maxWall, maxFuel, maxBytes]);
+  }, [wfName, tz, kind, start, end, dates, mode, parallelism, order, rerun, fromTask, downstream, include, exclude, priority, version, maxFailed, overlap, maxWall, maxFuel, maxBytes, hoursZone, spans, startAt]);
   const key = JSON.stringify(request);
 
-  const [plan, setPlan] = useState<{ key: string; plan: Plan; estimate: Estimate }>();
+  const [plan, setPlan] = useState<{ key: string; plan: Plan; estimate: Estimate; waiting: string | null; request: BackfillRequest }>();
   const [error, setError] = useState<Error>();
   const [busy, setBusy] = useState(false);
   const [shown, setShown] = useState(PLAN_PAGE);
@@ -77,7 +89,7 @@ export function Launcher({ query }: { query: URLSearchParams }) {
     setPlan(undefined);
     try {
       const res = await api.dryRun(request);
-      setPlan({ key, plan: res.plan, estimate: res.estimate });
+      setPlan({ key, plan: res.plan, estimate: res.estimate, waiting: res.waiting, request });
       setShown(PLAN_PAGE);
     } catch (err) {
       setError(err as Error);
@@ -212,6 +224,20 @@ export function Launcher({ query }: { query: URLSearchParams }) {
           <label for="bf-max-bytes">Budget: max bytes written</label>
           <input id="bf-max-bytes" type="number" placeholder="no limit" value={maxBytes} onInput={set(setMaxBytes)} />
         </fieldset>
+        <fieldset>
+          <legend>When it may run</legend>
+          <label for="bf-spans">Allowed hours (one span per line)</label>
+          <textarea id="bf-spans" rows={2} placeholder={"any time, e.g.\nMon-Fri 20:00-06:00"} value={spans} onInput={set(setSpans)} />
+          <label for="bf-hours-zone">Allowed hours: time zone</label>
+          <input id="bf-hours-zone" placeholder={tz} value={hoursZone} onInput={set(setHoursZone)} />
+          <label for="bf-start-at">Start at</label>
+          <input id="bf-start-at" type="datetime-local" value={startAt} onInput={set(setStartAt)} />
+          <p class="muted small">
+            Spans are <code>[DAYS ]HH:MM-HH:MM</code> (days <code>Mon</code>..<code>Sun</code>, ranges like <code>Mon-Fri</code>;
+            none for every day); one ending before it starts runs past midnight. Outside them no new window starts.
+            Start-at is read in the same zone ({hoursZone.trim() || tz}).
+          </p>
+        </fieldset>
         <div class="buttons">
           <button type="submit" disabled={busy}>Preview</button>
           <button type="button" class="primary" disabled={busy || !plan || stale} onClick={confirmStart}>
@@ -221,9 +247,27 @@ export function Launcher({ query }: { query: URLSearchParams }) {
         </div>
       </form>
       <ErrorBox error={error} />
+      {plan && !stale && <WhenView request={plan.request} waiting={plan.waiting} />}
       {plan && !stale && <EstimateView estimate={plan.estimate} />}
       {plan && !stale && <PlanView plan={plan.plan} zones={Object.fromEntries(workflows.data.map((w) => [w.name, w.timezone]))} shown={shown} more={() => setShown(shown + PLAN_PAGE)} />}
     </Page>
+  );
+}
+
+// When the previewed backfill may start windows, and whether it would wait now.
+function WhenView({ request, waiting }: { request: BackfillRequest; waiting: string | null }) {
+  const hours = request.allowed_hours;
+  return (
+    <section class="plan-when" aria-label="When">
+      <h2>When</h2>
+      <dl class="facts">
+        <dt>Allowed hours</dt>
+        <dd class="when-hours">{hours ? `${hours.spans.join("; ")} (${hours.timezone})` : "any time"}</dd>
+        <dt>Start at</dt>
+        <dd class="when-start-at">{request.start_at ? <Time ms={Date.parse(request.start_at)} tz={hours?.timezone ?? "UTC"} /> : "now"}</dd>
+      </dl>
+      <p role="status" class="when-waiting">{waiting ?? "It would start windows at once."}</p>
+    </section>
   );
 }
 

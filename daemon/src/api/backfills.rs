@@ -58,6 +58,7 @@ pub async fn create(
             StatusCode::OK,
             Json(DryRun {
                 dry_run: true,
+                waiting: plan.waiting.take(),
                 estimate: std::mem::take(&mut plan.estimate).into(),
                 plan: plan.into(),
             }),

@@ -159,17 +159,21 @@ pub async fn get(
     path = "/api/v1/runs/{id}/retry",
     operation_id = "retry_run",
     tag = "runs",
-    summary = "Re-run a failed or cancelled run from its failed tasks",
+    summary = "Re-run a failed or cancelled run from its failed tasks (who asked is recorded)",
     params(("id" = u64, Path, description = "Run id")),
     responses((status = 200, description = "The run, queued again", body = Run))
 )]
 pub async fn retry(
-    TenantCaller(tenant): TenantCaller,
+    Asker {
+        tenant,
+        requested_by,
+    }: Asker,
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Api<Json<Run>> {
     let id = run_id(&id)?;
-    Ok(Json(Run::from(&s.engine.retry_run(&tenant, id).await?)))
+    let run = s.engine.retry_run_by(&tenant, id, requested_by).await?;
+    Ok(Json(Run::from(&run)))
 }
 
 #[utoipa::path(

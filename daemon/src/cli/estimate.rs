@@ -132,6 +132,9 @@ pub fn print_dry_run(v: &Value) {
             ""
         }
     );
+    if let Some(why) = v["waiting"].as_str() {
+        outln!("{why}");
+    }
     for c in plan["cascade"].as_array().into_iter().flatten() {
         let (verb, note) = if c["included"] == true {
             ("adds", "")

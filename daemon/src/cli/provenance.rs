@@ -50,6 +50,19 @@ pub fn why(client: &Client, id: u64, compare: Option<u64>, output: Output) -> Ex
     ExitCode::SUCCESS
 }
 
+/// A `RequestedBy` body in one phrase: `token 3 (ci)`, `scheduler`.
+fn asker(by: &Value) -> String {
+    match by["kind"].as_str() {
+        Some("token") => format!(
+            "token {} ({})",
+            by["token_id"],
+            by["label"].as_str().unwrap_or("")
+        ),
+        Some(k) => k.to_owned(),
+        None => "?".to_owned(),
+    }
+}
+
 fn print_why(v: &Value) {
     outln!(
         "run {} of {} v{}, window {} .. {}",
@@ -60,17 +73,14 @@ fn print_why(v: &Value) {
         time(&v["window_end_ms"])
     );
     outln!("  why:          {}", v["summary"].as_str().unwrap_or("?"));
-    let by = &v["requested_by"];
-    let asked = match by["kind"].as_str() {
-        Some("token") => format!(
-            "token {} ({})",
-            by["token_id"],
-            by["label"].as_str().unwrap_or("")
-        ),
-        Some(k) => k.to_owned(),
-        None => "?".to_owned(),
-    };
-    outln!("  requested by: {asked}");
+    outln!("  requested by: {}", asker(&v["requested_by"]));
+    for r in v["retries"].as_array().into_iter().flatten() {
+        outln!(
+            "  retried:      {} by {}",
+            time(&r["at_ms"]),
+            asker(&r["requested_by"])
+        );
+    }
     for u in v["upstream"].as_array().into_iter().flatten() {
         outln!(
             "  upstream:     {} {} (run {})",

@@ -2,6 +2,7 @@
 //! while this node leads, else each request forwarded to the leader as it
 //! came, and the leader's answer passed back.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,30 @@ pub struct Front {
     client: reqwest::Client,
     /// The leader last looked up: when, and its id and address.
     leader: Mutex<Option<(Instant, Option<Leader>)>>,
+    outages: Outages,
+}
+
+/// Leader addresses that failed a forward and have not answered since.
+/// During a failover every request fails the same way; one warning per
+/// outage says it, the rest would only flood the log.
+#[derive(Default)]
+struct Outages(Mutex<HashSet<String>>);
+
+impl Outages {
+    /// Records a failed forward to `addr`; true if it starts an outage.
+    fn failed(&self, addr: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(addr.to_owned())
+    }
+
+    /// Records an answer from `addr`; true if it ends an outage.
+    fn answered(&self, addr: &str) -> bool {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Most forwards find no outage: skip the removal's hashing work.
+        !set.is_empty() && set.remove(addr)
+    }
 }
 
 /// A leader's node id and advertised address.
@@ -49,6 +74,7 @@ impl Front {
                 .build()
                 .unwrap_or_default(),
             leader: Mutex::new(None),
+            outages: Outages::default(),
         })
     }
 
@@ -130,9 +156,21 @@ impl Front {
         }
         out = out.header(FORWARDED_BY, self.node_id.as_str());
         let answer = match out.send().await {
-            Ok(a) => a,
+            Ok(a) => {
+                if self.outages.answered(addr) {
+                    tracing::info!(leader = addr, "the leader answers forwarded requests again");
+                }
+                a
+            }
             Err(e) => {
-                tracing::warn!(leader = addr, "forwarding a request: {e}");
+                if self.outages.failed(addr) {
+                    tracing::warn!(
+                        leader = addr,
+                        "forwarding a request: {e} (further failures to this leader are logged at debug until it answers)"
+                    );
+                } else {
+                    tracing::debug!(leader = addr, "forwarding a request: {e}");
+                }
                 // The leader may just have gone: look it up afresh next time.
                 *self.leader.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 return unavailable(
@@ -238,5 +276,22 @@ async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
                 "the database is unreachable from this node; retry shortly",
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outages;
+
+    #[test]
+    fn an_outage_is_reported_once_per_leader_until_it_answers() {
+        let o = Outages::default();
+        assert!(o.failed("http://a:1"));
+        assert!(!o.failed("http://a:1"), "the same outage");
+        assert!(o.failed("http://b:1"), "another leader's outage");
+        assert!(!o.answered("http://c:1"), "no outage there");
+        assert!(o.answered("http://a:1"));
+        assert!(!o.answered("http://a:1"));
+        assert!(o.failed("http://a:1"), "a new outage after it answered");
     }
 }

@@ -158,6 +158,7 @@ impl Engine {
         if spec.dry_run {
             let mut plan = self.plan(tenant, &spec, &def, PLAN_LIMIT)?;
             plan.estimate = self.estimate_plan(tenant, &spec, &def, version, &plan)?;
+            plan.waiting = spec.waiting(self.inner.clock.now_ms()).map(|(_, why)| why);
             return Ok(Err(plan));
         }
         let estimated_total = match &spec.selection {

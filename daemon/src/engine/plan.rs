@@ -36,6 +36,9 @@ pub struct Plan {
     /// Per downstream workflow, the windows the cascade adds; with a scope,
     /// the workflows it leaves out too (what they would have added).
     pub cascade: Vec<CascadeAddition>,
+    /// Why no window would start now, and until when (its start-at time or
+    /// allowed hours); `None` when it would start at once.
+    pub waiting: Option<String>,
 }
 
 /// One downstream workflow of a plan's cascade.
@@ -180,6 +183,7 @@ impl Engine {
             truncated,
             estimate: Default::default(),
             cascade: cascade_summary,
+            waiting: None,
         })
     }
 }

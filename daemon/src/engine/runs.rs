@@ -4,7 +4,9 @@
 
 use super::{Engine, EngineError};
 use crate::executor::Trigger;
-use crate::run::{Cause, Provenance, Requester, Run, RunEvent, RunState, TaskEvent, TaskState};
+use crate::run::{
+    Cause, Provenance, Requester, RetryRequest, Run, RunEvent, RunState, TaskEvent, TaskState,
+};
 use crate::store::AttemptRecord;
 
 impl Engine {
@@ -90,8 +92,20 @@ impl Engine {
     }
 
     /// Re-runs a failed or cancelled run from its failed tasks; tasks that
-    /// succeeded are not run again.
+    /// succeeded are not run again. Who asked is not recorded (callers
+    /// inside the daemon and tests).
     pub async fn retry_run(&self, tenant: &str, id: u64) -> Result<Run, EngineError> {
+        self.retry_run_by(tenant, id, Requester::Unrecorded).await
+    }
+
+    /// [`Engine::retry_run`] on behalf of `requested_by`, recorded with the
+    /// time in the run's provenance (its cause stays the original one).
+    pub async fn retry_run_by(
+        &self,
+        tenant: &str,
+        id: u64,
+        requested_by: Requester,
+    ) -> Result<Run, EngineError> {
         let mut run = self.run(tenant, id)?.ok_or(EngineError::RunNotFound(id))?;
         if !matches!(run.state, RunState::Failed | RunState::Cancelled) {
             return Err(EngineError::NotRetryable {
@@ -114,6 +128,10 @@ impl Engine {
         }
         let now = self.inner.clock.now_ms();
         run.reset_failed(now)?;
+        run.provenance.retries.push(RetryRequest {
+            requested_by,
+            at: now,
+        });
         {
             let mut st = self.inner.lock();
             // The index shows durable runs only; memory the newer ones.

@@ -11,8 +11,8 @@ mod state;
 use serde::{Deserialize, Serialize};
 
 pub use provenance::{
-    Cause, Comparison, DatasetRead, Difference, Facts, Provenance, Requester, UpstreamRun,
-    UpstreamWindow,
+    Cause, Comparison, DatasetRead, Difference, Facts, Provenance, Requester, RetryRequest,
+    UpstreamRun, UpstreamWindow,
 };
 pub use state::{InvalidTransition, RunEvent, RunState, TaskEvent, TaskState};
 

@@ -76,6 +76,17 @@ pub struct Provenance {
     /// `queued`), in dependency order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upstream: Vec<UpstreamRun>,
+    /// Each retry asked of the run, oldest first. A retry keeps the run's
+    /// cause and first requester, so who re-ran it is only known from here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retries: Vec<RetryRequest>,
+}
+
+/// Who asked for one retry of a run, and when (UTC ms, the engine's clock).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryRequest {
+    pub requested_by: Requester,
+    pub at: i64,
 }
 
 impl Provenance {
@@ -84,6 +95,7 @@ impl Provenance {
             cause,
             requested_by,
             upstream: Vec::new(),
+            retries: Vec::new(),
         }
     }
 

@@ -30,6 +30,18 @@ pub fn executor(max_instances: u32) -> Arc<Executor> {
     )
 }
 
+/// Peak resident set size (`VmHWM`) of process `pid` (`"self"` for this
+/// one) in MB, from /proc (Linux); 0 where it cannot be read.
+pub fn peak_rss_mb(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 pub fn percentile(sorted: &[i64], p: f64) -> i64 {
     if sorted.is_empty() {
         return 0;

@@ -94,6 +94,33 @@ fn console_end_to_end_in_chromium() {
          [[tasks]]\nname = \"t\"\nplugin = \"hello\"\n",
     );
 
+    // A failed run of `fragile` (its first attempt fails) for the browser to
+    // retry from the run page.
+    let (code, out, err) = d.cli_as(
+        &default,
+        &[
+            "run-window",
+            "fragile",
+            "2024-04-01T00:00:00Z",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let retry_run = serde_json::from_str::<Value>(&out).unwrap()["id"]
+        .as_u64()
+        .expect("a run id");
+    let client = tidemark::client::Client::new(&d.url).with_token(Some(default.clone()));
+    super::daemon::wait_for(
+        "the run to fail",
+        std::time::Duration::from_secs(60),
+        || {
+            client
+                .get(&format!("/api/v1/runs/{retry_run}"))
+                .is_ok_and(|v| v["run"]["state"] == "failed")
+        },
+    );
+
     let pages = [
         "workflows",
         "workflow",
@@ -113,6 +140,7 @@ fn console_end_to_end_in_chromium() {
             ("DEFAULT_TOKEN", default.clone()),
             ("OTHER_TOKEN", other.clone()),
             ("ADMIN_TOKEN", ADMIN.to_owned()),
+            ("RETRY_RUN", retry_run.to_string()),
             ("SCREENSHOTS", screenshots().display().to_string()),
         ],
     );
@@ -144,8 +172,19 @@ fn console_end_to_end_in_chromium() {
             ("fragile".into(), "succeeded".into(), 2, 0, "asc".into()),
             // The gap repair proposed from the workflow page, awaiting approval.
             ("fragile".into(), "paused".into(), 0, 0, "asc".into()),
+            ("etl-daily".into(), "cancelled".into(), 0, 0, "asc".into()),
         ]
     );
+    let waited = &backfills[3]["backfill"];
+    assert_eq!(
+        waited["request"]["allowed_hours"]["timezone"], "UTC",
+        "{waited}"
+    );
+    assert!(waited["request"].get("start_at").is_none(), "{waited}");
+    // The retry the browser asked for, in the run's provenance.
+    let why = d.get(&format!("/api/v1/runs/{retry_run}/why"));
+    assert_eq!(why["retries"].as_array().map(Vec::len), Some(1), "{why}");
+    assert_eq!(why["retries"][0]["requested_by"]["kind"], "token", "{why}");
     let etl = d.get("/api/v1/workflows/etl");
     assert_eq!(etl["version"], 3, "paused and unpaused from the console");
     assert_eq!(etl["definition"]["paused"], false);

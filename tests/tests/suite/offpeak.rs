@@ -62,6 +62,17 @@ async fn windows_start_only_inside_the_allowed_hours_across_a_dst_change() {
     // springs forward: 01:00-03:00 local is one real hour, 00:00Z-01:00Z.
     let (e, clock, _dir) = setup("2024-03-30T20:00:00Z").await;
     let hours = serde_json::json!({"allowed_hours": {"timezone": "Europe/Berlin", "spans": ["01:00-03:00"]}});
+    let waiting = "waiting: off-peak until 2024-03-31T00:00:00Z (01:00 Europe/Berlin)";
+    // The dry run says the same before anything is stored.
+    let mut dry = hours.clone();
+    dry["dry_run"] = true.into();
+    let plan = e
+        .create_backfill(T, request(dry))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(plan.waiting.as_deref(), Some(waiting));
+    assert_eq!(plan.runs, 4);
     let id = e
         .create_backfill(T, request(hours))
         .await
@@ -70,7 +81,6 @@ async fn windows_start_only_inside_the_allowed_hours_across_a_dst_change() {
         .id;
     let report = e.tick().await.unwrap();
     e.settle().await.unwrap();
-    let waiting = "waiting: off-peak until 2024-03-31T00:00:00Z (01:00 Europe/Berlin)";
     assert_eq!(
         progress(&e, id),
         (0, Some(waiting.into()), BackfillState::Running)

@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use tidemark::backfill::RunReason;
+use tidemark::clock::Clock;
 use tidemark::schedule::format_utc;
 use tidemark_tests::plugins::*;
 use tower::ServiceExt;
@@ -347,4 +348,60 @@ async fn a_launch_scopes_its_cascade_and_the_preview_shows_each_workflow() {
             .len()
     };
     assert_eq!((ran("etl"), ran("report"), ran("audit")), (2, 2, 0));
+}
+
+/// A retry through the API keeps the run's cause and first requester, and
+/// records who asked for it and when (the engine's clock), once per retry;
+/// `runs why` shows them too.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_retry_records_who_asked_and_when() {
+    let w = crate::api::world_with(&[("flaky", FLAKY)]).await;
+    apply(
+        &w,
+        "name = \"fragile\"\ncatchup = false\n[schedule]\ncron = \"0 * * * *\"\nstart = \"2024-01-01\"\n\
+         [[tasks]]\nname = \"f\"\nplugin = \"flaky\"\nparams = { fail_times = 2 }\n",
+    )
+    .await;
+    w.engine.settle().await.unwrap();
+    let id = run_of(&w, "fragile", T0 + 9 * H);
+    let v = why(&w, id).await;
+    assert_eq!(v["retries"], json!([]), "{v}");
+
+    let path = format!("/api/v1/runs/{id}/retry");
+    let first_at = w.clock.now_ms();
+    let (s, r) = call(&w, "POST", &path, "").await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    w.engine.settle().await.unwrap();
+    assert_eq!(
+        w.engine.run("acme", id).unwrap().unwrap().state.as_str(),
+        "failed"
+    );
+    w.clock.advance(5 * 60_000);
+    let (s, r) = call(&w, "POST", &path, "").await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    w.engine.settle().await.unwrap();
+
+    let v = why(&w, id).await;
+    assert_eq!(v["cause"], json!({"kind": "schedule"}));
+    assert_eq!(v["requested_by"], json!({"kind": "scheduler"}));
+    let token_id = v["retries"][0]["requested_by"]["token_id"]
+        .as_u64()
+        .expect("a token id");
+    let asker = json!({"kind": "token", "token_id": token_id, "label": "first token"});
+    assert_eq!(
+        v["retries"],
+        json!([
+            {"requested_by": asker, "at_ms": first_at},
+            {"requested_by": asker, "at_ms": first_at + 5 * 60_000},
+        ])
+    );
+    // The third attempt passed; a run that is not failed or cancelled is
+    // refused, and nothing is recorded.
+    assert_eq!(
+        w.engine.run("acme", id).unwrap().unwrap().state.as_str(),
+        "succeeded"
+    );
+    let (s, e) = call(&w, "POST", &path, "").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert_eq!(why(&w, id).await["retries"].as_array().unwrap().len(), 2);
 }

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
 
 use tidemark::executor::Trigger;
-use tidemark::run::{Cause, DatasetRead, Provenance, Requester, RunState, UpstreamRun};
+use tidemark::run::{
+    Cause, DatasetRead, Provenance, Requester, RetryRequest, RunState, UpstreamRun,
+};
 use tidemark::store::{AttemptRecord, Changes, StateStore};
 use tidemark::workflow::RawWorkflow;
 
@@ -36,6 +38,13 @@ fn runs_windows_cursors_attempts_and_idempotency(store: &dyn StateStore) {
             window_start: T0,
             window_end: T0 + H,
             run_id: 7,
+        }],
+        retries: vec![RetryRequest {
+            requested_by: Requester::Token {
+                id: 5,
+                label: "on-call".into(),
+            },
+            at: T0 + 2 * H,
         }],
     });
     let r2 = run(2, "t", "wf", 1, Trigger::Scheduled);

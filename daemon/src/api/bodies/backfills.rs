@@ -367,6 +367,9 @@ pub struct BackfillStatus {
     /// created before estimates existed.
     #[schema(required = true)]
     pub estimate: Option<super::estimates::EstimateTotals>,
+    /// The same estimate per workflow, each task's figures with the basis
+    /// they rest on (level and samples); empty when `estimate` is `null`.
+    pub estimate_workflows: Vec<super::estimates::WorkflowEstimate>,
     /// What it has spent so far.
     pub actual: super::estimates::Spent,
 }
@@ -429,6 +432,11 @@ impl BackfillStatus {
             backfill,
             progress,
             estimate: b.estimate.as_ref().map(|e| e.total.into()),
+            estimate_workflows: b
+                .estimate
+                .iter()
+                .flat_map(|e| e.workflows.iter().cloned().map(Into::into))
+                .collect(),
             actual: super::estimates::Spent::new(b, now_ms),
         }
     }

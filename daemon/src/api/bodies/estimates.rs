@@ -142,38 +142,42 @@ impl From<domain::Totals> for EstimateTotals {
     }
 }
 
+impl From<domain::TaskEstimate> for TaskEstimate {
+    fn from(t: domain::TaskEstimate) -> Self {
+        TaskEstimate {
+            task: t.task,
+            basis: t.basis.into(),
+            samples: t.samples,
+            duration_ms: t.duration_ms.into(),
+            fuel: t.fuel.into(),
+            bytes: t.bytes.into(),
+        }
+    }
+}
+
+impl From<domain::WorkflowEstimate> for WorkflowEstimate {
+    fn from(w: domain::WorkflowEstimate) -> Self {
+        WorkflowEstimate {
+            workflow: w.workflow,
+            version: w.version,
+            runs: w.runs,
+            parallelism: w.parallelism,
+            run_basis: w.run_basis.into(),
+            run_samples: w.run_samples,
+            run_ms: w.run_ms.into(),
+            wall_ms: w.wall_ms.into(),
+            task_runs: w.task_runs.into(),
+            fuel: w.fuel.into(),
+            bytes: w.bytes.into(),
+            tasks: w.tasks.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 impl From<domain::Estimate> for Estimate {
     fn from(e: domain::Estimate) -> Self {
         Estimate {
-            workflows: e
-                .workflows
-                .into_iter()
-                .map(|w| WorkflowEstimate {
-                    workflow: w.workflow,
-                    version: w.version,
-                    runs: w.runs,
-                    parallelism: w.parallelism,
-                    run_basis: w.run_basis.into(),
-                    run_samples: w.run_samples,
-                    run_ms: w.run_ms.into(),
-                    wall_ms: w.wall_ms.into(),
-                    task_runs: w.task_runs.into(),
-                    fuel: w.fuel.into(),
-                    bytes: w.bytes.into(),
-                    tasks: w
-                        .tasks
-                        .into_iter()
-                        .map(|t| TaskEstimate {
-                            task: t.task,
-                            basis: t.basis.into(),
-                            samples: t.samples,
-                            duration_ms: t.duration_ms.into(),
-                            fuel: t.fuel.into(),
-                            bytes: t.bytes.into(),
-                        })
-                        .collect(),
-                })
-                .collect(),
+            workflows: e.workflows.into_iter().map(Into::into).collect(),
             total: e.total.into(),
             truncated: e.truncated,
         }

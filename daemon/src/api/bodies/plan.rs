@@ -89,6 +89,11 @@ impl From<crate::engine::Plan> for Plan {
 pub struct DryRun {
     /// Always `true`.
     pub dry_run: bool,
+    /// Why no window would start now, and until when (`waiting: start-at
+    /// ...`, `waiting: off-peak until ...`); `null` if it would start at
+    /// once.
+    #[schema(required = true)]
+    pub waiting: Option<String>,
     pub plan: Plan,
     /// What the windows that run will cost, per workflow and in total.
     pub estimate: super::estimates::Estimate,

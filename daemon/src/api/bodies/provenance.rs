@@ -98,6 +98,14 @@ impl From<&run::Requester> for RequestedBy {
     }
 }
 
+/// One retry of the run: who asked and when.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RetryRequest {
+    pub requested_by: RequestedBy,
+    /// When the retry was asked (epoch milliseconds).
+    pub at_ms: i64,
+}
+
 /// An upstream window that had succeeded when the run stopped waiting, and
 /// the run that made it succeed.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -158,6 +166,9 @@ pub struct RunWhy {
     /// The cause in one line.
     pub summary: String,
     pub requested_by: RequestedBy,
+    /// Retries asked of the run, oldest first; they keep its cause and
+    /// `requested_by`.
+    pub retries: Vec<RetryRequest>,
     /// Upstream windows satisfied when it started, in dependency order.
     pub upstream: Vec<UpstreamRun>,
     pub tasks: Vec<TaskOrigin>,
@@ -177,6 +188,14 @@ impl From<&crate::engine::Why> for RunWhy {
             cause: (&p.cause).into(),
             summary: p.cause.describe(),
             requested_by: (&p.requested_by).into(),
+            retries: p
+                .retries
+                .iter()
+                .map(|r| RetryRequest {
+                    requested_by: (&r.requested_by).into(),
+                    at_ms: r.at,
+                })
+                .collect(),
             upstream: p
                 .upstream
                 .iter()

@@ -26,6 +26,26 @@ fn counted(tenant: &str, dataset: &str, partition: i64, value_len: usize) -> i64
     (keys::partition_prefix(tenant, dataset, partition).len() + value_len) as i64
 }
 
+/// The stored row of one partition (its `data` column), if it exists: what
+/// a dataset read and a partition's version both start from.
+async fn partition_row(
+    op: &'static str,
+    pool: &deadpool_postgres::Pool,
+    tenant: &str,
+    dataset: &str,
+    partition: i64,
+) -> Result<Option<tokio_postgres::Row>, StoreError> {
+    let client = pool.get().await.map_err(pool_err(op))?;
+    client
+        .query_opt(
+            "SELECT data FROM dataset_partitions \
+             WHERE tenant = $1 AND dataset = $2 AND partition = $3",
+            &[&tenant, &dataset, &partition],
+        )
+        .await
+        .map_err(pg_err(op))
+}
+
 /// Encodes each dataset of `outputs` (on the caller's thread: the future
 /// that writes them owns only bytes).
 pub(super) fn encode_outputs(
@@ -186,16 +206,7 @@ impl TaskData for PgStore {
         const OP: &str = "reading a dataset";
         let (tenant, dataset, key) = (tenant.to_owned(), dataset.to_owned(), key.to_owned());
         self.run(OP, |pool| async move {
-            let client = pool.get().await.map_err(pool_err(OP))?;
-            let row = client
-                .query_opt(
-                    "SELECT data FROM dataset_partitions \
-                     WHERE tenant = $1 AND dataset = $2 AND partition = $3",
-                    &[&tenant, &dataset, &partition],
-                )
-                .await
-                .map_err(pg_err(OP))?;
-            match row {
+            match partition_row(OP, &pool, &tenant, &dataset, partition).await? {
                 None => Ok(None),
                 Some(r) => {
                     let raw: &[u8] = column(OP, &r, 0)?;
@@ -214,16 +225,7 @@ impl TaskData for PgStore {
         const OP: &str = "reading a partition's version";
         let (tenant, dataset) = (tenant.to_owned(), dataset.to_owned());
         self.run(OP, |pool| async move {
-            let client = pool.get().await.map_err(pool_err(OP))?;
-            let row = client
-                .query_opt(
-                    "SELECT data FROM dataset_partitions \
-                     WHERE tenant = $1 AND dataset = $2 AND partition = $3",
-                    &[&tenant, &dataset, &partition],
-                )
-                .await
-                .map_err(pg_err(OP))?;
-            match row {
+            match partition_row(OP, &pool, &tenant, &dataset, partition).await? {
                 None => Ok(None),
                 Some(r) => {
                     let raw: &[u8] = column(OP, &r, 0)?;
