@@ -90,16 +90,14 @@ impl Engine {
         Ok(report)
     }
 
-    /// When the workflow's first version was applied.
+    /// When the workflow's first version was applied (versions count from
+    /// 1 and are only removed with the workflow).
     fn first_applied(&self, tenant: &str, workflow: &str, now: i64) -> Result<i64, EngineError> {
         Ok(self
             .inner
             .store
-            .workflow_versions(tenant, workflow)?
-            .iter()
-            .map(|v| v.created_ms)
-            .min()
-            .unwrap_or(now))
+            .workflow_get(tenant, workflow, Some(1))?
+            .map_or(now, |v| v.created_ms))
     }
 
     /// What the detector needs of an ended run.
