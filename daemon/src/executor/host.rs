@@ -282,17 +282,20 @@ impl super::bindings::dataset::Host for HostState {
         if let Err(m) = check_dataset_name(&dataset).and_then(|()| check_key(&key)) {
             return Ok(Err(DatasetError::InvalidName(m)));
         }
+        let first = self.reads.unseen(&dataset, partition);
+        let with_version = first && self.reads.recording();
         let found = self
             .data
-            .dataset_get(&self.scope.tenant, &dataset, partition, &key)
+            .dataset_get_versioned(&self.scope.tenant, &dataset, partition, &key, with_version)
             .map_err(|e| DatasetError::Unavailable(e.to_string()));
-        if found.is_ok() {
+        Ok(found.map(|(value, version)| {
             // A miss is a read too: the task saw the partition (or its
             // absence) as it was.
-            self.reads
-                .note(self.data.as_ref(), &self.scope.tenant, &dataset, partition);
-        }
-        Ok(found)
+            if first {
+                self.reads.note(&dataset, partition, version);
+            }
+            value
+        }))
     }
 
     fn scan(
@@ -308,30 +311,28 @@ impl super::bindings::dataset::Host for HostState {
             return Ok(Err(DatasetError::InvalidName(m)));
         }
         let limit = limit.clamp(1, MAX_SCAN) as usize;
-        let found = self.data.dataset_scan(
+        let found = self.data.dataset_scan_versioned(
             &self.scope.tenant,
             &dataset,
             since..until,
             &prefix,
             after.as_ref().map(|(p, k)| (*p, k.as_str())),
             limit,
+            self.reads.recording(),
         );
-        let entries = match found {
-            Ok(entries) => entries,
+        let (entries, versions) = match found {
+            Ok(found) => found,
             Err(e) => return Ok(Err(DatasetError::Unavailable(e.to_string()))),
         };
         // Only partitions with rows show in a scan; empty ones in its
         // range cannot be told from ones that do not exist.
+        let mut versions = versions.into_iter().peekable();
         let mut last = None;
         for e in &entries {
             if last != Some(e.partition) {
                 last = Some(e.partition);
-                self.reads.note(
-                    self.data.as_ref(),
-                    &self.scope.tenant,
-                    &dataset,
-                    e.partition,
-                );
+                let version = versions.next_if(|(p, _)| *p == e.partition).map(|(_, v)| v);
+                self.reads.note(&dataset, e.partition, version);
             }
         }
         let next = if entries.len() == limit {
@@ -369,13 +370,22 @@ pub struct ReadLog {
 }
 
 impl ReadLog {
-    /// Records a read of `partition` of `dataset` the first time it happens.
-    /// The version is looked up then, just after the data was read: the
-    /// store has no snapshot across two calls, so a commit in between is
-    /// possible, and then the newer version is named (the one a rerun would
-    /// see). A failed lookup is logged and the read is not recorded: a read
-    /// must never fail because of its bookkeeping.
-    pub fn note(&mut self, data: &dyn TaskData, tenant: &str, dataset: &str, partition: i64) {
+    /// Whether no read of `partition` of `dataset` was recorded yet. Only a
+    /// first read, while [`ReadLog::recording`], asks the store for the
+    /// partition's version, taken from the very read that serves the task.
+    pub fn unseen(&self, dataset: &str, partition: i64) -> bool {
+        !self.seen.contains_key(&(dataset.to_owned(), partition))
+    }
+
+    /// Whether new partitions are still recorded (below [`MAX_READS`]).
+    pub fn recording(&self) -> bool {
+        self.seen.len() < MAX_READS
+    }
+
+    /// Records the first read of `partition` of `dataset` and the version
+    /// the store read it at; a distinct read past [`MAX_READS`] is counted
+    /// as omitted.
+    pub fn note(&mut self, dataset: &str, partition: i64, version: Option<String>) {
         let key = (dataset.to_owned(), partition);
         if self.seen.contains_key(&key) {
             return;
@@ -384,12 +394,7 @@ impl ReadLog {
             self.omitted += 1;
             return;
         }
-        match data.partition_version(tenant, dataset, partition) {
-            Ok(v) => {
-                self.seen.insert(key, v);
-            }
-            Err(e) => tracing::warn!(dataset, partition, "recording a read: {e}"),
-        }
+        self.seen.insert(key, version);
     }
 
     /// The reads, and how many distinct reads went unrecorded past

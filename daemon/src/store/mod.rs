@@ -241,6 +241,10 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// A scan's entries, and the content version of each partition they come
+/// from (when asked for), in partition order.
+pub type ScanPage = (Vec<DatasetEntry>, Vec<(i64, String)>);
+
 /// What a running attempt may read and write: its own checkpoints and the
 /// datasets of its tenant.
 ///
@@ -258,7 +262,24 @@ pub trait TaskData: OutputStore + Send + Sync + 'static {
         dataset: &str,
         partition: i64,
         key: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError>;
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .dataset_get_versioned(tenant, dataset, partition, key, false)?
+            .0)
+    }
+
+    /// [`TaskData::dataset_get`], and with `with_version` the content
+    /// version of the partition it looked in (`None` if it does not exist),
+    /// taken from the same read: what an attempt's read records, so no
+    /// commit can come between what it saw and the version it names.
+    fn dataset_get_versioned(
+        &self,
+        tenant: &str,
+        dataset: &str,
+        partition: i64,
+        key: &str,
+        with_version: bool,
+    ) -> Result<(Option<Vec<u8>>, Option<String>), StoreError>;
 
     /// The content version of a dataset partition (see
     /// [`partitions::version`]), `None` if it does not exist: what an
@@ -281,7 +302,26 @@ pub trait TaskData: OutputStore + Send + Sync + 'static {
         prefix: &str,
         after: Option<(i64, &str)>,
         limit: usize,
-    ) -> Result<Vec<DatasetEntry>, StoreError>;
+    ) -> Result<Vec<DatasetEntry>, StoreError> {
+        let (entries, _) =
+            self.dataset_scan_versioned(tenant, dataset, partitions, prefix, after, limit, false)?;
+        Ok(entries)
+    }
+
+    /// [`TaskData::dataset_scan`], and with `with_versions` the content
+    /// version of each partition it returned entries of, from the same
+    /// read, in partition order.
+    #[allow(clippy::too_many_arguments)]
+    fn dataset_scan_versioned(
+        &self,
+        tenant: &str,
+        dataset: &str,
+        partitions: Range<i64>,
+        prefix: &str,
+        after: Option<(i64, &str)>,
+        limit: usize,
+        with_versions: bool,
+    ) -> Result<ScanPage, StoreError>;
 
     /// Atomically replaces, for every dataset in `outputs`, the partition
     /// `partition` with the staged entries, durably before returning.

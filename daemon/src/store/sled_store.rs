@@ -307,20 +307,24 @@ impl TaskData for SledStore {
         self.flush(OP)
     }
 
-    fn dataset_get(
+    fn dataset_get_versioned(
         &self,
         tenant: &str,
         dataset: &str,
         partition: i64,
         key: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+        with_version: bool,
+    ) -> Result<(Option<Vec<u8>>, Option<String>), StoreError> {
         const OP: &str = "reading a dataset";
         let k = keys::partition_prefix(tenant, dataset, partition);
         match self.state.get(k).map_err(backend(OP))? {
-            None => Ok(None),
-            Some(raw) => Ok(super::partitions::rows(OP, &raw)?
-                .find(key)?
-                .map(<[u8]>::to_vec)),
+            None => Ok((None, None)),
+            Some(raw) => Ok((
+                super::partitions::rows(OP, &raw)?
+                    .find(key)?
+                    .map(<[u8]>::to_vec),
+                with_version.then(|| super::partitions::version(&raw)),
+            )),
         }
     }
 
@@ -339,7 +343,7 @@ impl TaskData for SledStore {
             .map(|raw| super::partitions::version(&raw)))
     }
 
-    fn dataset_scan(
+    fn dataset_scan_versioned(
         &self,
         tenant: &str,
         dataset: &str,
@@ -347,12 +351,14 @@ impl TaskData for SledStore {
         prefix: &str,
         after: Option<(i64, &str)>,
         limit: usize,
-    ) -> Result<Vec<DatasetEntry>, StoreError> {
+        with_versions: bool,
+    ) -> Result<super::ScanPage, StoreError> {
         const OP: &str = "scanning a dataset";
         let base = keys::dataset_prefix(tenant, dataset);
         let mut out = Vec::new();
+        let mut versions = Vec::new();
         if partitions.is_empty() || limit == 0 {
-            return Ok(out);
+            return Ok((out, versions));
         }
         // Resume inside the partition of `after`, strictly after its key.
         let (first, after_key) = match after {
@@ -360,7 +366,7 @@ impl TaskData for SledStore {
             _ => (partitions.start, None),
         };
         if first >= partitions.end {
-            return Ok(out);
+            return Ok((out, versions));
         }
         let lo = keys::partition_prefix(tenant, dataset, first);
         let hi = keys::partition_prefix(tenant, dataset, partitions.end);
@@ -383,17 +389,20 @@ impl TaskData for SledStore {
                     // Keys are sorted: nothing further in this partition.
                     break;
                 }
+                if with_versions && versions.last().map(|(p, _)| *p) != Some(partition) {
+                    versions.push((partition, super::partitions::version(&v)));
+                }
                 out.push(DatasetEntry {
                     partition,
                     key: key.to_owned(),
                     value: value.to_vec(),
                 });
                 if out.len() == limit {
-                    return Ok(out);
+                    return Ok((out, versions));
                 }
             }
         }
-        Ok(out)
+        Ok((out, versions))
     }
 
     fn dataset_commit(

@@ -196,21 +196,25 @@ impl TaskData for PgStore {
         })
     }
 
-    fn dataset_get(
+    fn dataset_get_versioned(
         &self,
         tenant: &str,
         dataset: &str,
         partition: i64,
         key: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+        with_version: bool,
+    ) -> Result<(Option<Vec<u8>>, Option<String>), StoreError> {
         const OP: &str = "reading a dataset";
         let (tenant, dataset, key) = (tenant.to_owned(), dataset.to_owned(), key.to_owned());
         self.run(OP, |pool| async move {
             match partition_row(OP, &pool, &tenant, &dataset, partition).await? {
-                None => Ok(None),
+                None => Ok((None, None)),
                 Some(r) => {
                     let raw: &[u8] = column(OP, &r, 0)?;
-                    Ok(partitions::rows(OP, raw)?.find(&key)?.map(<[u8]>::to_vec))
+                    Ok((
+                        partitions::rows(OP, raw)?.find(&key)?.map(<[u8]>::to_vec),
+                        with_version.then(|| partitions::version(raw)),
+                    ))
                 }
             }
         })
@@ -235,7 +239,7 @@ impl TaskData for PgStore {
         })
     }
 
-    fn dataset_scan(
+    fn dataset_scan_versioned(
         &self,
         tenant: &str,
         dataset: &str,
@@ -243,10 +247,11 @@ impl TaskData for PgStore {
         prefix: &str,
         after: Option<(i64, &str)>,
         limit: usize,
-    ) -> Result<Vec<DatasetEntry>, StoreError> {
+        with_versions: bool,
+    ) -> Result<crate::store::ScanPage, StoreError> {
         const OP: &str = "scanning a dataset";
         if range.is_empty() || limit == 0 {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         }
         // Resume inside the partition of `after`, strictly after its key.
         let (first, after_key) = match after {
@@ -254,12 +259,13 @@ impl TaskData for PgStore {
             _ => (range.start, None),
         };
         if first >= range.end {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         }
         let (tenant, dataset, prefix) = (tenant.to_owned(), dataset.to_owned(), prefix.to_owned());
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let mut out = Vec::new();
+            let mut versions: Vec<(i64, String)> = Vec::new();
             let mut from = first;
             loop {
                 let rows = client
@@ -285,19 +291,22 @@ impl TaskData for PgStore {
                             // Keys are sorted: nothing further here.
                             break;
                         }
+                        if with_versions && versions.last().map(|(p, _)| *p) != Some(partition) {
+                            versions.push((partition, partitions::version(raw)));
+                        }
                         out.push(DatasetEntry {
                             partition,
                             key: key.to_owned(),
                             value: value.to_vec(),
                         });
                         if out.len() == limit {
-                            return Ok(out);
+                            return Ok((out, versions));
                         }
                     }
                     from = partition.saturating_add(1);
                 }
                 if fetched < SCAN_CHUNK || from >= range.end {
-                    return Ok(out);
+                    return Ok((out, versions));
                 }
             }
         })
