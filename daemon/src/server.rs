@@ -247,7 +247,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             })?,
         );
     let executor = executor(&cfg)?;
-    let engine = open_engine(&cfg, store, executor).await?;
+    let engine = open_engine(&cfg, store, executor, None).await?;
     let tenancy = open_tenancy(&cfg, &engine)?;
     preload(&engine, &tenancy, &cfg).await?;
     let (listener, addr) = listen(&cfg).await?;
@@ -306,7 +306,7 @@ async fn serve_node(cfg: ServeConfig, base: PgStore) -> Result<(), ServeError> {
         store: base.clone(),
         id: node.id.clone(),
     };
-    let start = |fenced: PgStore| {
+    let start = |fenced: PgStore, tenure: Arc<crate::cluster::tenure::Tenure>| {
         let (cfg, executor, membership) = (&cfg, executor.clone(), membership.clone());
         async move {
             use crate::cluster::node::StartError;
@@ -323,7 +323,7 @@ async fn serve_node(cfg: ServeConfig, base: PgStore) -> Result<(), ServeError> {
                 }
                 _ => StartError::Fatal(e),
             };
-            let engine = open_engine(cfg, Arc::new(fenced), executor)
+            let engine = open_engine(cfg, Arc::new(fenced), executor, Some(tenure))
                 .await
                 .map_err(classify)?;
             let tenancy = open_tenancy(cfg, &engine).map_err(classify)?;
@@ -373,6 +373,7 @@ async fn open_engine(
     cfg: &ServeConfig,
     store: Arc<dyn StateStore>,
     executor: Arc<Executor>,
+    tenure: Option<Arc<crate::cluster::tenure::Tenure>>,
 ) -> Result<Engine, ServeError> {
     // Connection secrets are sealed with a key from TIDEMARK_SECRETS_KEY or
     // `DATA_DIR/secrets-key` (generated once, mode 0600).
@@ -390,6 +391,7 @@ async fn open_engine(
             max_concurrent_attempts: cfg.max_concurrent_attempts,
             backfill_admission_limit: cfg.backfill_admission_limit,
             quotas: cfg.quotas.clone(),
+            tenure,
             ..EngineConfig::default()
         },
     )

@@ -14,6 +14,7 @@
 
 pub mod front;
 pub mod node;
+pub mod tenure;
 
 use crate::store::{PgStore, StoreError, ENGINE_LEASE};
 

@@ -13,6 +13,7 @@ use axum::Router;
 use tokio::sync::watch;
 
 use super::front::Front;
+use super::tenure::Tenure;
 use super::NodeConfig;
 use crate::engine::Engine;
 use crate::store::{PgStore, StoreError, ENGINE_LEASE};
@@ -31,7 +32,8 @@ fn poll_interval(lease: Duration) -> Duration {
 }
 
 /// Runs the node until `stop` turns true. `start` opens an engine on the
-/// fenced store of a new term and returns it with its API. `ready` is
+/// fenced store of a new term, held to the term's tenure, and returns it
+/// with its API. `ready` is
 /// called once the node knows its first role: leading with its engine
 /// started, or standing by behind a leader (or an unreachable database).
 pub async fn run<S, F, E, R>(
@@ -44,7 +46,7 @@ pub async fn run<S, F, E, R>(
     ready: R,
 ) -> Result<(), E>
 where
-    S: FnMut(PgStore) -> F,
+    S: FnMut(PgStore, Arc<Tenure>) -> F,
     F: Future<Output = Result<(Engine, Router), StartError<E>>>,
     E: std::error::Error,
     R: FnOnce(),
@@ -70,6 +72,7 @@ where
     let mut outcome = Ok(());
     let mut last_error: Option<String> = None;
     while !*stop.borrow() {
+        let sent = Instant::now();
         let epoch = match base.lease_acquire(ENGINE_LEASE, &cfg.id, cfg.lease).await {
             Ok(Some(epoch)) => epoch,
             Ok(None) => {
@@ -91,6 +94,10 @@ where
             }
         };
         last_error = None;
+        // One per term: an engine of an earlier term never runs on a later
+        // term's lease.
+        let tenure = Arc::new(Tenure::ended());
+        tenure.extend(sent, cfg.lease);
         tracing::info!(node = cfg.id, epoch, "took the engine lease: leading");
         let fenced = match base.fenced(&cfg.id, epoch, cfg.lease) {
             Ok(f) => f,
@@ -109,14 +116,15 @@ where
         let renewal = tokio::spawn(renew(
             base.clone(),
             cfg.clone(),
-            epoch,
+            (epoch, tenure.clone()),
             front.clone(),
             lost_tx,
         ));
-        let (engine, router) = match start(fenced).await {
+        let (engine, router) = match start(fenced, tenure.clone()).await {
             Ok(started) => started,
             Err(StartError::Transient(e)) => {
                 renewal.abort();
+                tenure.end();
                 tracing::warn!(
                     node = cfg.id,
                     "could not start the engine, standing by: {}",
@@ -128,6 +136,7 @@ where
             }
             Err(StartError::Fatal(e)) => {
                 renewal.abort();
+                tenure.end();
                 release(&base, &cfg.id, epoch).await;
                 outcome = Err(e);
                 break;
@@ -152,6 +161,7 @@ where
         };
         let ran = engine.run_until(shutdown, grace).await;
         renewal.abort();
+        tenure.end();
         front.set_local(None);
         *current.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let lost = renewal.await.ok().flatten();
@@ -194,25 +204,37 @@ async fn release(store: &PgStore, id: &str, epoch: i64) {
     }
 }
 
-/// Keeps the lease; returns (and stops serving the local API at once)
-/// when it is lost, with the reason. A renewal that fails for a whole
-/// lease, by this node's own clock from its last success, counts as lost:
-/// by then the database may have given the lease to another node.
+/// Keeps the lease and the term's tenure; returns (and stops serving the
+/// local API at once) when it is lost, with the reason. A renewal that
+/// fails for a whole lease, by this node's own clock from its last
+/// success, counts as lost: by then the database may have given the lease
+/// to another node.
 async fn renew(
     store: PgStore,
     cfg: NodeConfig,
-    epoch: i64,
+    (epoch, tenure): (i64, Arc<Tenure>),
     front: Arc<Front>,
     lost: watch::Sender<Option<String>>,
 ) -> Option<String> {
     let mut last_ok = Instant::now();
     let reason = loop {
         tokio::time::sleep(cfg.lease / 4).await;
+        let sent = Instant::now();
         match store
             .lease_renew(ENGINE_LEASE, &cfg.id, epoch, cfg.lease)
             .await
         {
-            Ok(true) => last_ok = Instant::now(),
+            Ok(true) => {
+                tenure.extend(sent, cfg.lease);
+                if sent.elapsed() > cfg.lease / 4 {
+                    tracing::warn!(
+                        node = cfg.id,
+                        "renewing the engine lease took {:?}",
+                        sent.elapsed()
+                    );
+                }
+                last_ok = sent;
+            }
             Ok(false) => break "another node took the engine lease over".to_owned(),
             Err(e) if last_ok.elapsed() >= cfg.lease => {
                 break format!("could not renew the engine lease for {:?}: {e}", cfg.lease)
@@ -220,6 +242,7 @@ async fn renew(
             Err(e) => tracing::warn!(node = cfg.id, "renewing the engine lease: {e}"),
         }
     };
+    tenure.end();
     front.set_local(None);
     let _ = lost.send(Some(reason.clone()));
     Some(reason)

@@ -79,15 +79,28 @@ pub(super) async fn run(inner: Arc<Inner>, mut job: Job) {
             attempt = job.attempt
         );
         match run_in_span(&inner, job).instrument(span).await {
+            Some(next) if !inner.may_start() => return hold(&inner, next),
             Some(next) => job = next,
             None => return,
         }
     }
 }
 
+/// Holds a handed-over attempt back: it waits with the attempts a pass
+/// dispatched, which are not counted in flight yet. The wake comes after
+/// the count drops, or a waiter for idle could miss it.
+fn hold(inner: &Arc<Inner>, job: Job) {
+    inner.lock().held.push(job);
+    inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+    inner.wake.notify_one();
+}
+
 /// One attempt; returns the next attempt of the run if this one's slot
 /// passes to it (see [`super::handover`]).
 async fn run_in_span(inner: &Arc<Inner>, job: Job) -> Option<Job> {
+    // Before anything is fenced: a record of every execution, duplicates
+    // included, for whoever audits a cluster's faults.
+    tracing::debug!("attempt started");
     let started = inner.clock.now_ms();
     let mut report = execute(inner, &job).await;
     let ended = inner.clock.now_ms();
@@ -148,12 +161,8 @@ async fn run_in_span(inner: &Arc<Inner>, job: Job) -> Option<Job> {
             inner.wake.notify_one();
             return Some(job);
         }
-        // Its running mark is not durable: it waits with the attempts a
-        // pass dispatched, which are not counted in flight yet. The wake
-        // comes after the count drops, or a waiter for idle could miss it.
-        inner.lock().held.push(job);
-        inner.in_flight.fetch_sub(1, Ordering::SeqCst);
-        inner.wake.notify_one();
+        // Its running mark is not durable.
+        hold(inner, job);
         return None;
     }
     {

@@ -192,6 +192,12 @@ impl Engine {
 }
 
 fn spawn(inner: &Arc<Inner>, jobs: Vec<attempt::Job>) {
+    if !inner.may_start() {
+        // Outside the node's tenure: held until a later pass finds it
+        // renewed (or the engine stops, when it was lost).
+        inner.lock().held.extend(jobs);
+        return;
+    }
     for job in jobs {
         inner.in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(attempt::run(inner.clone(), job));

@@ -86,6 +86,9 @@ pub struct EngineConfig {
     /// How often the gap detector looks at the workflows that opted into
     /// repairs.
     pub gap_scan_interval: std::time::Duration,
+    /// On a cluster node: how long this engine's term may still act. No
+    /// attempt starts once it ended.
+    pub tenure: Option<Arc<crate::cluster::tenure::Tenure>>,
 }
 
 impl Default for EngineConfig {
@@ -101,6 +104,7 @@ impl Default for EngineConfig {
             sealing_key: None,
             objects_dir: None,
             gap_scan_interval: std::time::Duration::from_secs(60),
+            tenure: None,
         }
     }
 }
@@ -304,6 +308,15 @@ impl Inner {
         // State is only mutated through whole transitions; a panic in
         // another holder cannot leave half a transition behind.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether an attempt may start now: always when embedded; on a
+    /// cluster node only within the term's tenure, so a leader that woke
+    /// from a pause past its lease starts nothing before it learns it lost
+    /// the lease (its commits would be refused, but its executions would
+    /// still run twice).
+    fn may_start(&self) -> bool {
+        self.config.tenure.as_ref().is_none_or(|t| t.holds())
     }
 
     fn def_for(&self, st: &EngineState, run: &Run) -> Option<Arc<WorkflowDef>> {

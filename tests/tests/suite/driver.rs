@@ -45,6 +45,41 @@ impl Daemon {
         workflows: Option<&Path>,
         args: &[&std::ffi::OsStr],
     ) -> Daemon {
+        let log = std::env::var("TM_DAEMON_LOG").ok();
+        let stderr = if log.is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        let filter = log.unwrap_or("warn".into());
+        Daemon::spawn(data, plugins, workflows, args, &filter, stderr)
+    }
+
+    /// [`Daemon::start_with_args`] logging JSON lines to `log` with the
+    /// `RUST_LOG` filter `filter`, for tests that read what it did.
+    #[allow(dead_code)] // the suite has no such test; `cluster_faults` has
+    pub fn start_logged(
+        data: &Path,
+        plugins: Option<&Path>,
+        workflows: Option<&Path>,
+        args: &[&std::ffi::OsStr],
+        log: &Path,
+        filter: &str,
+    ) -> Daemon {
+        let file = std::fs::File::create(log).expect("creating the daemon's log");
+        let mut with_json: Vec<&std::ffi::OsStr> = args.to_vec();
+        with_json.extend(["--log-format", "json"].map(std::ffi::OsStr::new));
+        Daemon::spawn(data, plugins, workflows, &with_json, filter, file.into())
+    }
+
+    fn spawn(
+        data: &Path,
+        plugins: Option<&Path>,
+        workflows: Option<&Path>,
+        args: &[&std::ffi::OsStr],
+        filter: &str,
+        stderr: Stdio,
+    ) -> Daemon {
         let mut cmd = Command::new(tidemark_bin());
         cmd.args([
             "serve",
@@ -55,17 +90,10 @@ impl Daemon {
             "--data",
         ])
         .arg(data)
-        .env(
-            "RUST_LOG",
-            std::env::var("TM_DAEMON_LOG").unwrap_or("warn".into()),
-        )
+        .env("RUST_LOG", filter)
         .env("TIDEMARK_ADMIN_TOKEN", ADMIN)
         .stdout(Stdio::piped())
-        .stderr(if std::env::var("TM_DAEMON_LOG").is_ok() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
+        .stderr(stderr);
         if let Some(p) = plugins {
             cmd.arg("--plugins").arg(p);
         }
