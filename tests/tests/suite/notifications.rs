@@ -465,3 +465,145 @@ async fn notif_bad_targets_are_refused_naming_the_field() {
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// The CLI against the real daemon: a target created, listed and refused
+/// with the field named; the delivery log read; the secret in no output
+/// and no log line.
+#[test]
+fn notif_cli_through_the_real_daemon() {
+    use std::process::{Command, Stdio};
+    use tidemark_tests::tidemark_bin;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (addr, _rx) = rt.block_on(receiver(&[], false));
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (logs.path().join("stdout"), logs.path().join("stderr"));
+    let mut child = Command::new(tidemark_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .env("TIDEMARK_ADMIN_TOKEN", crate::daemon::ADMIN)
+        .env("RUST_LOG", "debug")
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawning tidemark serve");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    crate::daemon::wait_for("the daemon to listen", Duration::from_secs(60), || {
+        read(&out_path).contains("tidemark listening on")
+    });
+    let url = read(&out_path)
+        .lines()
+        .find_map(|l| l.strip_prefix("tidemark listening on ").map(str::to_owned))
+        .unwrap();
+    let http = |token: &str, method: &str, path: &str, body: Value| -> (u16, Value) {
+        let req = ureq::request(method, &format!("{url}{path}"))
+            .set("authorization", &format!("Bearer {token}"));
+        match req.send_json(body) {
+            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(c, r)) => (c, r.into_json().unwrap_or(Value::Null)),
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    };
+    let (c, v) = http(
+        crate::daemon::ADMIN,
+        "POST",
+        "/api/v1/tenants",
+        json!({"name": "n"}),
+    );
+    assert_eq!(c, 201, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    let (c, v) = http(
+        crate::daemon::ADMIN,
+        "PUT",
+        "/api/v1/tenants/n/egress",
+        json!({"allowed_hosts": [format!("http://{addr}")]}),
+    );
+    assert_eq!(c, 200, "{v}");
+    let (c, v) = http(
+        &token,
+        "POST",
+        "/api/v1/connections",
+        json!({"name": "hooks", "kind": "http",
+               "config": {"base_url": format!("http://{addr}"), "auth": "bearer"},
+               "secrets": {"token": SECRET}}),
+    );
+    assert_eq!(c, 201, "{v}");
+
+    let cli = |args: &[&str]| {
+        let out = Command::new(tidemark_bin())
+            .args(args)
+            .env("TIDEMARK_SERVER", &url)
+            .env("TIDEMARK_TOKEN", &token)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!text.contains(SECRET), "{args:?} shows the secret: {text}");
+        (out.status.success(), text)
+    };
+    let hook = format!("http://{addr}/hook");
+    let (ok, text) = cli(&[
+        "notify",
+        "create",
+        "ops",
+        "--url",
+        &hook,
+        "--connection",
+        "hooks",
+        "--event",
+        "run.failed",
+        "--event",
+        "backfill.ended",
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("backfill.ended,run.failed"), "{text}");
+    let (ok, text) = cli(&["notify", "list"]);
+    assert!(
+        ok && text.contains("ops") && text.contains("hooks.token"),
+        "{text}"
+    );
+    let (ok, text) = cli(&[
+        "notify",
+        "create",
+        "bad",
+        "--url",
+        &hook,
+        "--connection",
+        "hooks",
+        "--event",
+        "nope",
+    ]);
+    assert!(!ok && text.contains("events[0]"), "{text}");
+    let (ok, text) = cli(&[
+        "notify",
+        "create",
+        "far",
+        "--url",
+        "https://elsewhere.example.com/",
+        "--connection",
+        "hooks",
+        "--event",
+        "run.failed",
+    ]);
+    assert!(
+        !ok && text.contains("url") && text.contains("allowlist"),
+        "{text}"
+    );
+    let (ok, text) = cli(&["notify", "deliveries"]);
+    assert!(ok && text.contains("ATTEMPTS"), "{text}");
+    let (ok, text) = cli(&["notify", "delete", "ops"]);
+    assert!(ok, "{text}");
+    let (_, v) = http(&token, "GET", "/api/v1/notifications/targets", Value::Null);
+    assert_eq!(v["targets"], json!([]));
+
+    let _ = child.kill();
+    let _ = child.wait();
+    for p in [&out_path, &err_path] {
+        assert!(
+            !read(p).contains(SECRET),
+            "the secret is in the daemon's log"
+        );
+    }
+}
