@@ -46,6 +46,12 @@ mod tests {
             sign(b"k", 1_700_000_000, b"{\"a\":1}"),
             hex::encode(mac.finalize().into_bytes())
         );
+        // The value Python's `hmac.new(b"k", b'1700000000.{"a":1}',
+        // hashlib.sha256).hexdigest()` gives, as in the README's check.
+        assert_eq!(
+            sign(b"k", 1_700_000_000, b"{\"a\":1}"),
+            "1b6ad1bc9bf48c52ce01939866d5877c6cc4e87ddad27e16673cb8c4964394a3"
+        );
         assert!(signature_header(b"k", 5, b"x").starts_with("t=5,v1="));
     }
 }
