@@ -607,3 +607,74 @@ fn notif_cli_through_the_real_daemon() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notif_budget_pause_and_a_stuck_backfill() {
+    let (addr, rx) = receiver(&[], false).await;
+    let w = setup(addr).await;
+    let (s, v, _) = call(
+        &w,
+        "POST",
+        "/api/v1/notifications/targets",
+        json!({"name": "ops", "url": format!("http://{addr}/hook"), "connection": "hooks",
+               "events": ["backfill.paused", "backfill.stuck"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    apply(&w, workflow("wf", "hello")).await;
+    w.engine.settle().await.unwrap();
+    let payloads = || {
+        rx.hits()
+            .iter()
+            .map(|(_, b)| serde_json::from_slice::<Value>(b).unwrap())
+            .collect::<Vec<_>>()
+    };
+
+    // A fuel budget of 1 pauses it before a window would pass it.
+    let (s, v, _) = call(
+        &w,
+        "POST",
+        "/api/v1/backfills",
+        json!({"workflow": "wf", "mode": "serial", "start": "2024-03-01T00:00:00Z",
+               "end": "2024-03-01T05:00:00Z", "budget": {"max_fuel": 1}}),
+    )
+    .await;
+    assert!(s.is_success(), "{v}");
+    let paused_id = v["backfill"]["id"].as_u64().unwrap();
+    w.engine.settle().await.unwrap();
+    until("backfill.paused", || async { !rx.hits().is_empty() }).await;
+    let p = &payloads()[0];
+    assert_eq!(p["type"], "backfill.paused", "{p}");
+    assert_eq!(p["data"]["backfill"], paused_id);
+    assert!(
+        p["data"]["reason"].as_str().unwrap().contains("fuel"),
+        "{p}"
+    );
+
+    // A backfill that waits an hour without ending a window is stuck
+    // (once); the paused one is not.
+    let (s, v, _) = call(
+        &w,
+        "POST",
+        "/api/v1/backfills",
+        json!({"workflow": "wf", "start": "2024-03-02T00:00:00Z", "end": "2024-03-02T02:00:00Z",
+               "start_at": "2030-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert!(s.is_success(), "{v}");
+    let waiting = v["backfill"]["id"].as_u64().unwrap();
+    w.engine.settle().await.unwrap();
+    w.clock.advance(3_600_000 - 1);
+    w.engine.settle().await.unwrap();
+    w.clock.advance(1);
+    w.engine.settle().await.unwrap();
+    until("backfill.stuck", || async { rx.hits().len() == 2 }).await;
+    let p = &payloads()[1];
+    assert_eq!(p["type"], "backfill.stuck", "{p}");
+    assert_eq!(p["data"]["backfill"], waiting);
+    assert_eq!(p["data"]["idle_ms"], 3_600_000);
+    w.clock.advance(3_600_000);
+    w.engine.settle().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rx.hits().len(), 2, "reported once");
+}
