@@ -32,6 +32,8 @@ export type Strip = Schemas["Strip"];
 export type Token = Schemas["Token"];
 export type Quotas = Schemas["TenantQuotas"];
 export type GapReport = Schemas["GapReport"];
+export type NotifyTarget = Schemas["NotifyTarget"];
+export type Delivery = Schemas["Delivery"];
 
 export interface Session {
   token: string;
@@ -222,6 +224,9 @@ export const api = {
   createToken: (label: string) =>
     call<Schemas["TokenCreated"]>("POST", "/tokens", { body: { label } }),
   revokeToken: (id: number) => call<Token>("DELETE", `/tokens/${id}`),
+  notifyTargets: () => call<Schemas["NotifyTargetList"]>("GET", "/notifications/targets"),
+  deliveries: (before?: number) =>
+    call<Schemas["DeliveryList"]>("GET", "/notifications/deliveries", { query: { before, limit: 100 } }),
 
   nodes: () => call<Schemas["NodeList"]>("GET", "/nodes"),
   tenants: (after?: string) =>

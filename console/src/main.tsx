@@ -12,6 +12,7 @@ import { Backfills } from "./pages/backfills";
 import { Launcher } from "./pages/launcher";
 import { BackfillPage } from "./pages/backfill";
 import { TenantPage } from "./pages/tenant";
+import { NotificationsPage } from "./pages/notifications";
 import { AdminPage } from "./pages/admin";
 
 function App() {
@@ -64,6 +65,8 @@ function App() {
     page = <Backfills />;
   } else if (top === "tenant") {
     page = <TenantPage />;
+  } else if (top === "notifications") {
+    page = <NotificationsPage />;
   } else {
     page = <Workflows />;
   }
@@ -80,6 +83,9 @@ function App() {
             </a>
             <a href={href("backfills")} aria-current={top === "backfills" ? "page" : undefined}>
               Backfills
+            </a>
+            <a href={href("notifications")} aria-current={top === "notifications" ? "page" : undefined}>
+              Notifications
             </a>
             <a href={href("tenant")} aria-current={top === "tenant" ? "page" : undefined}>
               Tenant

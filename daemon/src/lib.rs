@@ -21,6 +21,7 @@ pub mod executor;
 pub mod gap;
 pub mod harness;
 pub mod metrics;
+pub mod notify;
 pub mod planner;
 pub mod quota;
 pub mod run;

@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 /// Label pairs, in order.
 pub type Labels = Vec<(&'static str, String)>;
 
-type Counters = Family<Labels, Counter>;
+pub type Counters = Family<Labels, Counter>;
 type Gauges = Family<Labels, Gauge>;
 
 pub struct Metrics {
@@ -26,6 +26,8 @@ pub struct Metrics {
     pub publish_failures: Counters,
     pub objects_collected: Counters,
     pub output_checks: Counters,
+    pub notifications_dropped: Counters,
+    pub notification_attempts: Counters,
     pub dispatch_latency: Family<Labels, Histogram, fn() -> Histogram>,
     pub active_runs: Gauges,
     pub queue_depth: Gauges,
@@ -55,6 +57,8 @@ impl Default for Metrics {
             publish_failures: Family::default(),
             objects_collected: Family::default(),
             output_checks: Family::default(),
+            notifications_dropped: Family::default(),
+            notification_attempts: Family::default(),
             dispatch_latency: Family::new_with_constructor(latency_buckets),
             active_runs: Family::default(),
             queue_depth: Family::default(),
@@ -104,6 +108,16 @@ impl Default for Metrics {
             "output_checks",
             "Automatic checks of published object-storage outputs (workflows with [checks] outputs = \"after_window\"), by tenant and result (passed, failed)",
             m.output_checks.clone(),
+        );
+        registry.register(
+            "notifications_dropped",
+            "Notification events dropped because the sender's queue was full, by tenant",
+            m.notifications_dropped.clone(),
+        );
+        registry.register(
+            "notification_attempts",
+            "Webhook delivery attempts, by tenant and outcome (delivered, retrying, failed)",
+            m.notification_attempts.clone(),
         );
         registry.register(
             "dispatch_latency_seconds",

@@ -86,6 +86,22 @@ impl From<EngineError> for ApiError {
                     C::Secrets(_) => return ApiError::internal(e),
                 }
             }
+            EngineError::Notify(n) => {
+                use crate::engine::NotifyOpError as N;
+                match n {
+                    N::Invalid(t) => {
+                        let mut err = ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            "invalid_notification_target",
+                            e.to_string(),
+                        );
+                        err.details = json!({ "field": t.field });
+                        return err;
+                    }
+                    N::Exists(_) => (StatusCode::CONFLICT, "exists"),
+                    N::NotFound(_) | N::DeliveryNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                }
+            }
             EngineError::InUse(_) => (StatusCode::CONFLICT, "in_use"),
             EngineError::Blob(crate::blob::BlobError::Setup { .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "connection_unusable")

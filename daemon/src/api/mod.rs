@@ -12,6 +12,7 @@ mod egress;
 mod error;
 mod gaps;
 mod nodes;
+mod notifications;
 mod openapi;
 mod outputs;
 mod page;
@@ -131,6 +132,10 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(connections::create, connections::list))
         .routes(routes!(connections::get, connections::delete))
         .routes(routes!(connections::rotate))
+        .routes(routes!(notifications::create, notifications::list))
+        .routes(routes!(notifications::delete))
+        .routes(routes!(notifications::deliveries))
+        .routes(routes!(notifications::delivery))
         .routes(routes!(workflows::pause))
         .routes(routes!(workflows::unpause))
         .routes(routes!(runs::list, runs::run_window))

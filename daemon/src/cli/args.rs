@@ -39,6 +39,10 @@ pub enum Command {
     /// their sealed secrets.
     #[command(subcommand)]
     Connection(ConnectionCommand),
+    /// Webhook notifications: targets and their event types, and the
+    /// delivery log.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Manage the calling tenant's API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -480,6 +484,53 @@ pub enum ConnectionCommand {
     },
     /// Delete a connection no workflow names.
     Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Create a webhook target; payloads are signed with a secret of
+    /// CONNECTION (HMAC-SHA256) and sent within the egress allowlist.
+    Create {
+        name: String,
+        /// The `http(s)://` URL payloads are POSTed to.
+        #[arg(long)]
+        url: String,
+        /// The connection whose secret signs the payloads.
+        #[arg(long)]
+        connection: String,
+        /// The connection's secret field that signs (default `token`).
+        #[arg(long)]
+        secret_field: Option<String>,
+        /// An event type: backfill.ended, backfill.paused, backfill.stuck,
+        /// run.failed or gap.detected (repeat the flag for several).
+        #[arg(long = "event", value_name = "TYPE", required = true)]
+        events: Vec<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// The tenant's targets.
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Delete a target; its pending deliveries fail at their next attempt.
+    Delete { name: String },
+    /// The delivery log, newest first: attempts, last status and error.
+    Deliveries {
+        /// Deliveries older than this id (the `next` of the last page).
+        #[arg(long)]
+        before: Option<u64>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// One delivery, with the payload it sends.
+    Delivery {
+        id: u64,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -33,6 +33,7 @@ mod estimate;
 mod gaps;
 mod list;
 mod local;
+mod notify;
 mod provenance;
 mod remote;
 
@@ -269,6 +270,7 @@ pub fn main() -> ExitCode {
             remote::backfill_verify(&client(), id, output)
         }
         Command::Connection(cmd) => connections::run(&client(), &cmd),
+        Command::Notify(cmd) => notify::run(&client(), &cmd),
         Command::Tenant(TenantCommand::Create { name }) => remote::tenant_create(&client(), &name),
         Command::Tenant(TenantCommand::List { paging }) => list::tenants(&client(), &paging),
         Command::Tenant(TenantCommand::Tokens { name, paging }) => {

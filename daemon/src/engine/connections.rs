@@ -198,20 +198,7 @@ impl Inner {
         record: &ConnectionRecord,
         field: &str,
     ) -> Result<Option<Vec<u8>>, ConnectionOpError> {
-        let name = &record.name;
-        let Some(s) = record.secrets.get(field) else {
-            return Ok(None);
-        };
-        let sealed = base64::engine::general_purpose::STANDARD
-            .decode(&s.sealed)
-            .map_err(|_| crate::secrets::SecretsError::Open {
-                owner: format!("{tenant}/{name}"),
-                field: field.to_owned(),
-            })?;
-        let plain = self
-            .sealing_key
-            .open(&secret_owner(tenant, name, field), field, &sealed)?;
-        Ok(Some(plain))
+        open_sealed(&self.sealing_key, tenant, record, field)
     }
 
     /// The credentials of the `http` connections `names` (a workflow's
@@ -277,6 +264,28 @@ impl Inner {
         }
         Ok(Credentials::new(list))
     }
+}
+
+/// A connection's secret field in the clear (`None` if it has no such
+/// field); for the engine and the notification sender, never a response.
+pub(super) fn open_sealed(
+    key: &crate::secrets::SealingKey,
+    tenant: &str,
+    record: &ConnectionRecord,
+    field: &str,
+) -> Result<Option<Vec<u8>>, ConnectionOpError> {
+    let name = &record.name;
+    let Some(s) = record.secrets.get(field) else {
+        return Ok(None);
+    };
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(&s.sealed)
+        .map_err(|_| crate::secrets::SecretsError::Open {
+            owner: format!("{tenant}/{name}"),
+            field: field.to_owned(),
+        })?;
+    let plain = key.open(&secret_owner(tenant, name, field), field, &sealed)?;
+    Ok(Some(plain))
 }
 
 /// What a sealed value is bound to: moved anywhere else, it does not open.

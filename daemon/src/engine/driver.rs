@@ -56,6 +56,8 @@ impl Engine {
         {
             let mut st = inner.lock();
             super::backfills::advance(inner, &mut st, now, &mut report, &prefetched);
+            let stuck_after = inner.config.stuck_after.as_millis() as i64;
+            super::notify::check_stuck(&mut st, now, stuck_after);
         }
         let checked = self.check_upstream(now, &mut report)?;
         inner.warm_quotas();

@@ -257,6 +257,7 @@ impl Engine {
                     gaps = report.summary(),
                     "gap detector: repair created"
                 );
+                self.notify_gaps(&tenant, &report, b.id);
                 created.push(b);
             }
         }

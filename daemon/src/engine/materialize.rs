@@ -110,6 +110,7 @@ pub(super) fn advance(
         let mut cancelled: Vec<u64> = Vec::new();
         let mut new_runs: Vec<Run> = Vec::new();
         let mut windows: Vec<BackfillWindow> = Vec::new();
+        let mut notices: Vec<(String, crate::notify::Event)> = Vec::new();
         let Some(b) = st.backfills.get_mut(&id) else {
             continue;
         };
@@ -240,6 +241,14 @@ pub(super) fn advance(
                                 Err(e) => tracing::error!(backfill = id, "{e}"),
                             }
                             tracing::warn!(backfill = id, %why, "backfill paused by its budget");
+                            notices.push((
+                                b.record.tenant.clone(),
+                                crate::notify::Event::BackfillPaused {
+                                    backfill: id,
+                                    workflow: b.def.name.clone(),
+                                    reason: why.clone(),
+                                },
+                            ));
                             b.record.pause_reason = Some(why);
                             changed = true;
                             break;
@@ -382,6 +391,10 @@ pub(super) fn advance(
         if finished {
             if let Some(b) = st.backfills.remove(&id) {
                 st.dirty_backfills.remove(&id);
+                notices.push((
+                    b.record.tenant.clone(),
+                    crate::notify::Event::BackfillEnded { backfill: id },
+                ));
                 st.ended_backfills.push(b.record);
             }
         }
@@ -399,6 +412,7 @@ pub(super) fn advance(
                 st.dirty.insert(rid);
             }
         }
+        st.notices.extend(notices);
     }
 }
 

@@ -13,12 +13,14 @@ mod attempt;
 mod backfills;
 mod checks;
 mod connections;
+mod deliver;
 mod driver;
 mod egress;
 mod estimates;
 mod gaps;
 mod handover;
 mod materialize;
+mod notify;
 mod objects;
 pub use checks::BackfillVerification;
 mod observe;
@@ -52,7 +54,9 @@ use crate::workflow::{check_name, Catalog, DefinitionError, PluginRef, RawWorkfl
 
 pub use backfills::BackfillAction;
 pub use connections::ConnectionOpError;
+pub use deliver::DeliveryConfig;
 pub use driver::TickReport;
+pub use notify::{NotifyOpError, MAX_DELIVERY_PAGE};
 pub use plan::{CascadeAddition, Plan, PlanEntry};
 pub use provenance::{TaskOrigin, Why};
 pub use strip::{Bucket, Strip, MAX_BUCKETS};
@@ -89,6 +93,11 @@ pub struct EngineConfig {
     /// On a cluster node: how long this engine's term may still act. No
     /// attempt starts once it ended.
     pub tenure: Option<Arc<crate::cluster::tenure::Tenure>>,
+    /// How notifications are delivered (queue, attempts, backoff).
+    pub delivery: DeliveryConfig,
+    /// A running backfill whose ended windows do not grow for this long is
+    /// reported `backfill.stuck` (once, until it moves again).
+    pub stuck_after: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -105,6 +114,8 @@ impl Default for EngineConfig {
             objects_dir: None,
             gap_scan_interval: std::time::Duration::from_secs(60),
             tenure: None,
+            delivery: DeliveryConfig::default(),
+            stuck_after: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -158,6 +169,8 @@ pub enum EngineError {
     Unsupported(String),
     #[error(transparent)]
     Connection(#[from] connections::ConnectionOpError),
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyOpError),
     #[error("runs {id} and {other} cannot be compared: {why}")]
     NotComparable { id: u64, other: u64, why: String },
     #[error("invalid gap scan: {0}")]
@@ -236,6 +249,11 @@ struct EngineState {
     held: Vec<attempt::Job>,
     /// The store's last write failure and since when writes fail.
     store_failure: Option<StoreFailure>,
+    /// Notification events waiting for the persist that makes them
+    /// durable (see [`notify`]).
+    notices: Vec<(String, crate::notify::Event)>,
+    /// Running backfills' progress, for `backfill.stuck`.
+    progress: notify::Progress,
 }
 
 /// How often committed outputs whose publish failed are tried again.
@@ -274,6 +292,7 @@ pub(crate) struct Inner {
     sealing_key: crate::secrets::SealingKey,
     containers: objects::Containers,
     gap_scan: gaps::GapScan,
+    notifier: deliver::Notifier,
 }
 
 /// Cheap to clone; all clones drive the same engine.

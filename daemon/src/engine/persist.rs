@@ -60,6 +60,7 @@ impl EngineState {
             "run ended"
         );
         backfills::run_ended(self, &run, now);
+        notify::run_ended(self, &run);
         self.ended.push(run);
         self.ended.last()
     }
@@ -98,8 +99,9 @@ impl Inner {
         if self.drains_durable.load(Ordering::SeqCst) >= want {
             return Ok(());
         }
-        let (changes, drain) = {
+        let (changes, drain, notices) = {
             let mut st = self.lock();
+            let notices = std::mem::take(&mut st.notices);
             let drain = self.drains_begun.fetch_add(1, Ordering::SeqCst) + 1;
             let fresh = st.drain_changes(&self.metrics);
             let changes = match st.unpersisted.take() {
@@ -109,10 +111,11 @@ impl Inner {
                 }
                 None => fresh,
             };
-            (changes, drain)
+            (changes, drain, notices)
         };
         if changes.is_empty() {
             self.drains_durable.store(drain, Ordering::SeqCst);
+            self.send_notices(notices);
             return Ok(());
         }
         let store = self.store.clone();
@@ -139,6 +142,9 @@ impl Inner {
                 if st.store_failure.take().is_some() {
                     tracing::info!("the store accepts writes again");
                 }
+                drop(st);
+                // Durable now: what they tell cannot be taken back.
+                self.send_notices(notices);
                 Ok(())
             }
             Err(e) => {
@@ -152,6 +158,8 @@ impl Inner {
                     .map_or_else(|| self.clock.now_ms(), |f| f.since_ms);
                 st.store_failure = Some(StoreFailure { since_ms, message });
                 st.unpersisted = Some(changes);
+                // Told with the write that carries their changes.
+                st.notices.splice(0..0, notices);
                 Err(e.into())
             }
         }

@@ -21,7 +21,16 @@ impl Engine {
             None => crate::secrets::SealingKey::random()
                 .map_err(|e| EngineError::Connection(connections::ConnectionOpError::Secrets(e)))?,
         };
+        let metrics = crate::metrics::Metrics::default();
+        let notifier = deliver::Notifier::start(
+            &store,
+            clock.clone(),
+            sealing_key.clone(),
+            config.delivery.clone(),
+            &metrics,
+        );
         let inner = Arc::new(Inner {
+            notifier,
             sealing_key,
             slots: Arc::new(Semaphore::new(config.max_concurrent_attempts.max(1))),
             store,
@@ -38,7 +47,7 @@ impl Engine {
             egress: Mutex::default(),
             triggers: Default::default(),
             dataset_pending: Mutex::default(),
-            metrics: Default::default(),
+            metrics,
             containers: Default::default(),
             gap_scan: Default::default(),
         });

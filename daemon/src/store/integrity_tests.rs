@@ -81,6 +81,32 @@ fn populate(store: &SledStore, tenant: &str) {
         prefix: "wf/t/x/".into(),
     };
     crate::store::OutputStore::staging_mark(store, tenant, &marker).unwrap();
+    // A notification target and one delivery of the log.
+    let target = crate::store::NotifyTargetRecord {
+        name: "ops".into(),
+        url: "https://hooks.example.com/".into(),
+        connection: "hooks".into(),
+        secret_field: "token".into(),
+        events: vec![crate::notify::EventType::RunFailed],
+        created_ms: 0,
+    };
+    use crate::store::NotifyStore as _;
+    assert!(store.notify_target_create(tenant, &target).unwrap());
+    let delivery = crate::store::DeliveryRecord {
+        id: 1,
+        target: "ops".into(),
+        url: target.url.clone(),
+        event: crate::notify::EventType::RunFailed,
+        body: "{}".into(),
+        state: crate::store::DeliveryState::Pending,
+        attempts: 0,
+        next_attempt_ms: Some(0),
+        last_status: None,
+        last_error: None,
+        created_ms: 0,
+        updated_ms: 0,
+    };
+    store.delivery_put(tenant, &delivery).unwrap();
     let mut outputs = StagedOutputs::default();
     outputs.put("ds", "k", b"v".to_vec());
     let backfill = BackfillRecord {

@@ -61,6 +61,12 @@ pub enum KeyKind {
     /// `G tenant 0 run task 0 attempt connection 0`: an attempt has staged
     /// objects; whatever is left of them when it is gone is garbage.
     Staging,
+    /// `N tenant 0 name 0`: a notification target (URL, connection, event
+    /// types).
+    NotifyTarget,
+    /// `L tenant 0 id`: one notification delivery, its attempts and outcome
+    /// (ids grow with time, so a scan is in creation order).
+    Delivery,
     /// The `blobs` tree: plugin components by digest.
     PluginBlob,
 }
@@ -91,13 +97,15 @@ impl KeyKind {
             KeyKind::Output => b'O',
             KeyKind::OutputPending => b'Q',
             KeyKind::Staging => b'G',
+            KeyKind::NotifyTarget => b'N',
+            KeyKind::Delivery => b'L',
             KeyKind::PluginBlob => b'b',
         }
     }
 
     /// Every kind whose keys start with `kind tenant 0` in the `state`
     /// tree, except the tombstone (removed last, when the rest is gone).
-    pub const TENANT_SCOPED: [KeyKind; 21] = [
+    pub const TENANT_SCOPED: [KeyKind; 23] = [
         KeyKind::Tenant,
         KeyKind::Token,
         KeyKind::Dataset,
@@ -119,11 +127,13 @@ impl KeyKind {
         KeyKind::Output,
         KeyKind::OutputPending,
         KeyKind::Staging,
+        KeyKind::NotifyTarget,
+        KeyKind::Delivery,
     ];
 
     /// Every kind, for tests that check each key of a store has one.
     #[cfg(test)]
-    pub const ALL: [KeyKind; 24] = [
+    pub const ALL: [KeyKind; 26] = [
         KeyKind::Tenant,
         KeyKind::Token,
         KeyKind::TokenHash,
@@ -147,6 +157,8 @@ impl KeyKind {
         KeyKind::Output,
         KeyKind::OutputPending,
         KeyKind::Staging,
+        KeyKind::NotifyTarget,
+        KeyKind::Delivery,
         KeyKind::PluginBlob,
     ];
 }
@@ -175,6 +187,8 @@ pub const CONNECTION: u8 = KeyKind::Connection.byte();
 pub const OUTPUT: u8 = KeyKind::Output.byte();
 pub const OUTPUT_PENDING: u8 = KeyKind::OutputPending.byte();
 pub const STAGING: u8 = KeyKind::Staging.byte();
+pub const NOTIFY_TARGET: u8 = KeyKind::NotifyTarget.byte();
+pub const DELIVERY: u8 = KeyKind::Delivery.byte();
 
 /// `b tenant 0 digest`: a plugin blob in the `blobs` tree.
 pub fn blob_key(tenant: &str, digest: &str) -> Vec<u8> {

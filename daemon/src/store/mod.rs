@@ -9,6 +9,7 @@
 mod backfills;
 mod connections;
 mod keys;
+mod notify;
 mod outputs;
 mod partitions;
 mod pg;
@@ -24,6 +25,7 @@ pub use backfills::{
     BackfillRecord, BackfillState, BackfillStore, BackfillWindow, Stage, StateCounts, WindowState,
 };
 pub use connections::{ConnectionRecord, ConnectionStore, SealedSecret};
+pub use notify::{DeliveryRecord, DeliveryState, NotifyStore, NotifyTargetRecord};
 pub use outputs::{
     CheckState, OutputCheckRecord, OutputObject, OutputRecord, OutputStore, StagingRecord,
 };

@@ -17,7 +17,12 @@ use crate::workflow::{PluginRef, RawWorkflow};
 ///
 /// [`apply`]: StateStore::apply
 pub trait StateStore:
-    TaskData + super::TenantStore + super::BackfillStore + super::ConnectionStore + super::OutputStore
+    TaskData
+    + super::TenantStore
+    + super::BackfillStore
+    + super::ConnectionStore
+    + super::OutputStore
+    + super::NotifyStore
 {
     /// Stores a plugin; returns the existing version if the newest one has
     /// the same digest, else a new version.

@@ -23,6 +23,7 @@ mod integrity;
 mod languages;
 mod limits;
 mod listing;
+mod notifications;
 mod objects;
 mod offpeak;
 mod orders_example;

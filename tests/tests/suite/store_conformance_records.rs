@@ -9,8 +9,9 @@ use tidemark::backfill::{BackfillState, Cursor, RawBackfillRequest};
 use tidemark::connection::ConnectionKind;
 use tidemark::executor::Trigger;
 use tidemark::store::{
-    BackfillRecord, Changes, ConnectionRecord, OutputCheckRecord, OutputRecord, PgStore, SledStore,
-    StagingRecord, StateStore, StoreError, TaskScope, TenantRecord, TokenRecord,
+    BackfillRecord, Changes, ConnectionRecord, DeliveryRecord, DeliveryState, NotifyTargetRecord,
+    OutputCheckRecord, OutputRecord, PgStore, SledStore, StagingRecord, StateStore, StoreError,
+    TaskScope, TenantRecord, TokenRecord,
 };
 use tidemark_tests::pg::PgCluster;
 
@@ -19,6 +20,7 @@ use super::{conformance, open_pg, open_sled, run, staged, H, T0};
 conformance!(
     tenants_and_tokens,
     connections_swap_on_their_revision,
+    notify_targets_and_the_delivery_log,
     outputs_are_published_and_checked_only_by_their_commit,
     backfills_are_listed_and_the_active_ones_found,
     deleting_a_tenant_leaves_nothing_of_it,
@@ -272,6 +274,81 @@ fn backfills_are_listed_and_the_active_ones_found(store: &dyn StateStore) {
 }
 
 /// Writes records of every kind for `name`.
+fn target(name: &str) -> NotifyTargetRecord {
+    NotifyTargetRecord {
+        name: name.into(),
+        url: "https://hooks.example.com/x".into(),
+        connection: "api".into(),
+        secret_field: "token".into(),
+        events: vec![tidemark::notify::EventType::BackfillEnded],
+        created_ms: T0,
+    }
+}
+
+fn delivery(id: u64, state: DeliveryState) -> DeliveryRecord {
+    DeliveryRecord {
+        id,
+        target: "ops".into(),
+        url: "https://hooks.example.com/x".into(),
+        event: tidemark::notify::EventType::BackfillEnded,
+        body: format!("{{\"id\":\"{id}\"}}"),
+        state,
+        attempts: 0,
+        next_attempt_ms: Some(T0),
+        last_status: None,
+        last_error: None,
+        created_ms: T0,
+        updated_ms: T0,
+    }
+}
+
+fn notify_targets_and_the_delivery_log(store: &dyn StateStore) {
+    assert!(store.notify_target_create("t", &target("ops")).unwrap());
+    assert!(!store.notify_target_create("t", &target("ops")).unwrap());
+    assert!(store.notify_target_create("t", &target("dev")).unwrap());
+    let names: Vec<String> = store
+        .notify_target_list("t")
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["dev", "ops"]);
+    assert_eq!(store.notify_target_get("u", "ops").unwrap(), None);
+    assert!(store.notify_target_delete("t", "dev").unwrap());
+    assert!(!store.notify_target_delete("t", "dev").unwrap());
+
+    for id in 1..=5 {
+        store
+            .delivery_put("t", &delivery(id, DeliveryState::Pending))
+            .unwrap();
+    }
+    store
+        .delivery_put("u", &delivery(9, DeliveryState::Pending))
+        .unwrap();
+    // An update replaces: delivered ones leave the pending list.
+    let mut done = delivery(2, DeliveryState::Delivered);
+    done.attempts = 3;
+    done.last_status = Some(200);
+    store.delivery_put("t", &done).unwrap();
+    assert_eq!(store.delivery_get("t", 2).unwrap(), Some(done));
+    assert_eq!(store.delivery_get("u", 2).unwrap(), None);
+    let ids = |l: Vec<DeliveryRecord>| l.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.delivery_list("t", None, 3).unwrap()), [5, 4, 3]);
+    assert_eq!(ids(store.delivery_list("t", Some(3), 10).unwrap()), [2, 1]);
+    let mut pending: Vec<(String, u64)> = store
+        .deliveries_pending()
+        .unwrap()
+        .into_iter()
+        .map(|(t, d)| (t, d.id))
+        .collect();
+    pending.sort();
+    let want: Vec<(String, u64)> = [("t", 1), ("t", 3), ("t", 4), ("t", 5), ("u", 9)]
+        .iter()
+        .map(|(t, i)| (t.to_string(), *i))
+        .collect();
+    assert_eq!(pending, want);
+}
+
 fn populate(store: &dyn StateStore, name: &str) {
     assert!(store
         .tenant_create(&tenant(name), &token(name, 1, &format!("h-{name}")))
@@ -308,6 +385,10 @@ fn populate(store: &dyn StateStore, name: &str) {
     assert!(store
         .connection_create(name, &connection(1, "https://a"))
         .unwrap());
+    assert!(store.notify_target_create(name, &target("ops")).unwrap());
+    store
+        .delivery_put(name, &delivery(1, DeliveryState::Pending))
+        .unwrap();
 }
 
 fn deleting_a_tenant_leaves_nothing_of_it(store: &dyn StateStore) {
@@ -324,6 +405,13 @@ fn deleting_a_tenant_leaves_nothing_of_it(store: &dyn StateStore) {
     assert_eq!(store.dataset_get("gone", "ds", T0, "k").unwrap(), None);
     assert!(store.backfills("gone").unwrap().is_empty());
     assert!(store.connection_list("gone").unwrap().is_empty());
+    assert!(store.notify_target_list("gone").unwrap().is_empty());
+    assert!(store.delivery_list("gone", None, 10).unwrap().is_empty());
+    assert!(store
+        .deliveries_pending()
+        .unwrap()
+        .iter()
+        .all(|(t, _)| t != "gone"));
     assert_eq!(store.idempotency_get("gone", "wf", "key").unwrap(), None);
     assert_eq!(store.cursor_get("gone", "wf").unwrap(), None);
     let gone_scope = TaskScope {

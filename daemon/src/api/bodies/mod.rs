@@ -18,6 +18,7 @@ pub mod connections;
 pub mod estimates;
 pub mod gaps;
 pub mod nodes;
+pub mod notifications;
 pub mod outputs;
 pub mod plan;
 pub mod plugins;

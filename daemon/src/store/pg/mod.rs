@@ -12,7 +12,7 @@
 //! Files by the records they keep: `state.rs` (plugins, workflows, runs,
 //! windows, attempts; `versions.rs` allocates version numbers), `changes.rs` (`apply`, the one atomic state change),
 //! `data.rs` (checkpoints and datasets), `backfills.rs`, `tenants.rs`,
-//! `outputs.rs`, `connections.rs`; `url.rs` reads and redacts connection
+//! `outputs.rs`, `connections.rs`, `notify.rs`; `url.rs` reads and redacts connection
 //! strings.
 
 mod backfills;
@@ -20,6 +20,7 @@ mod changes;
 mod cluster;
 mod connections;
 mod data;
+mod notify;
 mod outputs;
 mod state;
 mod tenants;
