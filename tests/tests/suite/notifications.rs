@@ -678,3 +678,70 @@ async fn notif_budget_pause_and_a_stuck_backfill() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(rx.hits().len(), 2, "reported once");
 }
+
+/// `gap.detected`: the detector's pass finds the failed window of a
+/// workflow with `repair = "auto"`, starts its repair, and says both.
+#[tokio::test(flavor = "multi_thread")]
+async fn notif_gap_detected_names_the_gaps_and_their_repair() {
+    let (addr, rx) = receiver(&[], false).await;
+    let w = setup(addr).await;
+    let (s, v, _) = call(
+        &w,
+        "POST",
+        "/api/v1/notifications/targets",
+        json!({"name": "gaps", "url": format!("http://{addr}/hook"), "connection": "hooks",
+               "events": ["gap.detected"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let flaky = workflow("flaky", "panic")
+        .replace("catchup = false\n", "catchup = false\nrepair = \"auto\"\n");
+    apply(&w, flaky).await;
+    w.engine.settle().await.unwrap();
+    // The first window that starts after the workflow was applied fails
+    // when it is due, two hours on.
+    for _ in 0..2 {
+        w.clock.advance(3_600_000);
+        w.engine.settle().await.unwrap();
+    }
+    w.engine.scan_repairs().await.unwrap();
+    until("gap.detected", || async { !rx.hits().is_empty() }).await;
+    let repairs: Vec<_> = w
+        .engine
+        .store()
+        .backfills("acme")
+        .unwrap()
+        .into_iter()
+        .filter(|b| b.repair.is_some())
+        .collect();
+    assert_eq!(repairs.len(), 1, "{repairs:?}");
+    let hits = rx.hits();
+    assert_eq!(hits.len(), 1, "one pass, one notice");
+    let (headers, body) = &hits[0];
+    verify(headers, body);
+    assert_eq!(headers["tidemark-event"], "gap.detected");
+    let p: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(p["type"], "gap.detected", "{p}");
+    let d = &p["data"];
+    assert_eq!(d["workflow"], "flaky", "{p}");
+    assert_eq!(d["repair_backfill"], repairs[0].id, "{p}");
+    let failed = d["failed"].as_u64().unwrap();
+    assert!(failed >= 1, "{p}");
+    assert_eq!(d["stale"], 0, "{p}");
+    let windows = d["windows"].as_array().unwrap();
+    assert_eq!(
+        windows.len() as u64,
+        failed + d["missing"].as_u64().unwrap(),
+        "{p}"
+    );
+    // The window that failed after the apply is the one.
+    let hour = 3_600_000;
+    let failed_window = (w.clock.now_ms() / hour - 1) * hour;
+    assert_eq!(windows, &[json!(failed_window)], "{p}");
+    assert_eq!((failed, &d["missing"]), (1, &json!(0)), "{p}");
+    let logged = deliveries(&w).await;
+    assert_eq!(
+        (&logged[0]["event"], &logged[0]["target"]),
+        (&json!("gap.detected"), &json!("gaps"))
+    );
+}
