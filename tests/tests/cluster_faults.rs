@@ -19,6 +19,8 @@ mod audit;
 #[allow(dead_code)] // the driver serves the suite too
 #[path = "suite/driver.rs"]
 mod daemon;
+#[path = "suite/exactly_once.rs"]
+mod exactly_once;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 use tidemark::client::Client;
-use tidemark::store::{PgStore, StateStore, TaskData};
+use tidemark::store::{PgStore, StateStore};
 use tidemark_tests::pg::PgCluster;
 use tidemark_tests::plugins::*;
 
@@ -320,27 +322,8 @@ fn three_daemons_survive_fifty_fault_cycles_without_double_commits() {
 
     // 1. Exactly one committed success per task and window, and each
     //    window's partition written whole.
+    exactly_once::check_etl_exactly_once(&db, START, WINDOWS);
     let store = PgStore::open(&db).unwrap();
-    let windows = store
-        .windows("default", "etl", START, START + WINDOWS * HOUR, 100_000)
-        .unwrap();
-    assert_eq!(windows.len() as i64, WINDOWS);
-    for (s, w) in &windows {
-        let run = store.run_get("default", w.run_id).unwrap().expect("run");
-        assert_eq!(run.state.as_str(), "succeeded", "window {s}: {run:?}");
-        let attempts = store.attempts("default", w.run_id).unwrap();
-        for task in ["extract", "transform", "load"] {
-            let ok = attempts
-                .iter()
-                .filter(|a| a.task == task && a.error_kind.is_none())
-                .count();
-            assert_eq!(ok, 1, "window {s}, task {task}: {attempts:?}");
-        }
-        let events = store
-            .dataset_scan("default", "events", *s..*s + 1, "", None, 10_000)
-            .unwrap();
-        assert_eq!(events.len(), 500, "window {s}");
-    }
     // The live workflow too: every window it ran has one committed run.
     let live = store
         .windows("default", "tick", i64::MIN, i64::MAX, 100_000)

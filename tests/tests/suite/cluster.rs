@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tidemark::client::Client;
-use tidemark::store::{
-    PgStore, StateStore, StoreError, TaskData, TenantRecord, TenantStore, TokenRecord, ENGINE_LEASE,
-};
+use tidemark::store::{PgStore, StoreError, TenantRecord, TenantStore, TokenRecord, ENGINE_LEASE};
 use tidemark_tests::pg::PgCluster;
 use tidemark_tests::plugins::*;
 
@@ -286,32 +284,7 @@ fn backfill(url: &str, token: &str, id: u64) -> Option<Value> {
 /// Exactly one committed success per task of every window of the
 /// backfill, and every window's events partition written whole once.
 fn check_exactly_once(db: &str, windows: i64) {
-    let store = PgStore::open(db).unwrap();
-    let runs: Vec<_> = store
-        .windows("default", "etl", i64::MIN, i64::MAX, 100_000)
-        .unwrap();
-    let start = 1_704_067_200_000i64;
-    let in_range: Vec<_> = runs
-        .iter()
-        .filter(|(s, _)| (start..start + windows * 3_600_000).contains(s))
-        .collect();
-    assert_eq!(in_range.len() as i64, windows);
-    for (s, w) in in_range {
-        let run = store.run_get("default", w.run_id).unwrap().expect("run");
-        assert_eq!(run.state.as_str(), "succeeded", "window {s}: {run:?}");
-        let attempts = store.attempts("default", w.run_id).unwrap();
-        for task in ["extract", "transform", "load"] {
-            let ok = attempts
-                .iter()
-                .filter(|a| a.task == task && a.error_kind.is_none())
-                .count();
-            assert_eq!(ok, 1, "window {s}, task {task}: {attempts:?}");
-        }
-        let events = store
-            .dataset_scan("default", "events", *s..*s + 1, "", None, 10_000)
-            .unwrap();
-        assert_eq!(events.len(), 500, "window {s}");
-    }
+    crate::exactly_once::check_etl_exactly_once(db, 1_704_067_200_000, windows);
 }
 
 fn wait_succeeded(url: &str, token: &str, id: u64, windows: u64) {

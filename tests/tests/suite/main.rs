@@ -16,6 +16,7 @@ mod driver;
 mod egress;
 mod engine;
 mod estimates;
+mod exactly_once;
 mod gaps;
 mod handover;
 mod http_sdk;
