@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
+
+use super::statements::Cached;
 
 use super::super::backfills::{bucket_of, tile_floor, tile_width, CountPlan};
 use super::super::{
@@ -48,7 +50,7 @@ pub(super) async fn write_windows(
             Some(s) => Some(s),
             None => {
                 let row = tx
-                    .query_opt(
+                    .query_opt_cached(
                         "SELECT state FROM backfill_windows WHERE tenant = $1 AND backfill = $2 \
                          AND workflow = $3 AND window_start = $4 FOR UPDATE",
                         &[t, b, wf, &w.window_start],
@@ -61,7 +63,7 @@ pub(super) async fn write_windows(
                 }
             }
         };
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO backfill_windows (tenant, backfill, workflow, window_start, state, record) \
              VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (tenant, backfill, workflow, window_start) \
@@ -83,7 +85,7 @@ pub(super) async fn write_windows(
         let key = (series.clone(), start);
         if !tiles.contains_key(&key) {
             let row = tx
-                .query_opt(
+                .query_opt_cached(
                     "SELECT running, succeeded, failed, skipped, cancelled FROM backfill_tiles \
                      WHERE tenant = $1 AND backfill = $2 AND workflow = $3 AND tile_start = $4 \
                      FOR UPDATE",
@@ -106,7 +108,7 @@ pub(super) async fn write_windows(
     }
     for (((t, b, wf), start), c) in tiles {
         let n = |x: u64| x as i64;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO backfill_tiles (tenant, backfill, workflow, tile_start, running, \
              succeeded, failed, skipped, cancelled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (tenant, backfill, workflow, tile_start) DO UPDATE SET \
@@ -142,7 +144,7 @@ async fn series_width(
 ) -> Result<Option<i64>, StoreError> {
     let (t, b, wf) = (&series.0, &series.1, &series.2);
     let row = tx
-        .query_opt(
+        .query_opt_cached(
             "SELECT width FROM backfill_tile_widths \
              WHERE tenant = $1 AND backfill = $2 AND workflow = $3",
             &[t, b, wf],
@@ -156,7 +158,7 @@ async fn series_width(
     // stored before, means the series is older than its width.
     let others: i64 = column(
         op,
-        &tx.query_one(
+        &tx.query_one_cached(
             "SELECT count(*) FROM backfill_windows WHERE tenant = $1 AND backfill = $2 \
              AND workflow = $3 AND window_start <> $4",
             &[t, b, wf, &w.window_start],
@@ -169,7 +171,7 @@ async fn series_width(
         return Ok(None);
     }
     let width = tile_width(w.window_end.saturating_sub(w.window_start));
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO backfill_tile_widths (tenant, backfill, workflow, width) \
          VALUES ($1, $2, $3, $4)",
         &[t, b, wf, &width],
@@ -201,7 +203,7 @@ impl BackfillStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let row = client
-                .query_opt(
+                .query_opt_cached(
                     "SELECT record FROM backfills WHERE tenant = $1 AND id = $2",
                     &[&tenant, &(id as i64)],
                 )
@@ -217,7 +219,7 @@ impl BackfillStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let rows = client
-                .query(
+                .query_cached(
                     "SELECT record FROM backfills WHERE tenant = $1 ORDER BY id",
                     &[&tenant],
                 )
@@ -232,7 +234,7 @@ impl BackfillStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let rows = client
-                .query(
+                .query_cached(
                     "SELECT record FROM backfills WHERE active ORDER BY tenant, id",
                     &[],
                 )
@@ -259,7 +261,7 @@ impl BackfillStore for PgStore {
             let rows = match &after {
                 None => {
                     client
-                        .query(
+                        .query_cached(
                             "SELECT record FROM backfill_windows \
                              WHERE tenant = $1 AND backfill = $2 \
                              ORDER BY workflow, window_start LIMIT $3",
@@ -270,7 +272,7 @@ impl BackfillStore for PgStore {
                 Some((wf, t)) => {
                     // Strictly after `(wf, t)`, in (workflow, time) order.
                     client
-                        .query(
+                        .query_cached(
                             "SELECT record FROM backfill_windows \
                              WHERE tenant = $1 AND backfill = $2 \
                              AND (workflow, window_start) > ($3, $4) \
@@ -296,7 +298,7 @@ impl BackfillStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let row = client
-                .query_opt(
+                .query_opt_cached(
                     "SELECT width FROM backfill_tile_widths \
                      WHERE tenant = $1 AND backfill = $2 AND workflow = $3",
                     &[&tenant, &(id as i64), &workflow],
@@ -324,7 +326,7 @@ impl BackfillStore for PgStore {
             let id = id as i64;
             if let Some((lo, hi)) = CountPlan::tile_span(&tiled) {
                 let rows = client
-                    .query(
+                    .query_cached(
                         "SELECT tile_start, running, succeeded, failed, skipped, cancelled \
                          FROM backfill_tiles WHERE tenant = $1 AND backfill = $2 \
                          AND workflow = $3 AND tile_start >= $4 AND tile_start < $5",
@@ -345,7 +347,7 @@ impl BackfillStore for PgStore {
             }
             for (lo, hi) in scans {
                 let rows = client
-                    .query(
+                    .query_cached(
                         "SELECT window_start, state FROM backfill_windows \
                          WHERE tenant = $1 AND backfill = $2 AND workflow = $3 \
                          AND window_start >= $4 AND window_start < $5",

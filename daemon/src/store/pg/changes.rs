@@ -8,7 +8,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
+
+use super::statements::Cached;
 
 use super::super::records::{Changes, WindowRecord};
 use super::super::{keys, BackfillWindow, OutputRecord, StagedOutputs, StoreError};
@@ -151,7 +153,7 @@ async fn write_runs(tx: &Transaction<'_>, runs: &[RunRow]) -> Result<(), StoreEr
     let events: Vec<bool> = runs.iter().map(|r| r.event).collect();
     let active: Vec<bool> = runs.iter().map(|r| r.active).collect();
     let records: Vec<&[u8]> = runs.iter().map(|r| r.record.as_slice()).collect();
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO runs (tenant, id, workflow, window_start, event, active, record) \
          SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::int8[], \
                               $5::bool[], $6::bool[], $7::bytea[]) \
@@ -186,7 +188,7 @@ async fn write_runs(tx: &Transaction<'_>, runs: &[RunRow]) -> Result<(), StoreEr
     let starts: Vec<i64> = newest.keys().map(|k| k.2).collect();
     let ids: Vec<i64> = newest.values().map(|v| v.0).collect();
     let records: Vec<&[u8]> = newest.values().map(|v| v.1).collect();
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO windows (tenant, workflow, start_ms, run_id, record) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::bytea[]) \
          ON CONFLICT (tenant, workflow, start_ms) DO UPDATE \
@@ -216,7 +218,7 @@ async fn write_attempts(
     let tasks: Vec<&str> = last.keys().map(|k| k.2).collect();
     let numbers: Vec<i64> = last.keys().map(|k| k.3).collect();
     let records: Vec<&[u8]> = last.values().copied().collect();
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO attempts (tenant, run_id, task, attempt, record) \
          SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::int8[], $5::bytea[]) \
          ON CONFLICT (tenant, run_id, task, attempt) DO UPDATE SET record = EXCLUDED.record",
@@ -230,7 +232,7 @@ async fn write_attempts(
 async fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     write_runs(tx, &plan.runs).await?;
     for (tenant, workflow, start) in &plan.cursors {
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO cursors (tenant, workflow, start_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant, workflow) DO UPDATE SET start_ms = EXCLUDED.start_ms",
             &[tenant, workflow, start],
@@ -240,7 +242,7 @@ async fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError>
     }
     write_attempts(tx, &plan.attempts).await?;
     for (tenant, id, active, record) in &plan.backfills {
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO backfills (tenant, id, active, record) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant, id) DO UPDATE \
              SET active = EXCLUDED.active, record = EXCLUDED.record",
@@ -252,7 +254,7 @@ async fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError>
     super::backfills::write_windows(tx, OP, &plan.backfill_windows).await?;
     for (tenant, workflow, key, run) in &plan.idempotency {
         // The key is the primary key: one run per key, whatever writes it.
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO idempotency (tenant, workflow, key, run_id) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant, workflow, key) DO UPDATE SET run_id = EXCLUDED.run_id",
             &[tenant, workflow, key, run],
@@ -267,7 +269,7 @@ async fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError>
         *usage.entry(tenant).or_default() += delta;
     }
     for (tenant, delta) in usage {
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO usage (tenant, dataset_bytes) VALUES ($1, GREATEST($2::int8, 0)) \
              ON CONFLICT (tenant) DO UPDATE \
              SET dataset_bytes = GREATEST(usage.dataset_bytes + $2::int8, 0)",

@@ -4,6 +4,7 @@
 //! (`migrations/V2__cluster.sql`). Every time that decides ownership is
 //! the database's clock.
 
+use super::statements::Cached;
 use std::time::Duration;
 
 use super::{column, pg_err, pool, pool_err, PgStore, Shared};
@@ -141,7 +142,7 @@ impl PgStore {
         let (id, addr) = (id.to_owned(), addr.to_owned());
         self.with_client(OP, move |client| async move {
             client
-                .execute(
+                .execute_cached(
                     "INSERT INTO nodes (id, addr, draining, attempts) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (id) DO UPDATE SET addr = EXCLUDED.addr, \
                      draining = EXCLUDED.draining, attempts = EXCLUDED.attempts, \
@@ -151,7 +152,7 @@ impl PgStore {
                 .await
                 .map_err(pg_err(OP))?;
             client
-                .execute(
+                .execute_cached(
                     "DELETE FROM nodes WHERE heartbeat_at < clock_timestamp() - interval '10 minutes'",
                     &[],
                 )
@@ -168,7 +169,7 @@ impl PgStore {
         let id = id.to_owned();
         self.with_client(OP, move |client| async move {
             client
-                .execute("DELETE FROM nodes WHERE id = $1", &[&id])
+                .execute_cached("DELETE FROM nodes WHERE id = $1", &[&id])
                 .await
                 .map_err(pg_err(OP))?;
             Ok(())
@@ -180,7 +181,7 @@ impl PgStore {
         const OP: &str = "listing nodes";
         self.with_client(OP, move |client| async move {
             let rows = client
-                .query(
+                .query_cached(
                     "SELECT id, addr, (extract(epoch FROM started_at) * 1000)::int8, \
                      (extract(epoch FROM clock_timestamp() - heartbeat_at) * 1000)::int8, \
                      draining, attempts FROM nodes ORDER BY id",
@@ -220,7 +221,7 @@ impl PgStore {
             // would block the takeover forever: once its lease has lapsed,
             // its sessions are ended (their writes are fenced anyway).
             client
-                .execute(
+                .execute_cached(
                     "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a, leases l \
                      WHERE l.name = $1 AND l.expires_at <= clock_timestamp() \
                        AND a.application_name = 'tidemark-fenced ' || l.owner || ' ' || l.epoch::text",
@@ -233,7 +234,7 @@ impl PgStore {
             // the old holder's session to end, and a lease dated from
             // before that wait could be born lapsed.
             let row = client
-                .query_opt(
+                .query_opt_cached(
                     "INSERT INTO leases (name, owner, epoch, expires_at) \
                      VALUES ($1, $2, 1, clock_timestamp() + make_interval(secs => $3)) \
                      ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, \
@@ -263,7 +264,7 @@ impl PgStore {
         let (name, owner, ttl) = (name.to_owned(), owner.to_owned(), secs(ttl));
         self.with_client(OP, move |client| async move {
             let n = client
-                .execute(
+                .execute_cached(
                     "UPDATE leases SET expires_at = clock_timestamp() + make_interval(secs => $4) \
                      WHERE name = $1 AND owner = $2 AND epoch = $3",
                     &[&name, &owner, &epoch, &ttl],
@@ -287,7 +288,7 @@ impl PgStore {
         let (name, owner) = (name.to_owned(), owner.to_owned());
         self.with_client(OP, move |client| async move {
             client
-                .execute(
+                .execute_cached(
                     "UPDATE leases SET expires_at = clock_timestamp() \
                      WHERE name = $1 AND owner = $2 AND epoch = $3",
                     &[&name, &owner, &epoch],
@@ -304,7 +305,7 @@ impl PgStore {
         let name = name.to_owned();
         self.with_client(OP, move |client| async move {
             let row = client
-                .query_opt(
+                .query_opt_cached(
                     "SELECT owner, epoch, \
                      (extract(epoch FROM expires_at - clock_timestamp()) * 1000)::int8 \
                      FROM leases WHERE name = $1",
@@ -330,7 +331,7 @@ impl PgStore {
         const OP: &str = "listing unfenced tables";
         self.with_client(OP, move |client| async move {
             let rows = client
-                .query(
+                .query_cached(
                     "SELECT t.tablename::text FROM pg_tables t \
                      WHERE t.schemaname = current_schema() \
                        AND t.tablename NOT IN ('nodes', 'leases', 'refinery_schema_history') \

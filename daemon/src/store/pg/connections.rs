@@ -2,6 +2,7 @@
 //! in the clear (the record is what `store::connections` defines).
 
 use super::super::{keys, ConnectionRecord, ConnectionStore, StoreError};
+use super::statements::Cached;
 use super::{pg_err, pool_err, record, PgStore};
 
 impl ConnectionStore for PgStore {
@@ -16,7 +17,7 @@ impl ConnectionStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let n = client
-                .execute(
+                .execute_cached(
                     "INSERT INTO connections (tenant, name, revision, record) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                     &[&tenant, &name, &rev, &rec],
@@ -39,7 +40,7 @@ impl ConnectionStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let n = client
-                .execute(
+                .execute_cached(
                     "UPDATE connections SET revision = $3, record = $4 \
                      WHERE tenant = $1 AND name = $2 AND revision + 1 = $3",
                     &[&tenant, &name, &rev, &rec],
@@ -60,7 +61,7 @@ impl ConnectionStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let row = client
-                .query_opt(
+                .query_opt_cached(
                     "SELECT record FROM connections WHERE tenant = $1 AND name = $2",
                     &[&tenant, &name],
                 )
@@ -76,7 +77,7 @@ impl ConnectionStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let rows = client
-                .query(
+                .query_cached(
                     "SELECT record FROM connections WHERE tenant = $1 ORDER BY name",
                     &[&tenant],
                 )
@@ -92,7 +93,7 @@ impl ConnectionStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let n = client
-                .execute(
+                .execute_cached(
                     "DELETE FROM connections WHERE tenant = $1 AND name = $2",
                     &[&tenant, &name],
                 )

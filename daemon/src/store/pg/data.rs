@@ -4,7 +4,9 @@
 
 use std::ops::Range;
 
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
+
+use super::statements::Cached;
 
 use super::super::{keys, partitions, DatasetEntry, StagedOutputs, StoreError, TaskData};
 use super::{column, pg_err, pool_err, PgStore};
@@ -37,7 +39,7 @@ async fn partition_row(
 ) -> Result<Option<tokio_postgres::Row>, StoreError> {
     let client = pool.get().await.map_err(pool_err(op))?;
     client
-        .query_opt(
+        .query_opt_cached(
             "SELECT data FROM dataset_partitions \
              WHERE tenant = $1 AND dataset = $2 AND partition = $3",
             &[&tenant, &dataset, &partition],
@@ -79,7 +81,7 @@ pub(super) async fn write_partitions(
     let mut delta = 0;
     for w in writes {
         let old = tx
-            .query_opt(
+            .query_opt_cached(
                 "SELECT bytes FROM dataset_partitions \
                  WHERE tenant = $1 AND dataset = $2 AND partition = $3 FOR UPDATE",
                 &[&tenant, &w.dataset, &partition],
@@ -89,7 +91,7 @@ pub(super) async fn write_partitions(
         if let Some(row) = old {
             delta -= column::<i64>(op, &row, 0)?;
         }
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO dataset_partitions (tenant, dataset, partition, data, bytes) \
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (tenant, dataset, partition) \
@@ -124,7 +126,7 @@ impl PgStore {
         let old: i64 = self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let row = client
-                .query_one(
+                .query_one_cached(
                     "SELECT COALESCE(SUM(bytes), 0)::int8 FROM dataset_partitions \
                      WHERE tenant = $1 AND dataset = ANY($2) AND partition = $3",
                     &[&tenant, &datasets, &partition],
@@ -144,7 +146,7 @@ impl TaskData for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let row = client
-                .query_opt(
+                .query_opt_cached(
                     "SELECT data FROM checkpoints \
                      WHERE tenant = $1 AND workflow = $2 AND task = $3 AND window_start = $4",
                     &[&s.tenant, &s.workflow, &s.task, &s.window_start],
@@ -166,7 +168,7 @@ impl TaskData for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             client
-                .execute(
+                .execute_cached(
                     "INSERT INTO checkpoints (tenant, workflow, task, window_start, data) \
                      VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (tenant, workflow, task, window_start) \
@@ -185,7 +187,7 @@ impl TaskData for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             client
-                .execute(
+                .execute_cached(
                     "DELETE FROM checkpoints \
                      WHERE tenant = $1 AND workflow = $2 AND task = $3 AND window_start = $4",
                     &[&s.tenant, &s.workflow, &s.task, &s.window_start],
@@ -269,7 +271,7 @@ impl TaskData for PgStore {
             let mut from = first;
             loop {
                 let rows = client
-                    .query(
+                    .query_cached(
                         "SELECT partition, data FROM dataset_partitions \
                          WHERE tenant = $1 AND dataset = $2 AND partition >= $3 AND partition < $4 \
                          ORDER BY partition LIMIT $5",

@@ -23,6 +23,7 @@ mod data;
 mod notify;
 mod outputs;
 mod state;
+mod statements;
 mod tenants;
 mod url;
 mod versions;

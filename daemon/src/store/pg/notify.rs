@@ -5,6 +5,7 @@
 use super::super::{
     keys, DeliveryRecord, DeliveryState, NotifyStore, NotifyTargetRecord, StoreError,
 };
+use super::statements::Cached;
 use super::{column, pg_err, pool_err, record, PgStore};
 
 impl NotifyStore for PgStore {
@@ -18,7 +19,7 @@ impl NotifyStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let n = client
-                .execute(
+                .execute_cached(
                     "INSERT INTO notify_targets (tenant, name, record) VALUES ($1, $2, $3) \
                      ON CONFLICT DO NOTHING",
                     &[&tenant, &name, &rec],
@@ -39,7 +40,7 @@ impl NotifyStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let row = client
-                .query_opt(
+                .query_opt_cached(
                     "SELECT record FROM notify_targets WHERE tenant = $1 AND name = $2",
                     &[&tenant, &name],
                 )
@@ -55,7 +56,7 @@ impl NotifyStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let rows = client
-                .query(
+                .query_cached(
                     "SELECT record FROM notify_targets WHERE tenant = $1 ORDER BY name",
                     &[&tenant],
                 )
@@ -71,7 +72,7 @@ impl NotifyStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let n = client
-                .execute(
+                .execute_cached(
                     "DELETE FROM notify_targets WHERE tenant = $1 AND name = $2",
                     &[&tenant, &name],
                 )
@@ -92,7 +93,7 @@ impl NotifyStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             client
-                .execute(
+                .execute_cached(
                     "INSERT INTO deliveries (tenant, id, pending, record) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (tenant, id) DO UPDATE SET pending = $3, record = $4",
                     &[&tenant, &id, &pending, &rec],
@@ -109,7 +110,7 @@ impl NotifyStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let row = client
-                .query_opt(
+                .query_opt_cached(
                     "SELECT record FROM deliveries WHERE tenant = $1 AND id = $2",
                     &[&tenant, &id],
                 )
@@ -135,7 +136,7 @@ impl NotifyStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let rows = client
-                .query(
+                .query_cached(
                     "SELECT record FROM deliveries WHERE tenant = $1 AND id < $2 \
                      ORDER BY id DESC LIMIT $3",
                     &[&tenant, &before, &limit],
@@ -151,7 +152,7 @@ impl NotifyStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let rows = client
-                .query(
+                .query_cached(
                     "SELECT tenant, record FROM deliveries WHERE pending ORDER BY id",
                     &[],
                 )

@@ -2,7 +2,9 @@
 //! output, the publisher's work list (the `pending` column) and staging
 //! markers.
 
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
+
+use super::statements::Cached;
 
 use super::super::{keys, OutputCheckRecord, OutputRecord, OutputStore, StagingRecord, StoreError};
 use super::{column, pg_err, pool_err, record, PgStore};
@@ -16,7 +18,7 @@ pub(super) async fn write_outputs(
     outputs: &[(String, OutputRecord)],
 ) -> Result<(), StoreError> {
     for (tenant, r) in outputs {
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO outputs (tenant, workflow, connection, task, window_start, run_id, \
              attempt, pending, record) VALUES ($1, $2, $3, $4, $5, $6, $7, true, $8) \
              ON CONFLICT (tenant, workflow, connection, task, window_start) DO UPDATE SET \
@@ -35,7 +37,7 @@ pub(super) async fn write_outputs(
         )
         .await
         .map_err(pg_err(op))?;
-        tx.execute(
+        tx.execute_cached(
             "DELETE FROM staging WHERE tenant = $1 AND run_id = $2 AND task = $3 \
              AND attempt = $4 AND connection = $5",
             &[
@@ -81,7 +83,7 @@ impl PgStore {
                 &r.window_start,
             ];
             let row = tx
-                .query_opt(
+                .query_opt_cached(
                     "SELECT record FROM outputs WHERE tenant = $1 AND workflow = $2 \
                      AND connection = $3 AND task = $4 AND window_start = $5 FOR UPDATE",
                     &key,
@@ -94,7 +96,7 @@ impl PgStore {
                 return Ok(false);
             }
             change(&mut current);
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE outputs SET record = $6, pending = $7 WHERE tenant = $1 \
                  AND workflow = $2 AND connection = $3 AND task = $4 AND window_start = $5",
                 &[
@@ -134,7 +136,7 @@ impl OutputStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let row = client
-                .query_opt(
+                .query_opt_cached(
                     "SELECT record FROM outputs WHERE tenant = $1 AND workflow = $2 \
                      AND connection = $3 AND task = $4 AND window_start = $5",
                     &[&t, &w, &c, &k, &window_start],
@@ -157,7 +159,7 @@ impl OutputStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let rows = client
-                .query(
+                .query_cached(
                     "SELECT record FROM outputs WHERE tenant = $1 AND workflow = $2 \
                      AND window_start >= $3 AND window_start < $4 \
                      ORDER BY window_start, task, connection",
@@ -174,7 +176,7 @@ impl OutputStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let rows = client
-                .query(
+                .query_cached(
                     "SELECT tenant, record FROM outputs WHERE pending \
                      ORDER BY tenant, workflow, connection, task, window_start",
                     &[],
@@ -210,7 +212,7 @@ impl OutputStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             client
-                .execute(
+                .execute_cached(
                     "INSERT INTO staging (tenant, run_id, task, attempt, connection, record) \
                      VALUES ($1, $2, $3, $4, $5, $6) \
                      ON CONFLICT (tenant, run_id, task, attempt, connection) \
@@ -236,7 +238,7 @@ impl OutputStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             client
-                .execute(
+                .execute_cached(
                     "DELETE FROM staging WHERE tenant = $1 AND run_id = $2 AND task = $3 \
                      AND attempt = $4 AND connection = $5",
                     &[
@@ -258,7 +260,7 @@ impl OutputStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let rows = client
-                .query(
+                .query_cached(
                     "SELECT tenant, record FROM staging \
                      ORDER BY tenant, run_id, task, attempt, connection",
                     &[],

@@ -1,6 +1,7 @@
 //! Engine state on PostgreSQL: plugins, workflow versions, runs, the
 //! per-window index, cursors and attempts. `apply` is in `changes.rs`.
 
+use super::statements::Cached;
 use deadpool_postgres::Pool;
 
 use super::super::records::{AttemptRecord, Changes, PluginMeta, StoredWorkflow, WindowRecord};
@@ -18,7 +19,7 @@ async fn records<T: serde::de::DeserializeOwned>(
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Vec<T>, StoreError> {
     let client = pool.get().await.map_err(pool_err(op))?;
-    let rows = client.query(sql, params).await.map_err(pg_err(op))?;
+    let rows = client.query_cached(sql, params).await.map_err(pg_err(op))?;
     rows.iter().map(|r| record(op, r, 0)).collect()
 }
 
@@ -30,7 +31,10 @@ async fn one<T: serde::de::DeserializeOwned>(
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Option<T>, StoreError> {
     let client = pool.get().await.map_err(pool_err(op))?;
-    let row = client.query_opt(sql, params).await.map_err(pg_err(op))?;
+    let row = client
+        .query_opt_cached(sql, params)
+        .await
+        .map_err(pg_err(op))?;
     row.map(|r| record(op, &r, 0)).transpose()
 }
 
@@ -51,7 +55,7 @@ impl StateStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             client
-                .execute(
+                .execute_cached(
                     "INSERT INTO plugin_blobs (tenant, digest, wasm) VALUES ($1, $2, $3) \
                      ON CONFLICT DO NOTHING",
                     &[&t, &d, &w],
@@ -91,7 +95,7 @@ impl StateStore for PgStore {
             let mut client = pool.get().await.map_err(pool_err(OP))?;
             let tx = client.transaction().await.map_err(pg_err(OP))?;
             let Some(row) = tx
-                .query_opt(
+                .query_opt_cached(
                     "DELETE FROM plugins WHERE tenant = $1 AND name = $2 AND version = $3 \
                      RETURNING digest",
                     &[&tenant, &name, &i64::from(version)],
@@ -103,7 +107,7 @@ impl StateStore for PgStore {
             };
             let digest: String = column(OP, &row, 0)?;
             // The blob goes unless another version of the tenant shares it.
-            tx.execute(
+            tx.execute_cached(
                 "DELETE FROM plugin_blobs WHERE tenant = $1 AND digest = $2 AND NOT EXISTS \
                  (SELECT 1 FROM plugins WHERE tenant = $1 AND digest = $2)",
                 &[&tenant, &digest],
@@ -158,7 +162,7 @@ impl StateStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let row = client
-                .query_opt(
+                .query_opt_cached(
                     "SELECT wasm FROM plugin_blobs WHERE tenant = $1 AND digest = $2",
                     &[&tenant, &digest],
                 )
@@ -236,7 +240,7 @@ impl StateStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let rows = client
-                .query(
+                .query_cached(
                     "SELECT DISTINCT ON (tenant, name) tenant, record FROM workflows \
                      ORDER BY tenant, name, version DESC",
                     &[],
@@ -277,7 +281,7 @@ impl StateStore for PgStore {
                 "DELETE FROM workflows WHERE tenant = $1 AND name = $2",
                 "DELETE FROM cursors WHERE tenant = $1 AND workflow = $2",
             ] {
-                tx.execute(sql, &[&tenant, &name])
+                tx.execute_cached(sql, &[&tenant, &name])
                     .await
                     .map_err(pg_err(OP))?;
             }
@@ -299,7 +303,7 @@ impl StateStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let row = client
-                .query_opt(
+                .query_opt_cached(
                     "SELECT dataset_bytes FROM usage WHERE tenant = $1",
                     &[&tenant],
                 )
@@ -363,7 +367,7 @@ impl StateStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let rows = client
-                .query(
+                .query_cached(
                     "SELECT start_ms, record FROM windows \
                      WHERE tenant = $1 AND workflow = $2 AND start_ms >= $3 AND start_ms < $4 \
                      ORDER BY start_ms LIMIT $5",
@@ -389,7 +393,7 @@ impl StateStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let rows = client
-                .query(
+                .query_cached(
                     "SELECT start_ms, record FROM windows WHERE tenant = $1 AND workflow = $2 \
                      ORDER BY start_ms DESC LIMIT $3",
                     &[&tenant, &workflow, &limit],
@@ -413,7 +417,7 @@ impl StateStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let row = client
-                .query_opt(
+                .query_opt_cached(
                     "SELECT run_id FROM idempotency \
                      WHERE tenant = $1 AND workflow = $2 AND key = $3",
                     &[&tenant, &workflow, &key],
@@ -452,7 +456,7 @@ impl StateStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let row = client
-                .query_opt(
+                .query_opt_cached(
                     "SELECT start_ms FROM cursors WHERE tenant = $1 AND workflow = $2",
                     &[&tenant, &workflow],
                 )
@@ -489,7 +493,7 @@ impl PgStore {
         self.run(op, |pool| async move {
             let client = pool.get().await.map_err(pool_err(op))?;
             let row = client
-                .query_one("SELECT nextval('ids')", &[])
+                .query_one_cached("SELECT nextval('ids')", &[])
                 .await
                 .map_err(pg_err(op))?;
             Ok(column::<i64>(op, &row, 0)? as u64)

@@ -3,6 +3,7 @@
 //! catalog, so a table added later cannot be forgotten.
 
 use super::super::{keys, StoreError, TenantRecord, TenantStore, TokenRecord};
+use super::statements::Cached;
 use super::{column, pg_err, pool_err, record, PgStore};
 
 impl TenantStore for PgStore {
@@ -18,7 +19,7 @@ impl TenantStore for PgStore {
             let mut client = pool.get().await.map_err(pool_err(OP))?;
             let tx = client.transaction().await.map_err(pg_err(OP))?;
             let created = tx
-                .execute(
+                .execute_cached(
                     "INSERT INTO tenants (name, record) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                     &[&name, &rec],
                 )
@@ -39,7 +40,7 @@ impl TenantStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let row = client
-                .query_opt("SELECT record FROM tenants WHERE name = $1", &[&name])
+                .query_opt_cached("SELECT record FROM tenants WHERE name = $1", &[&name])
                 .await
                 .map_err(pg_err(OP))?;
             row.map(|r| record(OP, &r, 0)).transpose()
@@ -52,7 +53,7 @@ impl TenantStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             client
-                .execute(
+                .execute_cached(
                     "INSERT INTO tenants (name, record) VALUES ($1, $2) \
                      ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record",
                     &[&name, &rec],
@@ -68,7 +69,7 @@ impl TenantStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let rows = client
-                .query("SELECT record FROM tenants ORDER BY name", &[])
+                .query_cached("SELECT record FROM tenants ORDER BY name", &[])
                 .await
                 .map_err(pg_err(OP))?;
             rows.iter().map(|r| record(OP, r, 0)).collect()
@@ -82,14 +83,14 @@ impl TenantStore for PgStore {
             let mut client = pool.get().await.map_err(pool_err(OP))?;
             let tx = client.transaction().await.map_err(pg_err(OP))?;
             let existed = tx
-                .execute("DELETE FROM tenants WHERE name = $1", &[&name])
+                .execute_cached("DELETE FROM tenants WHERE name = $1", &[&name])
                 .await
                 .map_err(pg_err(OP))?;
             if existed == 0 {
                 return Ok(false);
             }
             let tables = tx
-                .query(
+                .query_cached(
                     "SELECT table_name::text FROM information_schema.columns \
                      WHERE table_schema = current_schema() AND column_name = 'tenant' \
                      ORDER BY table_name",
@@ -104,7 +105,7 @@ impl TenantStore for PgStore {
                     "DELETE FROM \"{}\" WHERE tenant = $1",
                     table.replace('"', "\"\"")
                 );
-                tx.execute(sql.as_str(), &[&name])
+                tx.execute_cached(sql.as_str(), &[&name])
                     .await
                     .map_err(pg_err(OP))?;
             }
@@ -130,7 +131,7 @@ impl TenantStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let row = client
-                .query_opt(
+                .query_opt_cached(
                     "SELECT record FROM tokens WHERE hash = $1 ORDER BY tenant, id LIMIT 1",
                     &[&hash],
                 )
@@ -146,7 +147,7 @@ impl TenantStore for PgStore {
         self.run(OP, |pool| async move {
             let client = pool.get().await.map_err(pool_err(OP))?;
             let rows = client
-                .query(
+                .query_cached(
                     "SELECT record FROM tokens WHERE tenant = $1 ORDER BY id",
                     &[&tenant],
                 )
@@ -162,11 +163,11 @@ impl TenantStore for PgStore {
 }
 
 async fn put_token(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     op: &'static str,
     t: &TokenRecord,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO tokens (tenant, id, hash, record) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (tenant, id) DO UPDATE SET hash = EXCLUDED.hash, record = EXCLUDED.record",
         &[&t.tenant, &(t.id as i64), &t.hash, &keys::encode_json(t)],

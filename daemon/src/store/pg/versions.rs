@@ -3,6 +3,7 @@
 
 use super::super::records::{PluginMeta, StoredWorkflow};
 use super::super::{keys, StoreError};
+use super::statements::Cached;
 use super::{pg_err, pool_err, record, PgStore};
 
 /// What a push stores given the newest version (if any).
@@ -62,7 +63,7 @@ impl PgStore {
             let client = pool.get().await.map_err(pool_err(op))?;
             loop {
                 let newest = client
-                    .query_opt(T::TABLE.newest(), &[&tenant, &name])
+                    .query_opt_cached(T::TABLE.newest(), &[&tenant, &name])
                     .await
                     .map_err(pg_err(op))?;
                 let newest: Option<T> = newest.map(|r| record(op, &r, 0)).transpose()?;
@@ -74,7 +75,7 @@ impl PgStore {
                 let json = keys::encode_json(&value);
                 let inserted = match value.digest() {
                     Some(digest) => client
-                        .execute(
+                        .execute_cached(
                             "INSERT INTO plugins (tenant, name, version, record, digest) \
                              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                             &[&tenant, &name, &version, &json, &digest],
@@ -82,7 +83,7 @@ impl PgStore {
                         .await
                         .map_err(pg_err(op))?,
                     None => client
-                        .execute(
+                        .execute_cached(
                             "INSERT INTO workflows (tenant, name, version, record) \
                              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                             &[&tenant, &name, &version, &json],
