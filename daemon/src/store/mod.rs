@@ -220,6 +220,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether this statement failed only because an earlier one of its
+    /// transaction had (SQLSTATE 25P02): the earlier failure is the cause.
+    pub(crate) fn is_aborted_transaction(&self) -> bool {
+        matches!(self, StoreError::Postgres { source, .. }
+            if source.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION))
+    }
+}
+
+impl StoreError {
     /// The write was refused because this node no longer owns the work.
     pub fn is_fenced(&self) -> bool {
         matches!(self, StoreError::Fenced { .. })

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use deadpool_postgres::Transaction;
 
 use super::statements::Cached;
+use futures_util::future::try_join_all;
 
 use super::super::backfills::{bucket_of, tile_floor, tile_width, CountPlan};
 use super::super::{
@@ -34,44 +35,55 @@ type Series = (String, i64, String);
 /// Writes `windows` (in the order they happened) and moves their tiles'
 /// counts from each window's previous state to its new one. The previous
 /// states and counts are read with their rows locked; the maps carry what
-/// earlier windows of the same batch changed.
+/// earlier windows of the same batch changed. Reads of one kind, and then
+/// the writes, are sent together (tokio-postgres pipelines them in the
+/// order given): a round trip per kind, not one per window.
 pub(super) async fn write_windows(
     tx: &Transaction<'_>,
     op: &'static str,
     windows: &[(String, BackfillWindow)],
 ) -> Result<(), StoreError> {
-    let mut states: HashMap<(Series, i64), WindowState> = HashMap::new();
-    let mut widths: HashMap<Series, Option<i64>> = HashMap::new();
-    let mut tiles: HashMap<(Series, i64), StateCounts> = HashMap::new();
+    if windows.is_empty() {
+        return Ok(());
+    }
+    let series_of = |tenant: &str, w: &BackfillWindow| -> Series {
+        (tenant.to_owned(), w.backfill as i64, w.workflow.clone())
+    };
+    let mut firsts: Vec<(Series, i64)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (tenant, w) in windows {
-        let series: Series = (tenant.clone(), w.backfill as i64, w.workflow.clone());
-        let (t, b, wf) = (&series.0, &series.1, &series.2);
-        let before = match states.insert((series.clone(), w.window_start), w.state) {
-            Some(s) => Some(s),
-            None => {
-                let row = tx
-                    .query_opt_cached(
-                        "SELECT state FROM backfill_windows WHERE tenant = $1 AND backfill = $2 \
-                         AND workflow = $3 AND window_start = $4 FOR UPDATE",
-                        &[t, b, wf, &w.window_start],
-                    )
-                    .await
-                    .map_err(pg_err(op))?;
-                match row {
-                    Some(r) => Some(parse_state(op, column(op, &r, 0)?)?),
-                    None => None,
-                }
-            }
-        };
-        tx.execute_cached(
-            "INSERT INTO backfill_windows (tenant, backfill, workflow, window_start, state, record) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (tenant, backfill, workflow, window_start) \
-             DO UPDATE SET state = EXCLUDED.state, record = EXCLUDED.record",
-            &[t, b, wf, &w.window_start, &state_name(w.state), &keys::encode_json(w)],
+        let key = (series_of(tenant, w), w.window_start);
+        if seen.insert(key.clone()) {
+            firsts.push(key);
+        }
+    }
+    let rows = try_join_all(firsts.iter().map(|((t, b, wf), start)| async move {
+        tx.query_opt_cached(
+            "SELECT state FROM backfill_windows WHERE tenant = $1 AND backfill = $2 \
+             AND workflow = $3 AND window_start = $4 FOR UPDATE",
+            &[t, b, wf, start],
         )
         .await
-        .map_err(pg_err(op))?;
+    }))
+    .await
+    .map_err(pg_err(op))?;
+    let mut stored: HashMap<(Series, i64), WindowState> = HashMap::new();
+    for (key, row) in firsts.into_iter().zip(rows) {
+        if let Some(r) = row {
+            stored.insert(key, parse_state(op, column(op, &r, 0)?)?);
+        }
+    }
+    let mut states: HashMap<(Series, i64), WindowState> = HashMap::new();
+    let mut widths: HashMap<Series, Option<i64>> = HashMap::new();
+    // `(tile, state before, state after)` of each window, in order.
+    let mut moves: Vec<((Series, i64), Option<WindowState>, WindowState)> = Vec::new();
+    for (tenant, w) in windows {
+        let series = series_of(tenant, w);
+        let key = (series.clone(), w.window_start);
+        let before = match states.insert(key.clone(), w.state) {
+            Some(s) => Some(s),
+            None => stored.get(&key).copied(),
+        };
         let width = match widths.get(&series) {
             Some(width) => *width,
             None => {
@@ -81,54 +93,85 @@ pub(super) async fn write_windows(
             }
         };
         let Some(width) = width else { continue };
-        let start = tile_floor(w.window_start, width);
-        let key = (series.clone(), start);
-        if !tiles.contains_key(&key) {
-            let row = tx
-                .query_opt_cached(
-                    "SELECT running, succeeded, failed, skipped, cancelled FROM backfill_tiles \
-                     WHERE tenant = $1 AND backfill = $2 AND workflow = $3 AND tile_start = $4 \
-                     FOR UPDATE",
-                    &[t, b, wf, &start],
-                )
-                .await
-                .map_err(pg_err(op))?;
-            let counts = match row {
-                Some(r) => counts_of(op, &r, 0)?,
-                None => StateCounts::default(),
-            };
-            tiles.insert(key.clone(), counts);
+        moves.push(((series, tile_floor(w.window_start, width)), before, w.state));
+    }
+    let mut tile_keys: Vec<(Series, i64)> = Vec::new();
+    for (tile, _, _) in &moves {
+        if !tile_keys.contains(tile) {
+            tile_keys.push(tile.clone());
         }
-        if let Some(counts) = tiles.get_mut(&key) {
+    }
+    let rows = try_join_all(tile_keys.iter().map(|((t, b, wf), start)| async move {
+        tx.query_opt_cached(
+            "SELECT running, succeeded, failed, skipped, cancelled FROM backfill_tiles \
+             WHERE tenant = $1 AND backfill = $2 AND workflow = $3 AND tile_start = $4 \
+             FOR UPDATE",
+            &[t, b, wf, start],
+        )
+        .await
+    }))
+    .await
+    .map_err(pg_err(op))?;
+    let mut tiles: HashMap<(Series, i64), StateCounts> = HashMap::new();
+    for (key, row) in tile_keys.iter().zip(rows) {
+        let counts = match row {
+            Some(r) => counts_of(op, &r, 0)?,
+            None => StateCounts::default(),
+        };
+        tiles.insert(key.clone(), counts);
+    }
+    for (tile, before, after) in moves {
+        if let Some(counts) = tiles.get_mut(&tile) {
             if let Some(s) = before {
                 counts.remove(s);
             }
-            counts.add(w.state);
+            counts.add(after);
         }
     }
-    for (((t, b, wf), start), c) in tiles {
-        let n = |x: u64| x as i64;
+    let records: Vec<Vec<u8>> = windows.iter().map(|(_, w)| keys::encode_json(w)).collect();
+    let series: Vec<Series> = windows.iter().map(|(t, w)| series_of(t, w)).collect();
+    let window_writes = windows.iter().zip(&series).zip(&records).map(|((( _, w), (t, b, wf)), record)| async move {
+        tx.execute_cached(
+            "INSERT INTO backfill_windows (tenant, backfill, workflow, window_start, state, record) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (tenant, backfill, workflow, window_start) \
+             DO UPDATE SET state = EXCLUDED.state, record = EXCLUDED.record",
+            &[t, b, wf, &w.window_start, &state_name(w.state), record],
+        )
+        .await
+    });
+    let counts: Vec<((Series, i64), [i64; 5])> = tile_keys
+        .into_iter()
+        .map(|k| {
+            let c = tiles.get(&k).copied().unwrap_or_default();
+            let n = |x: u64| x as i64;
+            (
+                k,
+                [
+                    n(c.running),
+                    n(c.succeeded),
+                    n(c.failed),
+                    n(c.skipped),
+                    n(c.cancelled),
+                ],
+            )
+        })
+        .collect();
+    let tile_writes = counts.iter().map(|(((t, b, wf), start), c)| async move {
         tx.execute_cached(
             "INSERT INTO backfill_tiles (tenant, backfill, workflow, tile_start, running, \
              succeeded, failed, skipped, cancelled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (tenant, backfill, workflow, tile_start) DO UPDATE SET \
              running = EXCLUDED.running, succeeded = EXCLUDED.succeeded, \
              failed = EXCLUDED.failed, skipped = EXCLUDED.skipped, cancelled = EXCLUDED.cancelled",
-            &[
-                &t,
-                &b,
-                &wf,
-                &start,
-                &n(c.running),
-                &n(c.succeeded),
-                &n(c.failed),
-                &n(c.skipped),
-                &n(c.cancelled),
-            ],
+            &[t, b, wf, start, &c[0], &c[1], &c[2], &c[3], &c[4]],
         )
         .await
-        .map_err(pg_err(op))?;
-    }
+    });
+    let (_, _) =
+        futures_util::future::try_join(try_join_all(window_writes), try_join_all(tile_writes))
+            .await
+            .map_err(pg_err(op))?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use deadpool_postgres::Transaction;
 
 use super::statements::Cached;
+use futures_util::future::try_join_all;
 
 use super::super::records::{Changes, WindowRecord};
 use super::super::{keys, BackfillWindow, OutputRecord, StagedOutputs, StoreError};
@@ -139,7 +140,7 @@ fn plan(changes: &Changes) -> Plan {
 
 // Each table's rows go in one statement (`UNNEST` of one array per
 // column), not one statement per row: a persist carries dozens of runs and
-// attempts, and on a fenced store every statement also runs the fence.
+// attempts, and each statement is a round trip.
 // `ON CONFLICT DO UPDATE` may touch a row once per statement, so each batch
 // holds one row per key.
 async fn write_runs(tx: &Transaction<'_>, runs: &[RunRow]) -> Result<(), StoreError> {
@@ -229,56 +230,117 @@ async fn write_attempts(
     Ok(())
 }
 
+/// Writes `plan`. The tables are written by independent chains of
+/// statements that run interleaved: tokio-postgres pipelines whatever is
+/// in flight, so a persist costs a few round trips instead of one per
+/// statement. The chains touch different tables, so their order does not
+/// matter; dataset usage, which depends on the partitions' old sizes, goes
+/// last.
 async fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
-    write_runs(tx, &plan.runs).await?;
-    for (tenant, workflow, start) in &plan.cursors {
-        tx.execute_cached(
-            "INSERT INTO cursors (tenant, workflow, start_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant, workflow) DO UPDATE SET start_ms = EXCLUDED.start_ms",
-            &[tenant, workflow, start],
+    let cursors = async {
+        try_join_all(
+            plan.cursors
+                .iter()
+                .map(|(tenant, workflow, start)| async move {
+                    tx.execute_cached(
+                        "INSERT INTO cursors (tenant, workflow, start_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (tenant, workflow) DO UPDATE SET start_ms = EXCLUDED.start_ms",
+                        &[tenant, workflow, start],
+                    )
+                    .await
+                }),
         )
         .await
-        .map_err(pg_err(OP))?;
-    }
-    write_attempts(tx, &plan.attempts).await?;
-    for (tenant, id, active, record) in &plan.backfills {
-        tx.execute_cached(
-            "INSERT INTO backfills (tenant, id, active, record) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (tenant, id) DO UPDATE \
-             SET active = EXCLUDED.active, record = EXCLUDED.record",
-            &[tenant, id, active, record],
+        .map(drop)
+        .map_err(pg_err(OP))
+    };
+    let backfills = async {
+        try_join_all(
+            plan.backfills
+                .iter()
+                .map(|(tenant, id, active, record)| async move {
+                    tx.execute_cached(
+                "INSERT INTO backfills (tenant, id, active, record) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant, id) DO UPDATE \
+                 SET active = EXCLUDED.active, record = EXCLUDED.record",
+                &[tenant, id, active, record],
+            )
+            .await
+                }),
         )
         .await
-        .map_err(pg_err(OP))?;
-    }
-    super::backfills::write_windows(tx, OP, &plan.backfill_windows).await?;
-    for (tenant, workflow, key, run) in &plan.idempotency {
+        .map(drop)
+        .map_err(pg_err(OP))
+    };
+    let idempotency = async {
         // The key is the primary key: one run per key, whatever writes it.
-        tx.execute_cached(
-            "INSERT INTO idempotency (tenant, workflow, key, run_id) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (tenant, workflow, key) DO UPDATE SET run_id = EXCLUDED.run_id",
-            &[tenant, workflow, key, run],
+        try_join_all(
+            plan.idempotency
+                .iter()
+                .map(|(tenant, workflow, key, run)| async move {
+                    tx.execute_cached(
+                "INSERT INTO idempotency (tenant, workflow, key, run_id) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant, workflow, key) DO UPDATE SET run_id = EXCLUDED.run_id",
+                &[tenant, workflow, key, run],
+            )
+            .await
+                }),
         )
         .await
-        .map_err(pg_err(OP))?;
-    }
-    super::outputs::write_outputs(tx, OP, &plan.object_outputs).await?;
-    let mut usage: BTreeMap<&str, i64> = BTreeMap::new();
-    for (tenant, partition, writes) in &plan.partitions {
-        let delta = write_partitions(tx, OP, tenant, *partition, writes).await?;
-        *usage.entry(tenant).or_default() += delta;
-    }
-    for (tenant, delta) in usage {
+        .map(drop)
+        .map_err(pg_err(OP))
+    };
+    let (runs, cursors, attempts, backfills, windows, idempotency, outputs, usage) = tokio::join!(
+        write_runs(tx, &plan.runs),
+        cursors,
+        write_attempts(tx, &plan.attempts),
+        backfills,
+        super::backfills::write_windows(tx, OP, &plan.backfill_windows),
+        idempotency,
+        super::outputs::write_outputs(tx, OP, &plan.object_outputs),
+        write_partitions(tx, OP, &plan.partitions),
+    );
+    let (partitions, usage) = match usage {
+        Ok(usage) => (Ok(()), usage),
+        Err(e) => (Err(e), BTreeMap::new()),
+    };
+    first_cause([
+        runs,
+        cursors,
+        attempts,
+        backfills,
+        windows,
+        idempotency,
+        outputs,
+        partitions,
+    ])?;
+    try_join_all(usage.iter().map(|(tenant, delta)| async move {
         tx.execute_cached(
             "INSERT INTO usage (tenant, dataset_bytes) VALUES ($1, GREATEST($2::int8, 0)) \
              ON CONFLICT (tenant) DO UPDATE \
              SET dataset_bytes = GREATEST(usage.dataset_bytes + $2::int8, 0)",
-            &[&tenant, &delta],
+            &[tenant, delta],
         )
         .await
-        .map_err(pg_err(OP))?;
-    }
+    }))
+    .await
+    .map_err(pg_err(OP))?;
     Ok(())
+}
+
+/// The error that failed the transaction, of the chains' results: once one
+/// statement fails, every later one fails only because the transaction is
+/// aborted, and one of those may have finished first in another chain.
+fn first_cause(results: [Result<(), StoreError>; 8]) -> Result<(), StoreError> {
+    let mut first = None;
+    for r in results {
+        let Err(e) = r else { continue };
+        if !e.is_aborted_transaction() {
+            return Err(e);
+        }
+        first.get_or_insert(e);
+    }
+    first.map_or(Ok(()), Err)
 }
 
 impl PgStore {

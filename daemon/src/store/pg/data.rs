@@ -2,11 +2,13 @@
 //! A partition is one row holding the encoding of `store::partitions`, so
 //! both backends read and replace it whole.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use deadpool_postgres::Transaction;
 
 use super::statements::Cached;
+use futures_util::future::try_join_all;
 
 use super::super::{keys, partitions, DatasetEntry, StagedOutputs, StoreError, TaskData};
 use super::{column, pg_err, pool_err, PgStore};
@@ -68,40 +70,51 @@ pub(super) fn encode_outputs(
         .collect()
 }
 
-/// Replaces the partitions in `writes` inside `tx`; returns how the
+/// Replaces the partitions in `writes` (`(tenant, partition, writes)`,
+/// one entry per tenant and partition) inside `tx`; returns how each
 /// tenant's dataset bytes change. The old rows are locked first, so two
-/// writers of one partition count it once each, in order.
+/// writers of one partition count it once each, in order. The reads, and
+/// then the writes, are sent together (tokio-postgres pipelines them): two
+/// round trips, not two per partition.
 pub(super) async fn write_partitions(
     tx: &Transaction<'_>,
     op: &'static str,
-    tenant: &str,
-    partition: i64,
-    writes: &[PartitionWrite],
-) -> Result<i64, StoreError> {
-    let mut delta = 0;
-    for w in writes {
-        let old = tx
-            .query_opt_cached(
-                "SELECT bytes FROM dataset_partitions \
-                 WHERE tenant = $1 AND dataset = $2 AND partition = $3 FOR UPDATE",
-                &[&tenant, &w.dataset, &partition],
-            )
-            .await
-            .map_err(pg_err(op))?;
+    writes: &[(String, i64, Vec<PartitionWrite>)],
+) -> Result<BTreeMap<String, i64>, StoreError> {
+    let each: Vec<(&str, i64, &PartitionWrite)> = writes
+        .iter()
+        .flat_map(|(t, p, ws)| ws.iter().map(move |w| (t.as_str(), *p, w)))
+        .collect();
+    let old = try_join_all(each.iter().map(|(tenant, partition, w)| async move {
+        tx.query_opt_cached(
+            "SELECT bytes FROM dataset_partitions \
+             WHERE tenant = $1 AND dataset = $2 AND partition = $3 FOR UPDATE",
+            &[tenant, &w.dataset, partition],
+        )
+        .await
+    }))
+    .await
+    .map_err(pg_err(op))?;
+    let mut delta: BTreeMap<String, i64> = BTreeMap::new();
+    for ((tenant, _, w), old) in each.iter().zip(old) {
+        let d = delta.entry((*tenant).to_owned()).or_default();
         if let Some(row) = old {
-            delta -= column::<i64>(op, &row, 0)?;
+            *d -= column::<i64>(op, &row, 0)?;
         }
+        *d += w.bytes;
+    }
+    try_join_all(each.iter().map(|(tenant, partition, w)| async move {
         tx.execute_cached(
             "INSERT INTO dataset_partitions (tenant, dataset, partition, data, bytes) \
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (tenant, dataset, partition) \
              DO UPDATE SET data = EXCLUDED.data, bytes = EXCLUDED.bytes",
-            &[&tenant, &w.dataset, &partition, &w.data, &w.bytes],
+            &[tenant, &w.dataset, partition, &w.data, &w.bytes],
         )
         .await
-        .map_err(pg_err(op))?;
-        delta += w.bytes;
-    }
+    }))
+    .await
+    .map_err(pg_err(op))?;
     Ok(delta)
 }
 
@@ -321,13 +334,16 @@ impl TaskData for PgStore {
         outputs: &StagedOutputs,
     ) -> Result<(), StoreError> {
         const OP: &str = "committing dataset writes";
-        let writes = encode_outputs(tenant, partition, outputs);
-        let tenant = tenant.to_owned();
+        let writes = [(
+            tenant.to_owned(),
+            partition,
+            encode_outputs(tenant, partition, outputs),
+        )];
         // As in the sled store, only `apply` moves the usage counter.
         self.run(OP, |pool| async move {
             let mut client = pool.get().await.map_err(pool_err(OP))?;
             let tx = client.transaction().await.map_err(pg_err(OP))?;
-            write_partitions(&tx, OP, &tenant, partition, &writes).await?;
+            write_partitions(&tx, OP, &writes).await?;
             tx.commit().await.map_err(pg_err(OP))
         })
     }
