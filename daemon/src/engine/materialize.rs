@@ -68,14 +68,10 @@ pub(super) fn prefetch(inner: &Inner) -> Result<Prefetch, StoreError> {
             .spec
             .selection
             .next_segment(&t.def.schedule, t.spec.order, t.cursor, t.n);
-        let mut states = HashMap::with_capacity(ws.len());
-        for w in ws {
-            states.insert(
-                w.start,
-                inner.store.window_get(&t.tenant, &t.def.name, w.start)?,
-            );
-        }
-        out.windows.insert(t.id, states);
+        let starts: Vec<i64> = ws.iter().map(|w| w.start).collect();
+        let records = inner.store.windows_at(&t.tenant, &t.def.name, &starts)?;
+        out.windows
+            .insert(t.id, starts.into_iter().zip(records).collect());
     }
     Ok(out)
 }

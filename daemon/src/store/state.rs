@@ -126,6 +126,19 @@ pub trait StateStore:
         workflow: &str,
         start: i64,
     ) -> Result<Option<WindowRecord>, StoreError>;
+    /// The windows of `workflow` starting at each of `starts`, in that
+    /// order. A backend that pays a round trip per read answers in one.
+    fn windows_at(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        starts: &[i64],
+    ) -> Result<Vec<Option<WindowRecord>>, StoreError> {
+        starts
+            .iter()
+            .map(|s| self.window_get(tenant, workflow, *s))
+            .collect()
+    }
     fn cursor_get(&self, tenant: &str, workflow: &str) -> Result<Option<i64>, StoreError>;
     fn attempts(&self, tenant: &str, run_id: u64) -> Result<Vec<AttemptRecord>, StoreError>;
 }

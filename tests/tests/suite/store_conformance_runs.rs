@@ -23,6 +23,12 @@ fn runs_windows_cursors_attempts_and_idempotency(store: &dyn StateStore) {
     let first = store.next_run_id().unwrap();
     let second = store.next_run_id().unwrap();
     assert!(second > first && first > 0);
+    // Ids only grow, also past a block of ids taken at once.
+    let ids: Vec<u64> = (0..200).map(|_| store.next_run_id().unwrap()).collect();
+    assert!(
+        ids.windows(2).all(|p| p[1] > p[0]) && ids[0] > second,
+        "{ids:?}"
+    );
     // Provenance and an attempt's reads round-trip on both backends.
     let mut r1 = run(1, "t", "wf", 0, Trigger::Scheduled).with_provenance(Provenance {
         cause: Cause::Backfill {
@@ -138,6 +144,16 @@ fn runs_windows_cursors_attempts_and_idempotency(store: &dyn StateStore) {
         .map(|(s, w)| (s, w.run_id))
         .collect();
     assert_eq!(windows, [(T0, 4), (T0 + H, 2)]);
+    // Several windows at once, in the order asked, with the missing ones.
+    let at: Vec<Option<u64>> = store
+        .windows_at("t", "wf", &[T0 + 5 * H, T0 + H, T0, T0 - H])
+        .unwrap()
+        .into_iter()
+        .map(|w| w.map(|w| w.run_id))
+        .collect();
+    assert_eq!(at, [None, Some(2), Some(4), None]);
+    assert!(store.windows_at("t", "wf", &[]).unwrap().is_empty());
+    assert_eq!(store.windows_at("u", "wf", &[T0]).unwrap(), [None]);
     assert_eq!(
         store.windows("t", "wf", T0, T0 + 10 * H, 1).unwrap().len(),
         1

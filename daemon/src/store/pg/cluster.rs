@@ -95,6 +95,7 @@ impl PgStore {
                 _runtime: self.shared._runtime.clone(),
                 url: self.shared.url.clone(),
                 config,
+                run_ids: Default::default(),
             }),
         })
     }

@@ -65,6 +65,11 @@ struct Shared {
     url: String,
     /// What connections are made from (fenced handles add settings).
     config: tokio_postgres::Config,
+    /// Run ids taken from the sequence in blocks and not handed out yet.
+    /// Each handle (a fenced one per leadership term) has its own, taken
+    /// after every block before it, so the ids one engine hands out only
+    /// grow, as the window index needs.
+    run_ids: std::sync::Mutex<std::collections::VecDeque<u64>>,
 }
 
 /// Dropping a runtime inside another runtime's worker panics, so it is shut
@@ -170,6 +175,7 @@ impl PgStore {
                 _runtime: Arc::new(OwnedRuntime(Some(runtime))),
                 url: redacted.clone(),
                 config: config.clone(),
+                run_ids: Default::default(),
             }),
         };
         store.block("opening the store", migrate(config, redacted))?;
