@@ -652,7 +652,15 @@ async fn notif_budget_pause_and_a_stuck_backfill() {
     );
 
     // A backfill that waits an hour without ending a window is stuck
-    // (once); the paused one is not.
+    // (once): here its windows wait for an upstream workflow that never
+    // runs them. The paused one is not, nor one that waits on purpose for
+    // its start-at time.
+    apply(&w, workflow("up", "hello")).await;
+    apply(
+        &w,
+        format!("{}[[upstream]]\nworkflow = \"up\"\n", workflow("down", "hello")),
+    )
+    .await;
     let (s, v, _) = call(
         &w,
         "POST",
@@ -662,7 +670,15 @@ async fn notif_budget_pause_and_a_stuck_backfill() {
     )
     .await;
     assert!(s.is_success(), "{v}");
-    let waiting = v["backfill"]["id"].as_u64().unwrap();
+    let (s, v, _) = call(
+        &w,
+        "POST",
+        "/api/v1/backfills",
+        json!({"workflow": "down", "start": "2024-03-02T00:00:00Z", "end": "2024-03-02T02:00:00Z"}),
+    )
+    .await;
+    assert!(s.is_success(), "{v}");
+    let stuck = v["backfill"]["id"].as_u64().unwrap();
     w.engine.settle().await.unwrap();
     w.clock.advance(3_600_000 - 1);
     w.engine.settle().await.unwrap();
@@ -671,7 +687,7 @@ async fn notif_budget_pause_and_a_stuck_backfill() {
     until("backfill.stuck", || async { rx.hits().len() == 2 }).await;
     let p = &payloads()[1];
     assert_eq!(p["type"], "backfill.stuck", "{p}");
-    assert_eq!(p["data"]["backfill"], waiting);
+    assert_eq!(p["data"]["backfill"], stuck);
     assert_eq!(p["data"]["idle_ms"], 3_600_000);
     w.clock.advance(3_600_000);
     w.engine.settle().await.unwrap();
