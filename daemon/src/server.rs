@@ -289,7 +289,8 @@ async fn serve_node(cfg: ServeConfig, base: PgStore) -> Result<(), ServeError> {
     let executor = executor(&cfg)?;
     let (listener, addr) = listen(&cfg).await?;
     let signal = ShutdownSignal::install()?;
-    let front = crate::cluster::front::Front::new(base.clone(), cfg.node_id.clone());
+    let front =
+        crate::cluster::front::Front::new(base.clone(), cfg.node_id.clone(), &admin_token(&cfg)?);
     let node = crate::cluster::NodeConfig {
         id: cfg.node_id.clone(),
         advertise: advertise(&cfg, addr),
@@ -399,6 +400,12 @@ async fn open_engine(
 }
 
 fn open_tenancy(cfg: &ServeConfig, engine: &Engine) -> Result<Tenancy, ServeError> {
+    Ok(Tenancy::new(engine.store().clone(), &admin_token(cfg)?))
+}
+
+/// The configured admin token, else the data directory's (made and said
+/// once, the first time).
+fn admin_token(cfg: &ServeConfig) -> Result<String, ServeError> {
     let (admin, generated) = crate::tenancy::admin_token(&cfg.data_dir, cfg.admin_token.clone())?;
     if generated {
         // Only the path: stdout is the daemon's log under a service manager
@@ -408,7 +415,7 @@ fn open_tenancy(cfg: &ServeConfig, engine: &Engine) -> Result<Tenancy, ServeErro
             cfg.data_dir.join("admin-token").display()
         );
     }
-    Ok(Tenancy::new(engine.store().clone(), &admin))
+    Ok(admin)
 }
 
 async fn listen(cfg: &ServeConfig) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {

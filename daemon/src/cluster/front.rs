@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower::ServiceExt;
 
+use super::metrics::Forward;
 use crate::store::{PgStore, ENGINE_LEASE};
 
 /// How long a looked-up leader address is reused before it is read again.
@@ -29,6 +30,9 @@ pub struct Front {
     /// The leader last looked up: when, and its id and address.
     leader: Mutex<Option<(Instant, Option<Leader>)>>,
     outages: Outages,
+    pub metrics: super::metrics::NodeMetrics,
+    /// The admin token's hash: this node answers `/metrics` itself.
+    admin_hash: String,
 }
 
 /// Leader addresses that failed a forward and have not answered since.
@@ -58,14 +62,13 @@ impl Outages {
 type Leader = (String, String);
 
 impl Front {
-    pub fn new(store: PgStore, node_id: String) -> Arc<Front> {
+    pub fn new(store: PgStore, node_id: String, admin_token: &str) -> Arc<Front> {
         // reqwest's rustls needs a process-wide provider even for plain
         // HTTP between nodes; an error means one is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
         Arc::new(Front {
             local: RwLock::new(None),
             store,
-            node_id,
             client: reqwest::Client::builder()
                 // Redirects and proxies are the client's business, not ours.
                 .redirect(reqwest::redirect::Policy::none())
@@ -75,11 +78,17 @@ impl Front {
                 .unwrap_or_default(),
             leader: Mutex::new(None),
             outages: Outages::default(),
+            metrics: super::metrics::NodeMetrics::new(&node_id),
+            admin_hash: crate::tenancy::hash(admin_token),
+            node_id,
         })
     }
 
     /// Serves `router` from now on (this node leads), or forwards (`None`).
     pub fn set_local(&self, router: Option<Router>) {
+        if router.is_none() {
+            self.metrics.stand_by();
+        }
         *self.local.write().unwrap_or_else(|p| p.into_inner()) = router;
         *self.leader.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
@@ -235,6 +244,9 @@ async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    if req.uri().path() == "/metrics" {
+        return metrics(&front, local, req).await;
+    }
     if let Some(router) = local {
         return match router.oneshot(req).await {
             Ok(resp) => resp,
@@ -254,7 +266,7 @@ async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
             // A leader that stalls (paused, cut off) would hold the request
             // forever: once its lease has passed to another node or lapsed,
             // the client is told to retry, and reaches the new leader.
-            tokio::select! {
+            let resp = tokio::select! {
                 resp = front.forward(&addr, req) => resp,
                 _ = front.lease_moves_from(&leader) => {
                     *front.leader.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -263,13 +275,26 @@ async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
                         "the leader changed while it had the request (its outcome is unknown); retry",
                     )
                 }
-            }
+            };
+            // A failed forward is answered here, without the leader's mark.
+            front
+                .metrics
+                .forwarded(if resp.headers().contains_key(FORWARDED_BY) {
+                    Forward::Answered
+                } else {
+                    Forward::Unavailable
+                });
+            resp
         }
-        Ok(None) => unavailable(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no node leads the cluster right now (one is being elected); retry shortly",
-        ),
+        Ok(None) => {
+            front.metrics.forwarded(Forward::Unavailable);
+            unavailable(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no node leads the cluster right now (one is being elected); retry shortly",
+            )
+        }
         Err(e) => {
+            front.metrics.forwarded(Forward::Unavailable);
             tracing::warn!("finding the leader: {e}");
             unavailable(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -277,6 +302,48 @@ async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
             )
         }
     }
+}
+
+/// `/metrics`, answered by every node itself (admin token): the node's
+/// own series, after the engine's while it leads.
+async fn metrics(front: &Front, local: Option<Router>, req: Request) -> Response {
+    let token = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    if token.map(crate::tenancy::hash).as_deref() != Some(front.admin_hash.as_str()) {
+        let body = serde_json::json!({"error": {"code": "unauthorized",
+            "message": "/metrics needs the admin token (authorization: Bearer ...)"}});
+        return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+    }
+    let node = front.metrics.encode();
+    let text = match local {
+        Some(router) => {
+            let resp = match router.oneshot(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            };
+            if !resp.status().is_success() {
+                return resp;
+            }
+            match axum::body::to_bytes(resp.into_body(), usize::MAX).await {
+                Ok(b) => super::metrics::join(&String::from_utf8_lossy(&b), &node),
+                Err(_) => node,
+            }
+        }
+        None => node,
+    };
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! one cluster across nodes. Standbys add availability, not capacity.
 
 pub mod front;
+pub mod metrics;
 pub mod node;
 pub mod tenure;
 

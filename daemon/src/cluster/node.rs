@@ -13,6 +13,7 @@ use axum::Router;
 use tokio::sync::watch;
 
 use super::front::Front;
+use super::metrics::Renewal;
 use super::tenure::Tenure;
 use super::NodeConfig;
 use crate::engine::Engine;
@@ -143,6 +144,7 @@ where
             }
         };
         front.set_local(Some(router));
+        front.metrics.lead(epoch);
         // The renewal clears the local API before it reports a loss: a
         // loss reported by now may have been cleared before the line above.
         if lost_rx.borrow().is_some() {
@@ -225,6 +227,7 @@ async fn renew(
             .await
         {
             Ok(true) => {
+                front.metrics.renewal(Renewal::Renewed);
                 tenure.extend(sent, cfg.lease);
                 if sent.elapsed() > cfg.lease / 4 {
                     tracing::warn!(
@@ -235,11 +238,18 @@ async fn renew(
                 }
                 last_ok = sent;
             }
-            Ok(false) => break "another node took the engine lease over".to_owned(),
-            Err(e) if last_ok.elapsed() >= cfg.lease => {
-                break format!("could not renew the engine lease for {:?}: {e}", cfg.lease)
+            Ok(false) => {
+                front.metrics.renewal(Renewal::Lost);
+                break "another node took the engine lease over".to_owned();
             }
-            Err(e) => tracing::warn!(node = cfg.id, "renewing the engine lease: {e}"),
+            Err(e) if last_ok.elapsed() >= cfg.lease => {
+                front.metrics.renewal(Renewal::Failed);
+                break format!("could not renew the engine lease for {:?}: {e}", cfg.lease);
+            }
+            Err(e) => {
+                front.metrics.renewal(Renewal::Failed);
+                tracing::warn!(node = cfg.id, "renewing the engine lease: {e}");
+            }
         }
     };
     tenure.end();

@@ -202,6 +202,19 @@ fn start_node(url: &str, id: &str, plugins: &Path, workflows: &Path) -> Node {
     }
 }
 
+/// `GET /metrics` of one node: status and body.
+fn scrape(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = ureq::get(&format!("{url}/metrics"));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    match req.call() {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("GET {url}/metrics: {e}"),
+    }
+}
+
 fn nodes(url: &str) -> Value {
     Client::new(url)
         .with_token(Some(ADMIN.into()))
@@ -254,6 +267,35 @@ fn cluster_with_backfill_on(
             .filter_map(|n| n["id"].as_str())
             .collect();
         assert_eq!(listed, ["n1", "n2"], "{v}");
+    }
+    // Each node answers /metrics itself, naming itself: the leader with the
+    // engine's series, the standby with its own only (and the request it
+    // forwarded above).
+    let (status, leading) = scrape(&n1.daemon.url, Some(ADMIN));
+    assert_eq!(status, 200, "{leading}");
+    assert!(
+        leading.contains("tidemark_node_leader{node=\"n1\"} 1"),
+        "{leading}"
+    );
+    assert!(leading.contains("# HELP tidemark_runs_ended "), "{leading}");
+    assert_eq!(leading.matches("# EOF").count(), 1, "{leading}");
+    let (status, standing) = scrape(&n2.daemon.url, Some(ADMIN));
+    assert_eq!(status, 200, "{standing}");
+    assert!(
+        standing.contains("tidemark_node_leader{node=\"n2\"} 0"),
+        "{standing}"
+    );
+    assert!(!standing.contains("tidemark_runs_ended"), "{standing}");
+    assert!(
+        standing
+            .contains("tidemark_node_forwarded_requests_total{node=\"n2\",outcome=\"answered\"}"),
+        "{standing}"
+    );
+    assert!(!standing.contains("node=\"n1\""), "{standing}");
+    for token in [None, Some("not-the-admin-token")] {
+        let (status, body) = scrape(&n2.daemon.url, token);
+        assert_eq!(status, 401, "{body}");
+        assert!(!body.contains("tidemark_node"), "{body}");
     }
     let start = 1_704_067_200_000i64; // 2024-01-01T00:00:00Z
     let end = start + windows * 3_600_000;

@@ -658,7 +658,10 @@ async fn notif_budget_pause_and_a_stuck_backfill() {
     apply(&w, workflow("up", "hello")).await;
     apply(
         &w,
-        format!("{}[[upstream]]\nworkflow = \"up\"\n", workflow("down", "hello")),
+        format!(
+            "{}[[upstream]]\nworkflow = \"up\"\n",
+            workflow("down", "hello")
+        ),
     )
     .await;
     let (s, v, _) = call(
