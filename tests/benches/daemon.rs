@@ -15,7 +15,10 @@
 //! daemon's defaults, or `CONFIG=FILE` for `serve --config`, and
 //! `TIDEMARK_MAX_ATTEMPTS=N`, which the daemon reads). `STORE=postgres`
 //! runs the daemon as one node on a private PostgreSQL server (started
-//! and stopped by the bench) instead of the embedded store.
+//! and stopped by the bench) instead of the embedded store; with
+//! `NODES=N` as well, N nodes of one cluster (`n0` leads, being started
+//! first; the backfills are created and watched through the last node, a
+//! standby that forwards), CPU counted over all of them.
 
 use serde_json::json;
 use tidemark_tests::pg::PgCluster;
@@ -75,21 +78,43 @@ fn main() {
 
     let pg = (std::env::var("STORE").as_deref() == Ok("postgres")).then(PgCluster::start);
     let url = pg.as_ref().map(|pg| pg.create_database());
-    let args: Vec<&str> = url.iter().flat_map(|u| ["--store", u.as_str()]).collect();
-    let daemon = Daemon::start(&dir.path().join("data"), &plugin_dir, &wf_dir, &args);
+    let n = env("NODES", 1).max(1);
+    assert!(n == 1 || pg.is_some(), "NODES needs STORE=postgres");
+    let mut nodes: Vec<Daemon> = (0..n)
+        .map(|i| {
+            let id = format!("n{i}");
+            let mut args: Vec<&str> = url.iter().flat_map(|u| ["--store", u.as_str()]).collect();
+            if n > 1 {
+                args.extend(["--node-id", id.as_str()]);
+            }
+            Daemon::start(
+                &dir.path().join(format!("data-{id}")),
+                &plugin_dir,
+                &wf_dir,
+                &args,
+            )
+        })
+        .collect();
+    let token = nodes[0].token.clone();
+    for d in &mut nodes {
+        d.token = token.clone();
+    }
+    let (daemon, others) = nodes.split_last().expect("a node");
+    let others: Vec<&Daemon> = others.iter().collect();
     println!(
         "store: {}",
-        if pg.is_some() {
-            "postgres (one node)"
-        } else {
-            "sled"
+        match (&pg, n) {
+            (None, _) => "sled".to_owned(),
+            (Some(_), 1) => "postgres (one node)".to_owned(),
+            (Some(_), n) => format!("postgres ({n} nodes, driven through a standby)"),
         }
     );
     if only.is_empty() || only == "chain" {
         let windows = env("CHAIN_WINDOWS", 3_650) as i64;
         let end =
             chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap() + chrono::Duration::days(windows);
-        daemon.backfill(
+        daemon.backfill_with(
+            &others,
             "chain",
             json!({"workflow": "chain", "start": "2000-01-01", "end": end.to_string(),
                    "parallelism": parallelism}),
@@ -100,7 +125,8 @@ fn main() {
         let windows = env("ETL_WINDOWS", 2_000) as i64;
         let start = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap();
         let end = start + chrono::Duration::hours(windows);
-        daemon.backfill(
+        daemon.backfill_with(
+            &others,
             "etl",
             json!({"workflow": "etl", "start": start.to_rfc3339(), "end": end.to_rfc3339(),
                    "parallelism": parallelism}),

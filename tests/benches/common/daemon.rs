@@ -110,7 +110,20 @@ impl Daemon {
 
     /// Runs a backfill to its end and reports its throughput.
     pub fn backfill(&self, label: &str, body: Value, tasks_per_window: u64) {
-        let cpu0 = self.cpu_ms();
+        self.backfill_with(&[], label, body, tasks_per_window);
+    }
+
+    /// [`Daemon::backfill`] through this daemon, counting the CPU time of
+    /// `others` (the other nodes of a cluster) with its own.
+    pub fn backfill_with(
+        &self,
+        others: &[&Daemon],
+        label: &str,
+        body: Value,
+        tasks_per_window: u64,
+    ) {
+        let all = || self.cpu_ms() + others.iter().map(|d| d.cpu_ms()).sum::<f64>();
+        let cpu0 = all();
         let t = Instant::now();
         let created = self.post("/api/v1/backfills", &body);
         let id = created["backfill"]["id"].as_u64().expect("backfill id");
@@ -125,16 +138,21 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         };
         let wall = t.elapsed().as_secs_f64();
-        let cpu = self.cpu_ms() - cpu0;
+        let cpu = all() - cpu0;
         assert_eq!(b["state"], "succeeded", "{b}");
+        assert_eq!(b["failed"], 0, "{b}");
         let windows = b["succeeded"].as_u64().unwrap();
         let runs = windows * tasks_per_window;
+        let rss = std::iter::once(self)
+            .chain(others.iter().copied())
+            .map(|d| d.peak_rss_mb())
+            .fold(0.0, f64::max);
         println!(
             "{label}: {windows} windows, {runs} task-runs in {wall:.2} s = {:.0} task-runs/s; \
-             daemon CPU {:.3} ms per task-run; peak RSS {:.0} MB",
+             CPU of {} daemon(s) {:.3} ms per task-run; peak RSS {rss:.0} MB",
             runs as f64 / wall,
+            1 + others.len(),
             cpu / runs as f64,
-            self.peak_rss_mb()
         );
     }
 }
