@@ -100,7 +100,7 @@ pub async fn rotate(
     path = "/api/v1/connections/{name}",
     operation_id = "delete_connection",
     tag = "connections",
-    summary = "Delete a connection no workflow names",
+    summary = "Delete a connection no workflow names and no notification target signs with",
     params(("name" = String, Path, description = "Connection name")),
     responses((status = 204, description = "Deleted"))
 )]

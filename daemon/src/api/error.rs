@@ -82,7 +82,7 @@ impl From<EngineError> for ApiError {
                     C::Exists(_) => (StatusCode::CONFLICT, "exists"),
                     C::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
                     C::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-                    C::InUse { .. } => (StatusCode::CONFLICT, "in_use"),
+                    C::InUse { .. } | C::SignsTargets { .. } => (StatusCode::CONFLICT, "in_use"),
                     C::Secrets(_) => return ApiError::internal(e),
                 }
             }

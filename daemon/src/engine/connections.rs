@@ -27,6 +27,10 @@ pub enum ConnectionOpError {
         name: String,
         workflows: Vec<String>,
     },
+    #[error(
+        "connection {name:?} signs the notifications of targets {targets:?}; delete those targets first"
+    )]
+    SignsTargets { name: String, targets: Vec<String> },
     #[error(transparent)]
     Secrets(#[from] crate::secrets::SecretsError),
 }
@@ -154,7 +158,8 @@ impl Engine {
         Ok(record)
     }
 
-    /// Deletes a connection no workflow names.
+    /// Deletes a connection no workflow names and no notification target
+    /// signs with.
     pub fn delete_connection(&self, tenant: &str, name: &str) -> Result<(), EngineError> {
         let users: Vec<String> = {
             let st = self.inner.lock();
@@ -168,6 +173,23 @@ impl Engine {
             return Err(ConnectionOpError::InUse {
                 name: name.to_owned(),
                 workflows: users,
+            }
+            .into());
+        }
+        // A target whose signing secret is gone could only fail its
+        // deliveries.
+        let targets: Vec<String> = self
+            .inner
+            .store
+            .notify_target_list(tenant)?
+            .into_iter()
+            .filter(|t| t.connection == name)
+            .map(|t| t.name)
+            .collect();
+        if !targets.is_empty() {
+            return Err(ConnectionOpError::SignsTargets {
+                name: name.to_owned(),
+                targets,
             }
             .into());
         }

@@ -448,6 +448,17 @@ async fn notif_bad_targets_are_refused_naming_the_field() {
     assert_eq!(s, StatusCode::CONFLICT);
     let (_, v, _) = call(&w, "GET", "/api/v1/notifications/targets", Value::Null).await;
     assert_eq!(v["targets"][0]["name"], "ops");
+    // The connection that signs a target's notifications stays while the
+    // target does.
+    let (s, v, text) = call(&w, "DELETE", "/api/v1/connections/hooks", Value::Null).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{text}");
+    assert_eq!(v["error"]["code"], "in_use", "{text}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("targets [\"ops\"]"),
+        "{text}"
+    );
+    let (s, _, _) = call(&w, "GET", "/api/v1/connections/hooks", Value::Null).await;
+    assert_eq!(s, StatusCode::OK, "the connection is still there");
     let (s, _, _) = call(
         &w,
         "DELETE",
@@ -456,6 +467,8 @@ async fn notif_bad_targets_are_refused_naming_the_field() {
     )
     .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, text) = call(&w, "DELETE", "/api/v1/connections/hooks", Value::Null).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{text}");
     let (s, _, _) = call(
         &w,
         "DELETE",
