@@ -143,8 +143,10 @@ where
                 break;
             }
         };
-        front.set_local(Some(router));
+        // Before the router: a loss the renewal reports from here on
+        // clears both.
         front.metrics.lead(epoch);
+        front.set_local(Some(router));
         // The renewal clears the local API before it reports a loss: a
         // loss reported by now may have been cleared before the line above.
         if lost_rx.borrow().is_some() {

@@ -200,9 +200,11 @@ pub(super) fn check_stuck(st: &mut EngineState, now: i64, stuck_after_ms: i64) {
         let r = &b.record;
         let done = r.succeeded + r.failed + r.skipped + r.cancelled;
         // Waiting on purpose (a start-at time, off-peak hours) is not
-        // being stuck: idle time counts from when windows may start.
+        // being stuck: idle time counts from when windows may start. A
+        // backfill already reported stays reported until it moves.
         if b.spec.waiting(now).is_some() {
-            seen.insert(*id, (done, now, false));
+            let told = matches!(st.progress.0.get(id), Some(&(d, _, true)) if d == done);
+            seen.insert(*id, (done, now, told));
             continue;
         }
         let (last, since, told) = match st.progress.0.get(id) {

@@ -454,7 +454,10 @@ async fn notif_bad_targets_are_refused_naming_the_field() {
     assert_eq!(s, StatusCode::CONFLICT, "{text}");
     assert_eq!(v["error"]["code"], "in_use", "{text}");
     assert!(
-        v["error"]["message"].as_str().unwrap().contains("targets [\"ops\"]"),
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("targets [\"ops\"]"),
         "{text}"
     );
     let (s, _, _) = call(&w, "GET", "/api/v1/connections/hooks", Value::Null).await;
