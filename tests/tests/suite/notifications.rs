@@ -714,6 +714,67 @@ async fn notif_budget_pause_and_a_stuck_backfill() {
     assert_eq!(rx.hits().len(), 2, "reported once");
 }
 
+/// A stuck backfill is told once, also across its off-peak pauses: the
+/// time it waits on purpose neither reports it again nor counts as idle.
+#[tokio::test(flavor = "multi_thread")]
+async fn notif_a_stuck_backfill_is_told_once_across_off_peak_pauses() {
+    let (addr, rx) = receiver(&[], false).await;
+    let w = setup(addr).await;
+    let (s, v, _) = call(
+        &w,
+        "POST",
+        "/api/v1/notifications/targets",
+        json!({"name": "ops", "url": format!("http://{addr}/hook"), "connection": "hooks",
+               "events": ["backfill.stuck"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    apply(&w, workflow("up", "hello")).await;
+    apply(
+        &w,
+        format!(
+            "{}[[upstream]]\nworkflow = \"up\"\n",
+            workflow("down", "hello")
+        ),
+    )
+    .await;
+    // The world's clock starts at 10:00 UTC on 2024-03-01; the backfill
+    // may run from 10:00 to 12:00 each day, and its windows wait for
+    // `up`'s, which are still ahead when the test ends.
+    let start = w.clock.now_ms();
+    assert_eq!(
+        start % 86_400_000 / 3_600_000,
+        10,
+        "the clock starts at 10:00 UTC"
+    );
+    let (s, v, _) = call(
+        &w,
+        "POST",
+        "/api/v1/backfills",
+        json!({"workflow": "down", "start": "2024-03-03T00:00:00Z", "end": "2024-03-03T02:00:00Z",
+               "allowed_hours": {"timezone": "UTC", "spans": ["10:00-12:00"]}}),
+    )
+    .await;
+    assert!(s.is_success(), "{v}");
+    let id = v["backfill"]["id"].as_u64().unwrap();
+    w.engine.settle().await.unwrap();
+    w.clock.advance(3_600_000);
+    w.engine.settle().await.unwrap();
+    until("backfill.stuck", || async { rx.hits().len() == 1 }).await;
+    let p: Value = serde_json::from_slice(&rx.hits()[0].1).unwrap();
+    assert_eq!(p["data"]["backfill"], id, "{p}");
+    // Closed from 12:00 (a pass sees it waiting), open again the next day
+    // at 10:00 and for the hour after, still without a window ended.
+    w.clock.advance(3_600_000 + 1);
+    w.engine.settle().await.unwrap();
+    w.clock.advance(22 * 3_600_000);
+    w.engine.settle().await.unwrap();
+    w.clock.advance(3_600_000);
+    w.engine.settle().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rx.hits().len(), 1, "told once until it moves");
+}
+
 /// `gap.detected`: the detector's pass finds the failed window of a
 /// workflow with `repair = "auto"`, starts its repair, and says both.
 #[tokio::test(flavor = "multi_thread")]
